@@ -1,0 +1,26 @@
+# llm3d: `make demo` and `make test` set everything up on first use (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast doctor clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/llm3d doctor
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the `slow` tests.
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+doctor: setup
+	$(VENV)/bin/llm3d doctor
+
+clean:
+	rm -rf build .pytest_cache

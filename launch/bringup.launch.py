@@ -1,0 +1,50 @@
+"""Bring up llm3d on a machine with ROS 2 installed.
+
+    ros2 launch llm3d bringup.launch.py                 # robot: sensors come from the robot
+    ros2 launch llm3d bringup.launch.py sim:=true       # with the built-in simulator
+    ros2 launch llm3d bringup.launch.py device:=cuda params_file:=/path/to/llm3d.yaml
+
+The node list comes from `llm3d_ros.node_set`, the same definition `llm3d bringup` uses.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from llm3d_ros.node_set import forwarded_parameters, select_nodes
+
+ARGUMENTS = {
+    "sim": ("false", "start the built-in simulator instead of robot sensors"),
+    "device": ("auto", "auto | cpu | cuda | cuda:N for the model"),
+}
+
+
+def _nodes(context):
+    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    params_file = LaunchConfiguration("params_file").perform(context)
+    sim = values["sim"].strip().lower() in ("1", "true", "yes")
+    return [
+        Node(
+            package="llm3d",
+            executable=spec.executable,
+            name=spec.name,
+            parameters=[params_file, forwarded_parameters(spec, values)],
+            remappings=list(spec.remappings),
+            output="screen",
+            emulate_tty=True,
+        )
+        for spec in select_nodes(sim)
+    ]
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory("llm3d"), "launch", "llm3d.yaml")
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, (default, text) in ARGUMENTS.items()]
+    declared.append(DeclareLaunchArgument("params_file", default_value=default_params,
+                                          description="YAML parameter file shared by the nodes and the llm3d CLI"))
+    return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

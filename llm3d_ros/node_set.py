@@ -1,0 +1,42 @@
+"""The llm3d node set, defined once.
+
+`launch/bringup.launch.py` (machines with ROS 2 installed: `ros2 launch llm3d bringup.launch.py`)
+and `llm3d bringup` (here, where `launch`/`ros2` cannot be installed) both build their node
+list from `select_nodes()`, so they start the same executables with the same names,
+parameters and remappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the bringup."""
+
+    name: str  # node name, also its section in the YAML parameter file
+    executable: str  # console script of package `llm3d` (`ros2 run llm3d <executable>`)
+    module: str  # Python module whose `main()` runs the node (used by `llm3d bringup`)
+    remappings: tuple[tuple[str, str], ...] = ()
+    forwarded_arguments: tuple[str, ...] = ()  # bringup arguments passed on as parameters, e.g. device
+    when: str = "always"  # always | sim | robot
+
+    def __post_init__(self) -> None:
+        if self.when not in ("always", "sim", "robot"):
+            raise ValueError(f"NodeSpec.when must be always, sim or robot, got {self.when!r}")
+
+
+# Nodes are listed here as they are implemented, in start order.
+NODES: tuple[NodeSpec, ...] = ()
+
+
+def select_nodes(sim: bool) -> list[NodeSpec]:
+    """The nodes to start with or without the simulator."""
+    wanted = {"always", "sim" if sim else "robot"}
+    return [spec for spec in NODES if spec.when in wanted]
+
+
+def forwarded_parameters(spec: NodeSpec, arguments: dict[str, str]) -> dict[str, str]:
+    """The bringup arguments this node takes as parameter overrides."""
+    return {name: arguments[name] for name in spec.forwarded_arguments if name in arguments}
