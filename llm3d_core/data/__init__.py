@@ -1,0 +1,1 @@
+"""Datasets and readers of posed RGB-D frames."""

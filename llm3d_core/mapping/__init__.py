@@ -1,0 +1,1 @@
+"""Incremental feature-fusion mapping: voxel features, TSDF geometry, objects, queries."""

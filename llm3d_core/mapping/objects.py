@@ -1,0 +1,200 @@
+"""Object proposals from the voxel map, kept stable as the map grows.
+
+Two sources (3D-LLM section 3.2 and Chat-Scene style object-centric scenes need objects):
+- instance ids fused per voxel, when the frames carry them (the simulator does): one object
+  per instance id, whose id it keeps;
+- otherwise geometry: structural planes (floor, walls, table tops larger than a room fraction)
+  are removed with RANSAC plane segmentation and the rest is clustered with DBSCAN (Open3D).
+
+Each update matches new proposals to the previous objects by 3D box IoU, so a stable scene keeps
+its object ids (merge on overlap, no id churn). Each object carries a pooled feature (the
+weighted mean of its voxels' features) and label scores from its text-aligned part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import open3d as o3d
+import torch
+
+DEFAULT_VOCABULARY = (
+    "chair", "table", "sofa", "bed", "cabinet", "shelf", "lamp", "tv", "monitor", "laptop", "mug", "bottle",
+    "book", "plant", "sink", "toilet", "fridge", "microwave", "box", "trash can", "desk", "door", "window",
+    "pillow", "keyboard", "oven", "stove", "counter", "bag", "clock", "picture", "towel", "bowl", "cup",
+)
+
+
+@dataclass
+class ObjectConfig:
+    min_voxels: int = 15  # smaller clusters/instances are not objects
+    cluster_eps_voxels: float = 2.5  # DBSCAN radius, in voxel sizes
+    max_planes: int = 6  # RANSAC planes to try removing
+    plane_min_fraction: float = 0.08  # a plane holding more than this fraction of voxels is structure
+    plane_distance: float = 0.04  # metres, RANSAC inlier distance
+    match_iou: float = 0.25  # box IoU to keep a previous object's id
+    min_weight: float = 1.0  # voxels with less fusion weight are ignored
+    label_temperature: float = 0.05  # softmax temperature of label scores
+    vocabulary: list[str] = field(default_factory=lambda: list(DEFAULT_VOCABULARY))
+
+    def __post_init__(self) -> None:
+        if self.min_voxels < 1:
+            raise ValueError(f"min_voxels must be >= 1, got {self.min_voxels}")
+        if not self.cluster_eps_voxels > 0:
+            raise ValueError(f"cluster_eps_voxels must be > 0, got {self.cluster_eps_voxels}")
+        if not 0 < self.plane_min_fraction <= 1:
+            raise ValueError(f"plane_min_fraction must be in (0, 1], got {self.plane_min_fraction}")
+        if not 0 < self.match_iou <= 1:
+            raise ValueError(f"match_iou must be in (0, 1], got {self.match_iou}")
+        if not self.label_temperature > 0:
+            raise ValueError(f"label_temperature must be > 0, got {self.label_temperature}")
+        if not self.vocabulary or any(not str(v).strip() for v in self.vocabulary):
+            raise ValueError(f"vocabulary must be a non-empty list of names, got {self.vocabulary!r}")
+
+
+@dataclass
+class MapObject:
+    id: int
+    box_min: np.ndarray  # (3,)
+    box_max: np.ndarray  # (3,)
+    centroid: np.ndarray  # (3,)
+    num_voxels: int
+    feature: np.ndarray  # (C,) pooled voxel feature
+    label: str = ""
+    label_scores: dict[str, float] = field(default_factory=dict)  # top labels, best first
+    instance_id: int = -1  # source instance id, -1 for geometric proposals
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "box_min": self.box_min.tolist(), "box_max": self.box_max.tolist(),
+                "centroid": self.centroid.tolist(), "num_voxels": self.num_voxels, "label": self.label,
+                "label_scores": self.label_scores, "instance_id": self.instance_id}
+
+
+def box_iou(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.ndarray) -> float:
+    """IoU of two axis-aligned 3D boxes."""
+    inter = np.clip(np.minimum(a_max, b_max) - np.maximum(a_min, b_min), 0, None).prod()
+    union = np.prod(a_max - a_min) + np.prod(b_max - b_min) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def remove_planes(points: np.ndarray, config: ObjectConfig, seed: int = 0) -> np.ndarray:
+    """Boolean mask (N,) of points NOT on large planes."""
+    keep = np.ones(len(points), dtype=bool)
+    o3d.utility.random.seed(seed)  # RANSAC is random: fixed seed, repeatable proposals
+    for _ in range(config.max_planes):
+        idx = np.flatnonzero(keep)
+        if len(idx) < 3 * config.min_voxels:
+            break
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[idx]))
+        _, inliers = cloud.segment_plane(config.plane_distance, 3, 200)
+        if len(inliers) < config.plane_min_fraction * len(points):
+            break
+        keep[idx[np.asarray(inliers)]] = False
+    return keep
+
+
+def cluster_labels(points: np.ndarray, eps: float, min_points: int) -> np.ndarray:
+    """DBSCAN labels (N,), -1 for noise."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    return np.asarray(cloud.cluster_dbscan(eps=eps, min_points=min_points, print_progress=False), dtype=np.int64)
+
+
+class ObjectTracker:
+    """Turns voxel groups into objects and keeps their ids across updates."""
+
+    def __init__(self, config: ObjectConfig) -> None:
+        self.config = config
+        self.objects: list[MapObject] = []
+        self._next_id = 0
+
+    def reset(self) -> None:
+        self.objects, self._next_id = [], 0
+
+    def update(self, centers: np.ndarray, features: torch.Tensor, weights: torch.Tensor, instance: np.ndarray,
+               voxel_size: float, label_embeddings: torch.Tensor | None, text_dim: int) -> list[MapObject]:
+        """Recomputes objects from voxels: centers (M, 3), features (M, C), weights (M,), instance (M,)."""
+        c = self.config
+        keep = weights.cpu().numpy() >= c.min_weight
+        groups: list[tuple[np.ndarray, int]] = []  # (voxel indices, instance id)
+        if (instance[keep] >= 0).any():
+            for inst in np.unique(instance[keep & (instance >= 0)]):
+                idx = np.flatnonzero(keep & (instance == inst))
+                if len(idx) >= c.min_voxels:
+                    groups.append((idx, int(inst)))
+        else:
+            idx_all = np.flatnonzero(keep)
+            not_plane = remove_planes(centers[idx_all], c)
+            idx_obj = idx_all[not_plane]
+            labels = cluster_labels(centers[idx_obj], c.cluster_eps_voxels * voxel_size, min_points=3)
+            for lab in range(labels.max() + 1 if len(labels) else 0):
+                idx = idx_obj[labels == lab]
+                if len(idx) >= c.min_voxels:
+                    groups.append((idx, -1))
+
+        proposals = [self._make_object(idx, inst, centers, features, weights, voxel_size) for idx, inst in groups]
+        self._label(proposals, label_embeddings, text_dim)
+        self.objects = self._match(proposals)
+        return self.objects
+
+    def _make_object(self, idx: np.ndarray, inst: int, centers: np.ndarray, features: torch.Tensor,
+                     weights: torch.Tensor, voxel_size: float) -> MapObject:
+        pts = centers[idx]
+        w = weights[torch.from_numpy(idx).to(weights.device)].float()  # (K,)
+        pooled = (features[torch.from_numpy(idx).to(features.device)].float() * w[:, None]).sum(0) / w.sum()  # (C,)
+        half = voxel_size / 2
+        return MapObject(id=-1, box_min=pts.min(0) - half, box_max=pts.max(0) + half, centroid=pts.mean(0),
+                         num_voxels=len(idx), feature=pooled.cpu().numpy(), instance_id=inst)
+
+    def _label(self, objects: list[MapObject], label_embeddings: torch.Tensor | None, text_dim: int) -> None:
+        if not objects or label_embeddings is None or text_dim == 0:
+            return
+        text = torch.from_numpy(np.stack([o.feature[-text_dim:] for o in objects])).float()  # (K, 384)
+        text = torch.nn.functional.normalize(text, dim=1)
+        probs = torch.softmax(text @ label_embeddings.cpu().T / self.config.label_temperature, dim=1)  # (K, V)
+        top = probs.topk(min(3, probs.shape[1]), dim=1)
+        for obj, scores, ids in zip(objects, top.values, top.indices):
+            obj.label_scores = {self.config.vocabulary[i]: round(float(s), 4) for s, i in zip(scores, ids)}
+            obj.label = self.config.vocabulary[int(ids[0])]
+
+    def _match(self, proposals: list[MapObject]) -> list[MapObject]:
+        """Gives each proposal the id of the previous object it overlaps most (greedy), else a new id."""
+        by_instance = {o.instance_id: o.id for o in self.objects if o.instance_id >= 0}
+        pairs = []
+        for i, p in enumerate(proposals):
+            if p.instance_id >= 0:
+                continue
+            for o in self.objects:
+                iou = box_iou(p.box_min, p.box_max, o.box_min, o.box_max)
+                if iou >= self.config.match_iou:
+                    pairs.append((iou, i, o.id))
+        taken_ids, assigned = set(), {}
+        for _, i, oid in sorted(pairs, reverse=True):
+            if i not in assigned and oid not in taken_ids:
+                assigned[i] = oid
+                taken_ids.add(oid)
+        # New ids come from a counter kept above every id in use, so an id is never reused.
+        used = [o.id for o in self.objects] + [p.instance_id for p in proposals]
+        self._next_id = max([self._next_id, *(u + 1 for u in used)])
+        for i, p in enumerate(proposals):
+            if p.instance_id >= 0:
+                p.id = by_instance.get(p.instance_id, p.instance_id)
+            elif i in assigned:
+                p.id = assigned[i]
+            else:
+                p.id, self._next_id = self._next_id, self._next_id + 1
+        return sorted(proposals, key=lambda o: o.id)
+
+    def state(self) -> dict:
+        return {"next_id": self._next_id, "objects": [o.to_json() for o in self.objects]}
+
+    def load_state(self, state: dict, features: list[np.ndarray]) -> None:
+        self._next_id = int(state.get("next_id", 0))
+        self.objects = []
+        for data, feat in zip(state.get("objects", []), features):
+            self.objects.append(MapObject(id=int(data["id"]), box_min=np.array(data["box_min"]), box_max=np.array(data["box_max"]),
+                                          centroid=np.array(data["centroid"]), num_voxels=int(data["num_voxels"]),
+                                          feature=feat, label=data["label"], label_scores=dict(data["label_scores"]),
+                                          instance_id=int(data["instance_id"])))

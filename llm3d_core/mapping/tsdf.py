@@ -1,0 +1,107 @@
+"""Geometry of the map: a TSDF in Open3D's VoxelBlockGrid, fused from the same frames and poses.
+
+Gives surfaces (point cloud, mesh), rendered depth at any pose (used to check the map against
+held-out frames) and a 2D occupancy grid for navigation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+
+@dataclass
+class TsdfConfig:
+    voxel_size: float = 0.02  # metres
+    block_resolution: int = 8  # voxels per block edge
+    block_count: int = 50_000  # initial hash capacity in blocks (grows when needed)
+    trunc_voxel_multiplier: float = 4.0  # truncation distance in voxels
+    depth_max: float = 5.0  # metres; farther depth is ignored
+    depth_min: float = 0.1  # metres; nearer depth is ignored
+
+    def __post_init__(self) -> None:
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size must be > 0, got {self.voxel_size}")
+        if self.block_resolution not in (4, 8, 16):
+            raise ValueError(f"block_resolution must be 4, 8 or 16, got {self.block_resolution}")
+        if self.block_count < 1:
+            raise ValueError(f"block_count must be >= 1, got {self.block_count}")
+        if not self.trunc_voxel_multiplier > 0:
+            raise ValueError(f"trunc_voxel_multiplier must be > 0, got {self.trunc_voxel_multiplier}")
+        if not 0 <= self.depth_min < self.depth_max:
+            raise ValueError(f"need 0 <= depth_min < depth_max, got {self.depth_min}, {self.depth_max}")
+
+
+def _intrinsic(K: np.ndarray) -> o3c.Tensor:
+    return o3c.Tensor(np.asarray(K, dtype=np.float64))
+
+
+def _extrinsic(T_world_camera: np.ndarray) -> o3c.Tensor:
+    return o3c.Tensor(np.linalg.inv(T_world_camera).astype(np.float64))  # world -> camera
+
+
+class TsdfVolume:
+    """Truncated signed distance volume with colour, integrated frame by frame."""
+
+    def __init__(self, config: TsdfConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.config
+        self.grid = o3d.t.geometry.VoxelBlockGrid(
+            attr_names=("tsdf", "weight", "color"),
+            attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+            attr_channels=((1), (1), (3)),
+            voxel_size=c.voxel_size,
+            block_resolution=c.block_resolution,
+            block_count=c.block_count,
+            device=o3c.Device("CPU:0"),
+        )
+        self.frames = 0
+
+    def integrate(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray) -> None:
+        """Fuses one validated frame: depth (H, W) float32 metres (0 = invalid), rgb (H, W, 3) uint8."""
+        c = self.config
+        depth = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth_m, dtype=np.float32)))
+        color = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(rgb, dtype=np.float32) / 255.0))
+        intrinsic, extrinsic = _intrinsic(K), _extrinsic(T_world_camera)
+        blocks = self.grid.compute_unique_block_coordinates(depth, intrinsic, extrinsic, 1.0, c.depth_max,
+                                                            c.trunc_voxel_multiplier)
+        self.grid.integrate(blocks, depth, color, intrinsic, intrinsic, extrinsic, 1.0, c.depth_max,
+                            c.trunc_voxel_multiplier)
+        self.frames += 1
+
+    def point_cloud(self, weight_threshold: float = 3.0) -> o3d.t.geometry.PointCloud:
+        return self.grid.extract_point_cloud(weight_threshold=weight_threshold)
+
+    def mesh(self, weight_threshold: float = 3.0) -> o3d.t.geometry.TriangleMesh:
+        return self.grid.extract_triangle_mesh(weight_threshold=weight_threshold)
+
+    def render_depth(self, K: np.ndarray, T_world_camera: np.ndarray, width: int, height: int,
+                     weight_threshold: float = 1.0) -> np.ndarray:
+        """Depth (H, W) float32 metres of the fused surface seen from a pose (0 where nothing)."""
+        c = self.config
+        intrinsic, extrinsic = _intrinsic(K), _extrinsic(T_world_camera)
+        blocks = self.grid.hashmap().key_tensor()
+        result = self.grid.ray_cast(block_coords=blocks, intrinsic=intrinsic, extrinsic=extrinsic, width=width,
+                                    height=height, render_attributes=["depth"], depth_scale=1.0,
+                                    depth_min=c.depth_min, depth_max=c.depth_max, weight_threshold=weight_threshold)
+        return result["depth"].numpy().reshape(height, width).astype(np.float32)
+
+    def occupancy(self, floor_z: float, robot_height: float, cell: float, weight_threshold: float = 3.0):
+        """Top-down occupancy (see mapping.occupancy) from the surface points."""
+        from llm3d_core.mapping.occupancy import occupancy_from_points
+
+        points = self.point_cloud(weight_threshold).point.positions.numpy()
+        return occupancy_from_points(points, floor_z, robot_height, cell)
+
+    def save(self, path: Path) -> None:
+        self.grid.save(str(path))
+
+    def load(self, path: Path) -> None:
+        self.grid = o3d.t.geometry.VoxelBlockGrid.load(str(path))

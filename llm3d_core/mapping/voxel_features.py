@@ -1,0 +1,245 @@
+"""Sparse voxel feature map: per-voxel running means of lifted 2D features.
+
+This is 3D-LLM's feature-fusion step (Hong et al. 2023, section 3.2, "3D feature extraction":
+2D features of multi-view images are lifted into 3D and averaged per point), made incremental:
+each frame's features are fused into the voxels they land in as the frame arrives.
+
+Storage: an Open3D hash map (voxel index -> buffer slot) on the CPU and torch tensors on any
+device, indexed by the slot. Work per frame is proportional to the frame (hash look-ups and
+index ops on the frame's voxels), never to the map.
+
+Per voxel: feature mean (C,), colour mean (3,), fusion weight (capped), number of frames that
+observed it, last-seen time, and a running-majority instance id.
+
+Memory is bounded by `max_voxels`. Eviction rule: when a frame would bring more new voxels than
+fit, the least recently seen voxels (oldest `last_seen`; among equals, fewest observations)
+that the current frame does not touch are erased first, plus `evict_slack` of the budget so that
+eviction does not run on every frame. The hash map never exceeds its capacity, so buffer slots
+never move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import open3d.core as o3c
+import torch
+
+from llm3d_core.device import resolve_device
+
+
+@dataclass
+class VoxelMapConfig:
+    voxel_size: float = 0.05  # metres
+    max_voxels: int = 200_000  # memory budget (voxels); see the eviction rule above
+    weight_cap: float = 50.0  # running-mean weight cap: new observations keep >= 1/(cap+1) influence
+    evict_slack: float = 0.05  # fraction of max_voxels freed in addition when eviction runs
+    fp16: bool = False  # store features in float16 (half the memory)
+
+    def __post_init__(self) -> None:
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size must be > 0, got {self.voxel_size}")
+        if self.max_voxels < 1:
+            raise ValueError(f"max_voxels must be >= 1, got {self.max_voxels}")
+        if not self.weight_cap >= 1:
+            raise ValueError(f"weight_cap must be >= 1, got {self.weight_cap}")
+        if not 0 <= self.evict_slack < 1:
+            raise ValueError(f"evict_slack must be in [0, 1), got {self.evict_slack}")
+
+
+def voxel_coords(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
+    """Integer voxel indices (N, 3) int32 of world points (N, 3)."""
+    return torch.floor(points / voxel_size).to(torch.int32)
+
+
+class VoxelFeatureMap:
+    """Fuses (point, feature, colour) samples into a bounded sparse voxel grid."""
+
+    def __init__(self, config: VoxelMapConfig, feature_dim: int, device: str | torch.device = "cpu") -> None:
+        if feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {feature_dim}")
+        self.config = config
+        self.feature_dim = feature_dim
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.reset()
+
+    def reset(self) -> None:
+        """Empties the map (keeps config and device)."""
+        self._hash = o3c.HashMap(self.config.max_voxels, key_dtype=o3c.int32, key_element_shape=(3,),
+                                 value_dtypes=[o3c.int32], value_element_shapes=[(1,)], device=o3c.Device("CPU:0"))
+        self._rows = 0
+        feature_dtype = torch.float16 if self.config.fp16 else torch.float32
+        self.features = torch.zeros(0, self.feature_dim, dtype=feature_dtype, device=self.device)  # (S, C)
+        self.colors = torch.zeros(0, 3, device=self.device)  # (S, 3) in [0, 1]
+        self.weights = torch.zeros(0, device=self.device)  # (S,)
+        self.observations = torch.zeros(0, dtype=torch.int32, device=self.device)  # (S,)
+        self.last_seen = torch.zeros(0, dtype=torch.float64, device=self.device)  # (S,)
+        self.instance = torch.full((0,), -1, dtype=torch.int64, device=self.device)  # (S,)
+        self._instance_votes = torch.zeros(0, dtype=torch.int32, device=self.device)  # (S,)
+        self.evicted_total = 0
+
+    # ---------------------------------------------------------------- storage
+    def __len__(self) -> int:
+        return int(self._hash.size())
+
+    def _ensure_rows(self, rows: int) -> None:
+        """Grows the slot tensors geometrically, never beyond the budget."""
+        if rows <= self._rows:
+            return
+        new = min(max(rows, 2 * self._rows, 1024), self.config.max_voxels)
+        pad = new - self._rows
+
+        def grow(t: torch.Tensor, fill: float) -> torch.Tensor:
+            extra = torch.full((pad, *t.shape[1:]), fill, dtype=t.dtype, device=t.device)
+            return torch.cat([t, extra])
+
+        self.features = grow(self.features, 0.0)
+        self.colors = grow(self.colors, 0.0)
+        self.weights = grow(self.weights, 0.0)
+        self.observations = grow(self.observations, 0)
+        self.last_seen = grow(self.last_seen, 0.0)
+        self.instance = grow(self.instance, -1)
+        self._instance_votes = grow(self._instance_votes, 0)
+        self._rows = new
+
+    def active_slots(self) -> torch.Tensor:
+        """Slots (M,) int64 of the voxels in the map, on the map's device."""
+        slots = self._hash.active_buf_indices().to(o3c.int64)
+        return torch.from_numpy(slots.numpy()).to(self.device)
+
+    def keys_of(self, slots: torch.Tensor) -> torch.Tensor:
+        """Voxel indices (M, 3) int32 of the given slots (CPU)."""
+        keys = torch.from_numpy(self._hash.key_tensor().numpy())
+        return keys[slots.cpu()]
+
+    def centers(self, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """World coordinates (M, 3) of voxel centres."""
+        slots = self.active_slots() if slots is None else slots
+        return (self.keys_of(slots).to(torch.float64) + 0.5) * self.config.voxel_size
+
+    # ---------------------------------------------------------------- fusion
+    def integrate(self, points: torch.Tensor, features: torch.Tensor, colors: torch.Tensor, timestamp: float,
+                  instance: torch.Tensor | None = None) -> int:
+        """Fuses N samples observed at `timestamp`; returns how many voxels they touched.
+
+        points (N, 3) world metres, features (N, C), colors (N, 3) in [0, 1], instance (N,) int64 or None.
+        """
+        n = points.shape[0]
+        if features.shape != (n, self.feature_dim) or colors.shape != (n, 3):
+            raise ValueError(f"expected features ({n}, {self.feature_dim}) and colors ({n}, 3), "
+                             f"got {tuple(features.shape)} and {tuple(colors.shape)}")
+        if n == 0:
+            return 0
+        coords = voxel_coords(points.to(torch.float64), self.config.voxel_size).cpu()  # (N, 3)
+        unique, inverse = torch.unique(coords, dim=0, return_inverse=True)  # (U, 3), (N,)
+        u = unique.shape[0]
+        self._make_room(unique)
+        slots_o3d, _ = self._hash.activate(o3c.Tensor.from_numpy(unique.numpy()))
+        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64)).to(self.device)  # (U,)
+        self._ensure_rows(int(slots.max()) + 1)
+        inverse = inverse.to(self.device)
+
+        # Per-voxel sums of this frame's samples.
+        count = torch.zeros(u, device=self.device).index_add_(0, inverse, torch.ones(n, device=self.device))  # (U,)
+        feat_sum = torch.zeros(u, self.feature_dim, device=self.device).index_add_(0, inverse, features.to(self.device, torch.float32))
+        color_sum = torch.zeros(u, 3, device=self.device).index_add_(0, inverse, colors.to(self.device, torch.float32))
+
+        # Running weighted mean; a new or recycled slot has weight 0, so its old content is ignored.
+        is_new = self.observations[slots] == 0
+        w_old = torch.where(is_new, torch.zeros_like(count), self.weights[slots])  # (U,)
+        total = w_old + count
+        old_feat = torch.where(is_new[:, None], 0.0, self.features[slots].float())
+        old_color = torch.where(is_new[:, None], 0.0, self.colors[slots])
+        self.features[slots] = ((old_feat * w_old[:, None] + feat_sum) / total[:, None]).to(self.features.dtype)
+        self.colors[slots] = (old_color * w_old[:, None] + color_sum) / total[:, None]
+        self.weights[slots] = total.clamp(max=self.config.weight_cap)
+        self.observations[slots] = torch.where(is_new, 1, self.observations[slots] + 1).to(torch.int32)
+        self.last_seen[slots] = float(timestamp)
+        if instance is not None:
+            self._vote_instances(slots, inverse, instance.to(self.device), is_new)
+        elif is_new.any():
+            self.instance[slots[is_new]] = -1
+            self._instance_votes[slots[is_new]] = 0
+        return u
+
+    def _vote_instances(self, slots: torch.Tensor, inverse: torch.Tensor, instance: torch.Tensor, is_new: torch.Tensor) -> None:
+        """Running-majority (Boyer-Moore) instance id per voxel; -1 means unlabeled."""
+        # The frame's label per voxel: the label of its first sample (voxels are small).
+        first = torch.full((slots.shape[0],), instance.shape[0], dtype=torch.int64, device=self.device)
+        first.scatter_reduce_(0, inverse, torch.arange(instance.shape[0], device=self.device), reduce="amin")
+        label = instance[first]  # (U,)
+        current = torch.where(is_new, -1, self.instance[slots])
+        votes = torch.where(is_new, 0, self._instance_votes[slots])
+        same = label == current
+        votes = torch.where(same, votes + 1, votes - 1)
+        replace = votes <= 0
+        self.instance[slots] = torch.where(replace, label, current)
+        self._instance_votes[slots] = torch.where(replace, 1, votes).to(torch.int32)
+
+    def _make_room(self, frame_keys: torch.Tensor) -> None:
+        """Evicts least recently seen voxels when the frame's new voxels would exceed the budget."""
+        found_slots, found = self._hash.find(o3c.Tensor.from_numpy(frame_keys.numpy()))
+        found = torch.from_numpy(found.numpy())
+        new = int((~found).sum())
+        size, budget = len(self), self.config.max_voxels
+        if size + new <= budget:
+            return
+        if new > budget:
+            raise ValueError(f"one frame touches {new} new voxels, more than max_voxels={budget}; "
+                             "raise max_voxels or the voxel size")
+        excess = size + new - budget + int(self.config.evict_slack * budget)
+        slots = self.active_slots()
+        # Protect the voxels this frame touches: they are about to be refreshed.
+        touched = torch.from_numpy(found_slots.numpy().astype(np.int64))[found]
+        protected = torch.isin(slots.cpu(), touched).to(self.device)
+        # Oldest first; observation count breaks ties (scaled well below one time unit).
+        age_key = self.last_seen[slots] + 1e-9 * self.observations[slots].double()
+        age_key = torch.where(protected, torch.inf, age_key)
+        excess = min(excess, int((~protected).sum()))
+        victims = slots[torch.argsort(age_key)[:excess]]
+        self._hash.erase(o3c.Tensor.from_numpy(self.keys_of(victims).numpy()))
+        self.observations[victims] = 0
+        self.weights[victims] = 0
+        self.evicted_total += int(victims.numel())
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Compact tensors of the active voxels (CPU), ordered by slot."""
+        slots = torch.sort(self.active_slots()).values
+        return {
+            "keys": self.keys_of(slots).contiguous(),
+            "features": self.features[slots].cpu().contiguous(),
+            "colors": self.colors[slots].cpu().contiguous(),
+            "weights": self.weights[slots].cpu().contiguous(),
+            "observations": self.observations[slots].cpu().contiguous(),
+            "last_seen": self.last_seen[slots].cpu().contiguous(),
+            "instance": self.instance[slots].cpu().contiguous(),
+            "instance_votes": self._instance_votes[slots].cpu().contiguous(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Replaces the map's content; shapes are checked before anything changes."""
+        keys = state["keys"]
+        m = keys.shape[0]
+        expected = {"keys": (m, 3), "features": (m, self.feature_dim), "colors": (m, 3), "weights": (m,),
+                    "observations": (m,), "last_seen": (m,), "instance": (m,), "instance_votes": (m,)}
+        for name, shape in expected.items():
+            if name not in state or tuple(state[name].shape) != shape:
+                got = tuple(state[name].shape) if name in state else "missing"
+                raise ValueError(f"map state '{name}': expected shape {shape}, got {got}")
+        if m > self.config.max_voxels:
+            raise ValueError(f"saved map has {m} voxels, more than max_voxels={self.config.max_voxels}")
+        self.reset()
+        if m == 0:
+            return
+        slots_o3d, _ = self._hash.activate(o3c.Tensor.from_numpy(keys.to(torch.int32).numpy()))
+        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64)).to(self.device)
+        self._ensure_rows(int(slots.max()) + 1)
+        self.features[slots] = state["features"].to(self.device, self.features.dtype)
+        self.colors[slots] = state["colors"].to(self.device, torch.float32)
+        self.weights[slots] = state["weights"].to(self.device, torch.float32)
+        self.observations[slots] = state["observations"].to(self.device, torch.int32)
+        self.last_seen[slots] = state["last_seen"].to(self.device, torch.float64)
+        self.instance[slots] = state["instance"].to(self.device, torch.int64)
+        self._instance_votes[slots] = state["instance_votes"].to(self.device, torch.int32)

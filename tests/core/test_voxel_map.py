@@ -1,0 +1,105 @@
+"""Exact synthetic cases for the sparse voxel feature map."""
+
+import numpy as np
+import pytest
+import torch
+
+from llm3d_core.mapping.voxel_features import VoxelFeatureMap, VoxelMapConfig
+
+
+def make_map(**kw) -> VoxelFeatureMap:
+    return VoxelFeatureMap(VoxelMapConfig(**kw), feature_dim=4, device="cpu")
+
+
+def test_features_average_over_frames():
+    vmap = make_map(voxel_size=0.1, weight_cap=100)
+    p = torch.tensor([[0.05, 0.05, 0.05]], dtype=torch.float64)
+    col = torch.zeros(1, 3)
+    for t, value in enumerate([1.0, 2.0, 6.0]):
+        vmap.integrate(p, torch.full((1, 4), value), col, float(t))
+    assert len(vmap) == 1
+    slot = vmap.active_slots()
+    assert torch.allclose(vmap.features[slot], torch.full((1, 4), 3.0))
+    assert vmap.observations[slot].item() == 3 and vmap.weights[slot].item() == 3
+    assert vmap.last_seen[slot].item() == 2.0
+
+
+def test_samples_in_one_voxel_average_within_a_frame_and_weight_is_capped():
+    vmap = make_map(voxel_size=1.0, weight_cap=2)
+    pts = torch.tensor([[0.1, 0.1, 0.1], [0.9, 0.9, 0.9], [1.5, 0.5, 0.5]], dtype=torch.float64)
+    feats = torch.tensor([[0.0] * 4, [2.0] * 4, [5.0] * 4])
+    assert vmap.integrate(pts, feats, torch.zeros(3, 3), 0.0) == 2
+    keys = vmap.keys_of(vmap.active_slots())
+    first = vmap.active_slots()[(keys == torch.tensor([0, 0, 0], dtype=torch.int32)).all(1)]
+    assert torch.allclose(vmap.features[first], torch.full((1, 4), 1.0))
+    assert vmap.weights[first].item() == 2  # two samples, cap 2
+    # With the weight capped at 2, a new sample of 4 moves the mean by 1/3 of the gap.
+    vmap.integrate(pts[:1], torch.full((1, 4), 4.0), torch.zeros(1, 3), 1.0)
+    assert torch.allclose(vmap.features[first], torch.full((1, 4), 2.0))
+    assert vmap.weights[first].item() == 2
+
+
+def test_budget_holds_and_eviction_keeps_newest():
+    vmap = make_map(voxel_size=1.0, max_voxels=50, evict_slack=0.0)
+    for t in range(10):  # each frame: 10 new voxels along x
+        pts = torch.tensor([[10 * t + i + 0.5, 0.5, 0.5] for i in range(10)], dtype=torch.float64)
+        vmap.integrate(pts, torch.full((10, 4), float(t)), torch.zeros(10, 3), float(t))
+        assert len(vmap) <= 50
+    assert len(vmap) == 50
+    assert vmap.evicted_total == 50
+    slots = vmap.active_slots()
+    # Only the five newest frames survive.
+    assert sorted(set(vmap.last_seen[slots].tolist())) == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert torch.all(vmap.features[slots, 0] == vmap.last_seen[slots].float())
+    # A recycled slot starts fresh: its mean is not polluted by the evicted voxel.
+    assert vmap.observations[slots].max().item() == 1
+
+
+def test_frame_larger_than_budget_is_refused_without_change():
+    vmap = make_map(voxel_size=1.0, max_voxels=5)
+    pts = torch.tensor([[i + 0.5, 0.5, 0.5] for i in range(3)], dtype=torch.float64)
+    vmap.integrate(pts, torch.ones(3, 4), torch.zeros(3, 3), 0.0)
+    big = torch.tensor([[i + 100.5, 0.5, 0.5] for i in range(6)], dtype=torch.float64)
+    with pytest.raises(ValueError, match="more than max_voxels"):
+        vmap.integrate(big, torch.ones(6, 4), torch.zeros(6, 3), 1.0)
+    assert len(vmap) == 3
+
+
+def test_instance_majority_vote():
+    vmap = make_map(voxel_size=1.0)
+    p = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)
+    for t, inst in enumerate([3, 3, 7, 3, 7, 7, 7]):
+        vmap.integrate(p, torch.ones(1, 4), torch.zeros(1, 3), float(t), instance=torch.tensor([inst]))
+    assert vmap.instance[vmap.active_slots()].item() == 7
+
+
+def test_state_round_trip_and_shape_check():
+    vmap = make_map(voxel_size=0.5)
+    rng = np.random.default_rng(0)
+    pts = torch.from_numpy(rng.uniform(-3, 3, (200, 3)))
+    vmap.integrate(pts, torch.from_numpy(rng.normal(size=(200, 4))).float(), torch.rand(200, 3), 1.0)
+    state = vmap.state_dict()
+    other = make_map(voxel_size=0.5)
+    other.load_state_dict(state)
+    again = other.state_dict()
+    order_a, order_b = np.lexsort(state["keys"].numpy().T), np.lexsort(again["keys"].numpy().T)
+    for name in state:
+        assert torch.equal(state[name][order_a], again[name][order_b]), name
+    bad = dict(state, features=state["features"][:, :2])
+    with pytest.raises(ValueError, match="'features'"):
+        other.load_state_dict(bad)
+    assert len(other) == len(vmap)
+
+
+def test_fp16_storage():
+    vmap = make_map(voxel_size=0.5, fp16=True)
+    vmap.integrate(torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 4), 0.25), torch.zeros(1, 3), 0.0)
+    assert vmap.features.dtype == torch.float16
+    assert vmap.features[vmap.active_slots()].float().tolist() == [[0.25] * 4]
+
+
+def test_config_validation():
+    for kw, field in [({"voxel_size": 0}, "voxel_size"), ({"max_voxels": 0}, "max_voxels"),
+                      ({"weight_cap": 0.5}, "weight_cap"), ({"evict_slack": 1.0}, "evict_slack")]:
+        with pytest.raises(ValueError, match=field):
+            VoxelMapConfig(**kw)
