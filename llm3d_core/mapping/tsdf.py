@@ -87,11 +87,22 @@ class TsdfVolume:
         """Depth (H, W) float32 metres of the fused surface seen from a pose (0 where nothing)."""
         c = self.config
         intrinsic, extrinsic = _intrinsic(K), _extrinsic(T_world_camera)
-        blocks = self.grid.hashmap().key_tensor()
-        result = self.grid.ray_cast(block_coords=blocks, intrinsic=intrinsic, extrinsic=extrinsic, width=width,
-                                    height=height, render_attributes=["depth"], depth_scale=1.0,
-                                    depth_min=c.depth_min, depth_max=c.depth_max, weight_threshold=weight_threshold)
-        return result["depth"].numpy().reshape(height, width).astype(np.float32)
+        # key_tensor() is the whole buffer; only the active slots hold blocks.
+        hashmap = self.grid.hashmap()
+        blocks = hashmap.key_tensor()[hashmap.active_buf_indices().to(o3c.int64)]
+        def cast() -> np.ndarray:
+            result = self.grid.ray_cast(block_coords=blocks, intrinsic=intrinsic, extrinsic=extrinsic, width=width,
+                                        height=height, render_attributes=["depth"], depth_scale=1.0,
+                                        depth_min=c.depth_min, depth_max=c.depth_max, weight_threshold=weight_threshold)
+            return result["depth"].numpy().reshape(height, width).astype(np.float32)
+
+        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+            depth = cast()
+            if not depth.any():
+                # Open3D sizes its range-map buffer on demand: a call that needs more fragments than
+                # any earlier one returns nothing while it grows the buffer. The retry gets the image.
+                depth = cast()
+        return depth
 
     def occupancy(self, floor_z: float, robot_height: float, cell: float, weight_threshold: float = 3.0):
         """Top-down occupancy (see mapping.occupancy) from the surface points."""
