@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
                           "box_min": h.object.box_min.round(3).tolist(), "box_max": h.object.box_max.round(3).tolist()}
                          for h in hits]
     summary["queries"] = queries
-    slots = mapper.voxels.active_slots()
-    points, colors = mapper.voxels.centers(slots).numpy(), mapper.voxels.colors[slots].cpu().numpy()
+    points, colors = mapper.colored_points()
     up_axis, _ = estimate_up_axis(frames[i].T_world_camera for i in fuse[:: max(1, len(fuse) // 20)])
     export_ply(args.out / "map.ply", points, colors)
     best = [hits[0]["id"] for hits in queries.values() if hits]

@@ -67,6 +67,10 @@ class ImageEncoder(ABC):
     def _encode(self, rgb: np.ndarray) -> "torch.Tensor":
         """The model-specific part of `encode`; `rgb` is already validated."""
 
+    def embed_crops(self, crops: list[np.ndarray], size: int = 224) -> "torch.Tensor":
+        """Text-space embeddings (N, text_dim) of whole crops; encoders that can, override this."""
+        raise NotImplementedError(f"{type(self).__name__} cannot embed image crops")
+
 
 def text_slice(encoder: ImageEncoder) -> slice:
     """The channels of `encoder`'s output that live in the text-embedding space (may be empty)."""

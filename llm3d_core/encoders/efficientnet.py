@@ -99,6 +99,27 @@ class EfficientNetLite0Encoder(ImageEncoder):
         mixed = torch.einsum("nk,nkd->nd", weights, self.class_embeddings[top_i])  # (N, 384)
         return F.normalize(mixed, dim=1)
 
+    def embed_crops(self, crops: list[np.ndarray], size: int = 224) -> torch.Tensor:
+        """Text-space (ConSE) embeddings (N, 384) of whole image crops, e.g. one object each.
+
+        Each crop is resized to size x size (the classifier's training scale) and classified as a
+        whole: the global-average-pooled head feature goes through the ImageNet classifier, as in
+        object-level feature extraction from multi-view crops (OpenMask3D-style).
+        """
+        if not self.text_dim:
+            raise RuntimeError("embed_crops needs text_aligned: true")
+        if not crops:
+            return torch.zeros(0, self.text_dim)
+        with torch.inference_mode():
+            batch = []
+            for crop in crops:
+                x = torch.from_numpy(np.array(check_rgb(crop), dtype=np.uint8, order="C")).permute(2, 0, 1)[None].float()
+                batch.append(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+            x = (torch.cat(batch).to(self.device) - INPUT_MEAN) / INPUT_STD  # (N, 3, size, size)
+            pooled = self.model.extract_features(x).mean(dim=(2, 3))  # (N, 1280)
+            out = self._conse(pooled)  # (N, 384)
+        return out.clone()
+
     def top_classes(self, rgb: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
         """The image-level top-k ImageNet classes (mean of the per-location probabilities), for inspection."""
         with torch.inference_mode():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +27,8 @@ from llm3d_core.config import config_from_dict, config_to_dict
 from llm3d_core.device import resolve_device, validate_device_name
 from llm3d_core.encoders import EncoderConfig, build_image_encoder
 from llm3d_core.geometry import RGBDFrame, backproject, pixel_grid, transform_points, validate_frame
-from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker
+from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
+from llm3d_core.mapping.semantics import CropConfig, KeyframeStore, ObjectSemantics
 from llm3d_core.mapping.tsdf import TsdfConfig, TsdfVolume
 from llm3d_core.mapping.voxel_features import VoxelFeatureMap, VoxelMapConfig
 from llm3d_core.version import __version__
@@ -52,6 +53,7 @@ class MapperConfig:
     voxels: VoxelMapConfig = field(default_factory=VoxelMapConfig)
     tsdf: TsdfConfig = field(default_factory=TsdfConfig)
     objects: ObjectConfig = field(default_factory=ObjectConfig)
+    crops: CropConfig = field(default_factory=CropConfig)
 
     def __post_init__(self) -> None:
         validate_device_name(self.device)
@@ -90,6 +92,9 @@ class FeatureFusionMapper:
         self.voxels = VoxelFeatureMap(self.config.voxels, self.encoder.out_dim, self.device)
         self.tsdf = TsdfVolume(self.config.tsdf) if self.config.use_tsdf else None
         self.tracker = ObjectTracker(self.config.objects)
+        self.use_crops = self.config.crops.enabled and self.encoder.text_dim > 0
+        self.keyframes = KeyframeStore(self.config.crops)
+        self.semantics = ObjectSemantics(self.config.crops)
         self.frames = 0
         self._label_embeddings: torch.Tensor | None = None
 
@@ -121,10 +126,12 @@ class FeatureFusionMapper:
             t3 = time.perf_counter()
             if self.tsdf is not None:
                 self.tsdf.integrate(depth_m, frame.rgb, K, T)
+            if self.use_crops:
+                self.keyframes.offer(frame.rgb, depth_m, K, T, frame.timestamp)
             t_encode, t_fuse, t_tsdf = t2 - t1, t3 - t2, time.perf_counter() - t3
         self.frames += 1
         if c.objects_every and self.frames % c.objects_every == 0:
-            self.update_objects()
+            self.update_objects(semantic=False)
         return FrameStats(int(len(v)), touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
 
     def reset(self) -> None:
@@ -132,6 +139,8 @@ class FeatureFusionMapper:
         if self.tsdf is not None:
             self.tsdf.reset()
         self.tracker.reset()
+        self.keyframes.reset()
+        self.semantics.reset()
         self.frames = 0
 
     # ---------------------------------------------------------------- objects and queries
@@ -146,14 +155,60 @@ class FeatureFusionMapper:
 
         return get_text_encoder("cpu").encode(texts)  # (N, 384)
 
-    def update_objects(self) -> list[MapObject]:
-        """Recomputes object proposals from the current map (ids stay stable)."""
+    def update_objects(self, semantic: bool = True) -> list[MapObject]:
+        """Recomputes object proposals from the current map (ids stay stable), then what they are.
+
+        With instance ids in the map (simulator frames), objects are the instances' voxels.
+        Otherwise they are clusters of the TSDF surface points (finer than the feature voxels),
+        or of the voxel centres when the TSDF is off; each point takes its voxel's feature.
+        Each object's text feature comes from keyframe crops where it is visible (see
+        mapping.semantics), else from its pooled voxel features; labels follow from it.
+
+        semantic=False skips new crops (the periodic update during mapping stays cheap): objects
+        unchanged since their crops were computed keep them, others use pooled features until the
+        next semantic update (`query`, `save` and `refresh_semantics` run one).
+        """
+        n_sample = self.config.crops.sample_points
         slots = self.voxels.active_slots()
-        centers = self.voxels.centers(slots).numpy()
-        labels = self.label_embeddings() if self.text_dim else None
-        return self.tracker.update(centers, self.voxels.features[slots], self.voxels.weights[slots],
-                                   self.voxels.instance[slots].cpu().numpy(), self.config.voxels.voxel_size,
-                                   labels, self.text_dim)
+        instance = self.voxels.instance[slots].cpu().numpy()
+        if (instance >= 0).any() or self.tsdf is None:
+            points, cell = self.voxels.centers(slots).numpy(), self.config.voxels.voxel_size
+            objects = self.tracker.update(points, self.voxels.features[slots], self.voxels.weights[slots],
+                                          instance if (instance >= 0).any() else None, cell, n_sample)
+        else:
+            cell = self.config.tsdf.voxel_size
+            points = self.tsdf.surface_points(cell)  # (P, 3)
+            point_slots, found = self.voxels.lookup(torch.from_numpy(points), neighbors=True)
+            points, point_slots = points[found.cpu().numpy()], point_slots[found]
+            objects = self.tracker.update(points, self.voxels.features[point_slots], self.voxels.weights[point_slots],
+                                          None, cell, n_sample)
+        if self.text_dim:
+            if self.use_crops:
+                self.semantics.refresh(objects, {o.id: o.sample for o in objects}, self.keyframes.keyframes,
+                                       self.encoder, self.text_dim, compute=semantic)
+            for obj in objects:
+                if obj.text_feature is None:
+                    obj.text_feature = F.normalize(torch.from_numpy(obj.feature[-self.text_dim:]).float(), dim=0).numpy()
+            assign_labels(objects, self.label_embeddings(), list(self.config.objects.vocabulary),
+                          self.config.objects.label_temperature)
+        return objects
+
+    def refresh_semantics(self) -> list[MapObject]:
+        """Objects with up-to-date crop semantics and labels (computes only what changed)."""
+        stale = not self.objects or any(o.text_feature is None for o in self.objects)
+        if stale or (self.use_crops and not self.semantics.covers(self.objects)):
+            self.update_objects(semantic=True)
+        return self.objects
+
+    def colored_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map as points (N, 3) and colours (N, 3) in [0, 1]: the TSDF surface when fused
+        (denser and sharper), else the feature voxel centres."""
+        if self.tsdf is not None:
+            cloud = self.tsdf.point_cloud()
+            if cloud.point.positions.shape[0]:
+                return cloud.point.positions.numpy().astype(np.float64), cloud.point.colors.numpy().astype(np.float64)
+        slots = self.voxels.active_slots()
+        return self.voxels.centers(slots).numpy(), self.voxels.colors[slots].cpu().numpy()
 
     @property
     def objects(self) -> list[MapObject]:
@@ -163,12 +218,11 @@ class FeatureFusionMapper:
         """Objects ranked by similarity of `text` to their text-aligned features."""
         if not self.text_dim:
             raise RuntimeError("this map has no text-aligned features (encoder.text_aligned is false)")
-        if not self.objects:
-            self.update_objects()
+        self.refresh_semantics()
         if not self.objects:
             return []
         query = self.embed_text([text])[0]  # (384,)
-        feats = F.normalize(torch.from_numpy(np.stack([o.feature[-self.text_dim:] for o in self.objects])).float(), dim=1)
+        feats = torch.from_numpy(np.stack([o.text_feature for o in self.objects])).float()  # (K, 384) unit
         scores = feats @ query  # (K,)
         order = torch.argsort(scores, descending=True)[:top_k]
         return [QueryHit(self.objects[i], float(scores[i])) for i in order]
@@ -184,75 +238,183 @@ class FeatureFusionMapper:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Writes the map folder atomically: a new folder is filled, then renamed into place."""
+        """Writes the map folder so that a reader never sees a partial or mixed save.
+
+        Data files are immutable and named by a fresh save id (voxels-<id>.safetensors,
+        tsdf-<id>.npz, keyframes-<id>.npz); `map.json` names them and is replaced last, in one
+        atomic rename, which commits the save. Files of earlier saves are removed afterwards.
+        """
         from safetensors.torch import save_file
 
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir(parents=True)
+        if self.frames:
+            self.refresh_semantics()
+        path.mkdir(parents=True, exist_ok=True)
+        save_id = uuid.uuid4().hex[:12]
+        files = {"voxels": f"voxels-{save_id}.safetensors", "tsdf": f"tsdf-{save_id}.npz",
+                 "keyframes": f"keyframes-{save_id}.npz"}
+        written: list[Path] = []
         try:
             state = self.voxels.state_dict()
-            objects = self.tracker.state()
-            state["object_features"] = torch.from_numpy(np.stack([o.feature for o in self.objects])) if self.objects \
-                else torch.zeros(0, self.encoder.out_dim)
-            save_file(state, str(tmp / "voxels.safetensors"))
+            state.update(_object_tensors(self.objects, self.encoder.out_dim, self.text_dim))
+            written.append(path / files["voxels"])
+            save_file(state, str(written[-1]), metadata={"save_id": save_id})
+            keyframes = self.keyframes.state()
+            if keyframes:
+                written.append(path / files["keyframes"])
+                np.savez_compressed(written[-1], **keyframes)
+            else:
+                del files["keyframes"]
             if self.tsdf is not None:
-                self.tsdf.save(tmp / "tsdf.npz")
-            meta = {"format": MAP_FORMAT, "llm3d_version": __version__, "frames": self.frames,
-                    "feature_dim": self.encoder.out_dim, "text_dim": self.text_dim,
-                    "config": config_to_dict(self.config), "tracker": objects}
-            (tmp / "map.json").write_text(json.dumps(meta, indent=1))
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            if path.exists():
-                path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
+                written.append(path / files["tsdf"])
+                self.tsdf.save(written[-1])
+            else:
+                del files["tsdf"]
+            meta = {"format": MAP_FORMAT, "save_id": save_id, "files": files, "llm3d_version": __version__,
+                    "frames": self.frames, "feature_dim": self.encoder.out_dim, "text_dim": self.text_dim,
+                    "config": config_to_dict(self.config), "tracker": self.tracker.state()}
+            manifest_tmp = path / f".map.json.{save_id}.tmp"
+            written.append(manifest_tmp)
+            manifest_tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(manifest_tmp, path / "map.json")  # the commit point
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for f in written:
+                f.unlink(missing_ok=True)
             raise
+        keep = set(files.values()) | {"map.json"}
+        for old in path.iterdir():
+            if old.name not in keep and (old.name.split("-")[0] in ("voxels", "tsdf", "keyframes")
+                                         or old.name.startswith(".map.json.")):
+                old.unlink(missing_ok=True)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> "FeatureFusionMapper":
-        """Loads a saved map; a missing or corrupt file raises MapFileError naming it."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    def load(cls, path: str | Path, device: str | None = None, attempts: int = 5) -> "FeatureFusionMapper":
+        """Loads a saved map; a missing or corrupt file raises MapFileError naming it.
 
+        A save that replaces the folder while it is read is detected (every file of one save
+        carries the same save id) and the read is retried.
+        """
         path = Path(path)
-        meta_file = path / "map.json"
+        missing = None
+        for attempt in range(attempts):
+            meta = _read_meta(path)
+            files = meta.get("files", {})
+            try:
+                mapper = cls._from_meta(meta, device)
+                state, save_id = _read_tensors(path / files.get("voxels", "voxels.safetensors"))
+                if mapper.tsdf is not None:
+                    _read_tsdf(mapper.tsdf, path / files.get("tsdf", "tsdf.npz"))
+                keyframes = _read_keyframes(path / files["keyframes"]) if "keyframes" in files else {}
+            except _Superseded as gone:
+                missing = gone.args[0]
+                time.sleep(0.05 * (attempt + 1))  # a newer save removed this save's files: read again
+                continue
+            if save_id == meta.get("save_id"):
+                break
+            raise MapFileError(f"{path}: voxels file belongs to save {save_id}, map.json to {meta.get('save_id')}")
+        else:
+            raise MapFileError(f"{missing}, named by {path / 'map.json'}, is missing (or the map kept changing "
+                               f"while it was read, {attempts} attempts)")
+
+        object_state = {k: state.pop(k) for k in list(state) if k.startswith("object_")}
         try:
-            meta = json.loads(meta_file.read_text())
-        except FileNotFoundError as err:
-            raise MapFileError(f"no saved map at {path} ({meta_file} missing)") from err
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MapFileError(f"{meta_file} is corrupt: {err}") from err
-        if meta.get("format") != MAP_FORMAT:
-            raise MapFileError(f"{meta_file}: map format {meta.get('format')!r}, this llm3d reads {MAP_FORMAT}")
+            mapper.voxels.load_state_dict(state)
+            features, samples, texts = _objects_from_tensors(object_state, len(meta["tracker"]["objects"]))
+        except (KeyError, ValueError) as err:
+            raise MapFileError(f"{path / 'voxels.safetensors'}: {err}") from err
+        mapper.tracker.load_state(meta["tracker"], features, samples, texts)
+        mapper.keyframes.load_state(keyframes)
+        mapper.semantics.remember(mapper.tracker.objects)
+        mapper.frames = int(meta["frames"])
+        return mapper
+
+    @classmethod
+    def _from_meta(cls, meta: dict, device: str | None) -> "FeatureFusionMapper":
         config = config_from_dict(MapperConfig, meta["config"])
         if device is not None:
             config = dataclasses.replace(config, device=device)
         mapper = cls(config)
         if mapper.encoder.out_dim != meta["feature_dim"]:
-            raise MapFileError(f"{meta_file}: feature_dim {meta['feature_dim']} does not match the encoder's {mapper.encoder.out_dim}")
-        tensors_file = path / "voxels.safetensors"
-        try:
-            state = load_file(str(tensors_file))
-        except (FileNotFoundError, SafetensorError, OSError) as err:
-            raise MapFileError(f"{tensors_file} is missing or corrupt: {err}") from err
-        object_features = state.pop("object_features", torch.zeros(0))
-        try:
-            mapper.voxels.load_state_dict(state)
-        except (KeyError, ValueError) as err:
-            raise MapFileError(f"{tensors_file}: {err}") from err
-        if mapper.tsdf is not None:
-            tsdf_file = path / "tsdf.npz"
-            try:
-                mapper.tsdf.load(tsdf_file)
-            except Exception as err:  # Open3D raises RuntimeError subclasses for any bad file
-                raise MapFileError(f"{tsdf_file} is missing or corrupt: {err}") from err
-        mapper.tracker.load_state(meta["tracker"], list(object_features.numpy()))
-        mapper.frames = int(meta["frames"])
+            raise MapFileError(f"map.json: feature_dim {meta['feature_dim']} does not match the encoder's {mapper.encoder.out_dim}")
         return mapper
+
+
+def _read_meta(path: Path) -> dict:
+    meta_file = path / "map.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except FileNotFoundError as err:
+        raise MapFileError(f"no saved map at {path} ({meta_file} missing)") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MapFileError(f"{meta_file} is corrupt: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != MAP_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise MapFileError(f"{meta_file}: map format {found!r}, this llm3d reads {MAP_FORMAT}")
+    return meta
+
+
+class _Superseded(Exception):
+    """A file named by map.json is gone: a newer save replaced it while this one was read."""
+
+
+def _read_tensors(tensors_file: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    from safetensors import SafetensorError, safe_open
+
+    if not tensors_file.exists():
+        raise _Superseded(tensors_file)
+    try:
+        with safe_open(str(tensors_file), framework="pt") as f:
+            save_id = (f.metadata() or {}).get("save_id")
+            return {k: f.get_tensor(k) for k in f.keys()}, save_id
+    except (FileNotFoundError, SafetensorError, OSError) as err:
+        raise MapFileError(f"{tensors_file} is missing or corrupt: {err}") from err
+
+
+def _read_tsdf(tsdf: TsdfVolume, tsdf_file: Path) -> None:
+    if not tsdf_file.exists():
+        raise _Superseded(tsdf_file)
+    try:
+        tsdf.load(tsdf_file)
+    except (ValueError, FileNotFoundError) as err:
+        raise MapFileError(f"{tsdf_file} is corrupt: {err}") from err
+
+
+def _read_keyframes(keyframes_file: Path) -> dict[str, np.ndarray]:
+    if not keyframes_file.exists():
+        raise _Superseded(keyframes_file)
+    try:
+        with np.load(keyframes_file) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as err:  # zip/npz errors come in several types
+        raise MapFileError(f"{keyframes_file} is corrupt: {err}") from err
+
+
+def _object_tensors(objects: list[MapObject], feature_dim: int, text_dim: int) -> dict[str, torch.Tensor]:
+    """Object arrays for the safetensors file: pooled features, point samples (concatenated, with
+    counts) and text features."""
+    counts = [len(o.sample) for o in objects]
+    return {
+        "object_features": torch.from_numpy(np.stack([o.feature for o in objects])).float() if objects
+        else torch.zeros(0, feature_dim),
+        "object_sample_counts": torch.tensor(counts, dtype=torch.int64),
+        "object_samples": torch.from_numpy(np.concatenate([o.sample for o in objects])).double() if sum(counts)
+        else torch.zeros(0, 3, dtype=torch.float64),
+        "object_text_features": torch.from_numpy(np.stack([
+            o.text_feature if o.text_feature is not None else np.zeros(text_dim) for o in objects])).float()
+        if objects and text_dim else torch.zeros(len(objects), text_dim),
+    }
+
+
+def _objects_from_tensors(state: dict[str, torch.Tensor], count: int) -> tuple[list, list, list]:
+    features = list(state["object_features"].numpy())
+    counts = state["object_sample_counts"].tolist()
+    if len(features) != count or len(counts) != count or sum(counts) != state["object_samples"].shape[0]:
+        raise ValueError(f"expected {count} objects, found {len(features)} features and {len(counts)} samples")
+    samples = list(np.split(state["object_samples"].numpy(), np.cumsum(counts)[:-1])) if count else []
+    texts = [t if t.any() else None for t in state["object_text_features"].numpy()] if state["object_text_features"].numel() \
+        else [None] * count
+    return features, samples, texts
 
 
 def sample_features(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -79,6 +79,13 @@ class TsdfVolume:
     def point_cloud(self, weight_threshold: float = 3.0) -> o3d.t.geometry.PointCloud:
         return self.grid.extract_point_cloud(weight_threshold=weight_threshold)
 
+    def surface_points(self, spacing: float, weight_threshold: float = 0.5) -> np.ndarray:
+        """Surface points (P, 3) float64 seen at least once (Open3D keeps weight > threshold), thinned
+        to about one per `spacing` cube."""
+        positions = self.point_cloud(weight_threshold).point.positions.numpy().astype(np.float64)
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(positions))
+        return np.asarray(cloud.voxel_down_sample(spacing).points)
+
     def mesh(self, weight_threshold: float = 3.0) -> o3d.t.geometry.TriangleMesh:
         return self.grid.extract_triangle_mesh(weight_threshold=weight_threshold)
 
@@ -115,4 +122,10 @@ class TsdfVolume:
         self.grid.save(str(path))
 
     def load(self, path: Path) -> None:
-        self.grid = o3d.t.geometry.VoxelBlockGrid.load(str(path))
+        """Replaces the volume with a saved one; raises FileNotFoundError or ValueError."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found")
+        try:
+            self.grid = o3d.t.geometry.VoxelBlockGrid.load(str(path))
+        except Exception as err:  # Open3D raises RuntimeError for any unreadable file
+            raise ValueError(f"{path} is not a readable TSDF volume: {err}") from err

@@ -113,6 +113,33 @@ class VoxelFeatureMap:
         keys = torch.from_numpy(self._hash.key_tensor().numpy())
         return keys[slots.cpu()]
 
+    def lookup(self, points: torch.Tensor, neighbors: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slots (N,) int64 of the voxels holding world points (N, 3), and a found mask (N,).
+
+        neighbors: a point whose own voxel is empty takes the nearest occupied voxel of the 26
+        around it (surfaces from another source, e.g. the TSDF, sit up to a voxel off the samples).
+        """
+        n = points.shape[0]
+        slots = torch.zeros(n, dtype=torch.int64)
+        found = torch.zeros(n, dtype=torch.bool)
+        if n == 0 or len(self) == 0:  # Open3D refuses an empty key tensor
+            return slots.to(self.device), found.to(self.device)
+        coords = voxel_coords(points.to(torch.float64), self.config.voxel_size).cpu()  # (N, 3)
+        offsets = [(0, 0, 0)]
+        if neighbors:
+            grid = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
+            offsets += sorted(grid, key=lambda o: sum(abs(x) for x in o))  # face, edge, then corner neighbours
+        for offset in offsets:
+            todo = torch.nonzero(~found).flatten()
+            if todo.numel() == 0:
+                break
+            keys = (coords[todo] + torch.tensor(offset, dtype=torch.int32)).contiguous()
+            s_o3d, f_o3d = self._hash.find(o3c.Tensor.from_numpy(keys.numpy()))
+            hit = torch.from_numpy(f_o3d.numpy())
+            slots[todo[hit]] = torch.from_numpy(s_o3d.numpy().astype(np.int64))[hit]
+            found[todo[hit]] = True
+        return slots.to(self.device), found.to(self.device)
+
     def centers(self, slots: torch.Tensor | None = None) -> torch.Tensor:
         """World coordinates (M, 3) of voxel centres."""
         slots = self.active_slots() if slots is None else slots

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from llm3d_core.encoders import EncoderConfig
 from llm3d_core.geometry import FrameError, RGBDFrame
@@ -123,7 +124,7 @@ def box_scene_frames():
 
 
 def test_objects_from_instance_ids_keep_their_ids(mapper_factory):
-    mapper = mapper_factory(objects=dataclasses.replace(small_config().objects, min_voxels=3))
+    mapper = mapper_factory(objects=dataclasses.replace(small_config().objects, min_points=3))
     mapper.integrate(box_scene_frames()[0])
     first = {o.instance_id: o for o in mapper.update_objects()}
     mapper.integrate(box_scene_frames()[1])
@@ -137,18 +138,41 @@ def test_objects_from_instance_ids_keep_their_ids(mapper_factory):
     assert box.label and sum(box.label_scores.values()) <= 1.0 + 1e-6
 
 
-def test_geometric_proposals_are_stable(mapper_factory):
-    cfg = dataclasses.replace(small_config().objects, min_voxels=5, plane_min_fraction=0.3)
-    mapper = mapper_factory(objects=cfg)
-    frames = box_scene_frames()
-    for f in frames:
-        f.instance_ids = None
-    mapper.integrate(frames[0])
-    ids_before = sorted(o.id for o in mapper.update_objects())
-    mapper.integrate(frames[0])
-    ids_after = sorted(o.id for o in mapper.update_objects())
-    assert len(ids_before) >= 2
-    assert ids_before == ids_after
+def cube_points(center, size, spacing=0.02):
+    axis = np.arange(-size / 2, size / 2 + 1e-9, spacing)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    shell = (np.abs(grid) >= size / 2 - 1e-9).any(1)  # surface points only, like a fused map
+    return grid[shell] + np.asarray(center)
+
+
+def test_geometric_proposals_remove_structure_and_keep_ids():
+    from llm3d_core.mapping.objects import ObjectConfig, ObjectTracker
+
+    spacing = 0.02
+    xs = np.arange(0, 4, spacing)
+    floor = np.stack(np.meshgrid(xs, xs, [0.0], indexing="ij"), -1).reshape(-1, 3)
+    wall = np.stack(np.meshgrid(xs, [4.0], np.arange(0, 2.5, spacing), indexing="ij"), -1).reshape(-1, 3)
+    cubes = [cube_points((1, 1, 0.3), 0.4), cube_points((3, 2, 0.15), 0.2)]
+    tracker = ObjectTracker(ObjectConfig(min_points=20))
+
+    def update(parts):
+        pts = np.concatenate(parts)
+        feats = torch.zeros(len(pts), 8)
+        return tracker.update(pts, feats, torch.ones(len(pts)), None, spacing)
+
+    first = update([floor, wall, *cubes])
+    assert len(first) == 2  # the floor and the wall are structure, not objects
+    by_x = sorted(first, key=lambda o: o.centroid[0])
+    assert np.allclose(by_x[0].box_min, [0.79, 0.79, 0.09], atol=0.02)
+    assert np.allclose(by_x[0].box_max, [1.21, 1.21, 0.51], atol=0.02)
+    ids = {round(o.centroid[0]): o.id for o in first}
+    # The same scene seen again, slightly noisier, plus a new object: old ids stay, the new one gets a new id.
+    rng = np.random.default_rng(0)
+    again = update([floor, wall, *(c + rng.normal(0, 0.003, c.shape) for c in cubes), cube_points((2, 3, 0.2), 0.3)])
+    assert len(again) == 3
+    new_ids = {round(o.centroid[0]): o.id for o in again}
+    assert new_ids[1] == ids[1] and new_ids[3] == ids[3]
+    assert new_ids[2] not in ids.values()
 
 
 def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
@@ -157,7 +181,8 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
         mapper.integrate(f)
     mapper.update_objects()
     out = mapper.save(tmp_path / "map")
-    assert sorted(p.name for p in out.iterdir()) == ["map.json", "tsdf.npz", "voxels.safetensors"]
+    names = sorted(p.name for p in out.iterdir())
+    assert [n.split("-")[0] for n in names] == ["keyframes", "map.json", "tsdf", "voxels"]
     loaded = FeatureFusionMapper.load(out)
     assert loaded.frames == mapper.frames and len(loaded.voxels) == len(mapper.voxels)
     for text in ("red box", "wall"):
@@ -168,9 +193,10 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
     order_a, order_b = np.lexsort(pts_a.T), np.lexsort(pts_b.T)
     assert np.allclose(pts_a[order_a], pts_b[order_b]) and np.allclose(rel_a[order_a], rel_b[order_b], atol=1e-6)
     assert np.allclose(loaded.tsdf.render_depth(K, np.eye(4), W, H), mapper.tsdf.render_depth(K, np.eye(4), W, H))
-    # Saving again over the same folder replaces it; no temporary folders are left behind.
+    # Saving again replaces the files of the earlier save; nothing temporary is left behind.
     mapper.save(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]
+    assert len(list(out.iterdir())) == 4 and names != sorted(p.name for p in out.iterdir())
 
 
 def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
@@ -179,8 +205,16 @@ def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
     out = mapper.save(tmp_path / "map")
     with pytest.raises(MapFileError, match="no saved map"):
         FeatureFusionMapper.load(tmp_path / "absent")
-    (out / "voxels.safetensors").write_bytes(b"\x00garbage")
-    with pytest.raises(MapFileError, match="voxels.safetensors"):
+    voxels_file = next(out.glob("voxels-*.safetensors"))
+    voxels_file.write_bytes(b"\x00garbage")
+    with pytest.raises(MapFileError, match="voxels-.*safetensors"):
+        FeatureFusionMapper.load(out)
+    voxels_file.unlink()
+    with pytest.raises(MapFileError, match="is missing"):
+        FeatureFusionMapper.load(out, attempts=2)
+    mapper.save(out)
+    next(out.glob("tsdf-*.npz")).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(MapFileError, match="tsdf-.*corrupt"):
         FeatureFusionMapper.load(out)
     (out / "map.json").write_text("{not json")
     with pytest.raises(MapFileError, match="corrupt"):
@@ -209,3 +243,28 @@ def test_real_7scenes_depth_agreement(seven_scenes):
           f"coverage {agreement.coverage:.2f}")
     assert agreement.median_m <= 0.03
     assert agreement.coverage > 0.5
+
+
+def test_load_while_saving_reads_one_consistent_save(mapper_factory, tmp_path):
+    import threading
+
+    mapper = mapper_factory()
+    for f in box_scene_frames():
+        mapper.integrate(f)
+    out = mapper.save(tmp_path / "map")
+    stop = threading.Event()
+
+    def keep_saving():
+        while not stop.is_set():
+            mapper.save(out)
+
+    saver = threading.Thread(target=keep_saving)
+    saver.start()
+    try:
+        for _ in range(8):
+            loaded = FeatureFusionMapper.load(out)
+            assert len(loaded.voxels) == len(mapper.voxels)
+            assert len(loaded.objects) == len(mapper.objects)
+    finally:
+        stop.set()
+        saver.join()

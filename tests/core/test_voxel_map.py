@@ -103,3 +103,26 @@ def test_config_validation():
                       ({"weight_cap": 0.5}, "weight_cap"), ({"evict_slack": 1.0}, "evict_slack")]:
         with pytest.raises(ValueError, match=field):
             VoxelMapConfig(**kw)
+
+
+def test_lookup_with_and_without_neighbours():
+    vmap = make_map(voxel_size=1.0)
+    vmap.integrate(torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64), torch.ones(1, 4), torch.zeros(1, 3), 0.0)
+    pts = torch.tensor([[0.2, 0.7, 0.1], [1.5, 0.5, 0.5], [2.5, 0.5, 0.5]], dtype=torch.float64)
+    slots, found = vmap.lookup(pts)
+    assert found.tolist() == [True, False, False]
+    slots_n, found_n = vmap.lookup(pts, neighbors=True)
+    assert found_n.tolist() == [True, True, False]  # the face neighbour is found, two voxels away is not
+    assert slots_n[1] == slots[0]
+    assert vmap.lookup(torch.zeros(0, 3))[1].numel() == 0
+
+
+def test_box_overlap_and_iou():
+    from llm3d_core.mapping.objects import box_iou, box_overlap
+
+    a_min, a_max = np.zeros(3), np.ones(3)
+    inner_min, inner_max = np.full(3, 0.25), np.full(3, 0.75)
+    assert box_overlap(a_min, a_max, inner_min, inner_max) == 1.0
+    assert box_iou(a_min, a_max, inner_min, inner_max) == pytest.approx(0.125)
+    assert box_overlap(a_min, a_max, a_min + 2, a_max + 2) == 0.0
+    assert box_iou(a_min, a_max, a_min + [0.5, 0, 0], a_max + [0.5, 0, 0]) == pytest.approx(1 / 3)
