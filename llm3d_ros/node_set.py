@@ -28,7 +28,10 @@ class NodeSpec:
 
 
 # Nodes are listed here as they are implemented, in start order.
-NODES: tuple[NodeSpec, ...] = ()
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec(name="llm3d_mapper", executable="llm3d_mapper", module="llm3d_ros.nodes.mapper_node",
+             forwarded_arguments=("device",)),
+)
 
 
 def select_nodes(sim: bool) -> list[NodeSpec]:

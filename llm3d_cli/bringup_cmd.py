@@ -1,0 +1,132 @@
+"""`llm3d bringup`: start the llm3d nodes without `ros2 launch`.
+
+Where `launch`/`launch_ros` are not installable (pip-only ROS 2, as on this machine), this starts
+the same node set as launch/bringup.launch.py (both read `llm3d_ros.node_set`), each node as a
+child process:
+
+    python -m <module> --ros-args -r __node:=<name> --params-file <file> [-p <arg>:=<value>] [-r a:=b]
+
+with the ROS environment of `llm3d_ros.env.ros_environment()`. Output lines are prefixed with the
+node name. Ctrl-C or SIGTERM stops every node (SIGINT, a grace period, then SIGKILL); a node that
+dies on its own stops the others and makes the exit code non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from llm3d_cli.registry import command
+
+STOP_GRACE_S = 15.0  # a node flushes and saves on SIGINT; give it time before SIGKILL
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sim", action="store_true", help="start the built-in simulator instead of robot sensors")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N, forwarded to nodes that take it")
+    p.add_argument("--params-file", type=Path, default=None,
+                   help="YAML parameter file shared by the nodes and the CLI (default: launch/llm3d.yaml)")
+
+
+def node_command(module: str, name: str, params_file: Path, parameters: dict[str, str],
+                 remappings: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """The command line of one node process (ROS arguments as `ros2 run` would pass them)."""
+    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
+    for key, value in parameters.items():
+        cmd += ["-p", f"{key}:={value}"]
+    for src, dst in remappings:
+        cmd += ["-r", f"{src}:={dst}"]
+    return cmd
+
+
+def _forward_output(name: str, stream, lock: threading.Lock) -> None:
+    for line in iter(stream.readline, ""):
+        with lock:
+            sys.stdout.write(f"[{name}] {line}" if line.endswith("\n") else f"[{name}] {line}\n")
+            sys.stdout.flush()
+    stream.close()
+
+
+def _stop_all(procs: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGINT to every running node (a clean rclpy shutdown), then SIGKILL whatever outlives grace_s."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for name, proc in procs.items():
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            print(f"llm3d bringup: {name} did not stop within {grace_s:.0f} s; killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait()
+
+
+@command("bringup", "start the llm3d ROS 2 nodes (the node set of bringup.launch.py) until Ctrl-C", _add_args)
+def run(args: argparse.Namespace) -> int:
+    from llm3d_core.config import DEFAULT_CONFIG
+    from llm3d_ros.env import ros_environment
+    from llm3d_ros.node_set import forwarded_parameters, select_nodes
+
+    specs = select_nodes(args.sim)
+    if args.sim and not any(spec.when == "sim" for spec in specs):
+        print("llm3d bringup --sim: the simulator bridge node (llm3d_sim_bridge) is not part of this version's "
+              "node set yet; run without --sim and feed camera topics and TF from a robot or a bag",
+              file=sys.stderr)
+        return 2
+    if not specs:
+        print("llm3d bringup: the node set is empty; nothing to start", file=sys.stderr)
+        return 2
+    params_file = (args.params_file or DEFAULT_CONFIG).expanduser().resolve()
+    if not params_file.is_file():
+        print(f"llm3d bringup: parameter file not found: {params_file}", file=sys.stderr)
+        return 2
+    arguments = {"sim": "true" if args.sim else "false"}
+    if args.device:
+        arguments["device"] = args.device
+
+    env = ros_environment()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs: dict[str, subprocess.Popen] = {}
+    lock = threading.Lock()
+    readers = []
+    try:
+        for spec in specs:
+            cmd = node_command(spec.module, spec.name, params_file, forwarded_parameters(spec, arguments),
+                               spec.remappings)
+            # Own session: a terminal's Ctrl-C reaches only us, and we stop the nodes in order.
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1, start_new_session=True)
+            procs[spec.name] = proc
+            reader = threading.Thread(target=_forward_output, args=(spec.name, proc.stdout, lock), daemon=True)
+            reader.start()
+            readers.append(reader)
+            with lock:
+                print(f"llm3d bringup: started {spec.name} (pid {proc.pid})", flush=True)
+        with lock:
+            print(f"llm3d bringup: {len(procs)} node(s) running with {params_file}; Ctrl-C stops them", flush=True)
+        while not stop.wait(0.2):
+            dead = {name: proc.returncode for name, proc in procs.items() if proc.poll() is not None}
+            if dead:
+                for name, code in dead.items():
+                    print(f"llm3d bringup: {name} exited unexpectedly with code {code}; stopping the others",
+                          file=sys.stderr, flush=True)
+                return 1
+        with lock:
+            print("llm3d bringup: stopping", flush=True)
+        return 0
+    finally:
+        _stop_all(procs)
+        for reader in readers:
+            reader.join(timeout=2.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        codes = {name: proc.returncode for name, proc in procs.items()}
+        if any(code not in (0, None) for code in codes.values()):
+            print(f"llm3d bringup: exit codes {codes}", file=sys.stderr, flush=True)

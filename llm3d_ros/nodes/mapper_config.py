@@ -1,0 +1,119 @@
+"""Configuration of the `llm3d_mapper` node (its `ros__parameters` section in launch/llm3d.yaml).
+
+No rclpy here: the CLI and tests build and validate it from the YAML file alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from llm3d_core.mapping.mapper import MapperConfig
+
+
+@dataclass
+class MapperNodeConfig:
+    """Parameters of the mapper node; `mapper` is the core MapperConfig, unchanged.
+
+    Fields:
+        color_topic, depth_topic, camera_info_topic: inputs, relative names (resolved in the
+            node's namespace, remappable). Colour: rgb8, bgr8, rgba8, bgra8 or mono8. Depth:
+            16UC1/mono16 (units of 1/depth_scale m) or 32FC1 (metres), registered to colour.
+        map_cloud_topic, markers_topic: outputs (PointCloud2 xyz+rgb, MarkerArray of object
+            boxes), transient local so RViz or a late subscriber gets the latest map at once.
+        status_topic: std_msgs/String JSON with counters (see the node's module docstring);
+            '~/status' is the node's private namespace.
+        map_frame: the fixed frame the map is built in and published in.
+        camera_frame: the camera optical frame to look up in TF; '' takes the colour image's
+            header.frame_id (the usual case).
+        depth_scale: integer depth units per metre (1000 = millimetres).
+        sync_tolerance_s: colour and depth pair when their stamps differ by at most this (0:
+            exact stamps only, right for registered RGB-D drivers that stamp both alike).
+        queue_size: paired frames waiting for the fusion worker; when full the oldest is
+            dropped and counted, so the map keeps up with the newest frames instead of lagging.
+        tf_timeout_s: how long the worker waits for a transform at the image stamp (TF usually
+            arrives shortly after the images).
+        tf_cache_s: how much /tf history the buffer keeps.
+        cloud_period_s: minimum seconds between map_cloud/markers publications (building a
+            cloud of the whole map is not free); 0 publishes after every fused frame.
+        cloud_max_points: cap on published cloud points (evenly subsampled beyond it).
+        marker_style: 'line_list' (wireframe boxes) or 'cube' (translucent boxes).
+        status_period_s: seconds between status messages.
+        map_path: folder ~/save_map and autosave write (relative to the working directory).
+        autosave_period_s: save the map every N seconds when it changed (0: off).
+        resume: load the map at map_path on start when one is there (a restarted mapper
+            continues from its last autosave).
+        warn_period_s: a warning about the same kind of bad input is logged at most this often
+            (every occurrence is still counted in the status).
+        device: overrides mapper.device when not '' (`llm3d bringup --device` sets it).
+        mapper: the core mapper's configuration (llm3d_core.mapping.mapper.MapperConfig).
+    """
+
+    color_topic: str = "camera/color/image_raw"
+    depth_topic: str = "camera/depth/image_raw"
+    camera_info_topic: str = "camera/color/camera_info"
+    map_cloud_topic: str = "map_cloud"
+    markers_topic: str = "objects/markers"
+    status_topic: str = "~/status"
+    map_frame: str = "map"
+    camera_frame: str = ""
+    depth_scale: float = 1000.0
+    sync_tolerance_s: float = 0.02
+    queue_size: int = 1
+    tf_timeout_s: float = 0.2
+    tf_cache_s: float = 10.0
+    cloud_period_s: float = 1.0
+    cloud_max_points: int = 200_000
+    marker_style: str = "line_list"
+    status_period_s: float = 1.0
+    map_path: str = "llm3d_map"
+    autosave_period_s: float = 0.0
+    resume: bool = False
+    warn_period_s: float = 5.0
+    device: str = ""
+    mapper: MapperConfig = field(default_factory=MapperConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("color_topic", "depth_topic", "camera_info_topic", "map_cloud_topic", "markers_topic",
+                     "status_topic", "map_frame", "map_path"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if not isinstance(self.camera_frame, str):
+            raise ValueError(f"camera_frame must be a string ('' = the image's frame_id), got {self.camera_frame!r}")
+        _positive("depth_scale", self.depth_scale)
+        _non_negative("sync_tolerance_s", self.sync_tolerance_s)
+        if not 1 <= self.queue_size <= 30:
+            raise ValueError(f"queue_size must be in [1, 30] (bounded on purpose), got {self.queue_size}")
+        _non_negative("tf_timeout_s", self.tf_timeout_s)
+        _positive("tf_cache_s", self.tf_cache_s)
+        _non_negative("cloud_period_s", self.cloud_period_s)
+        if self.cloud_max_points < 1:
+            raise ValueError(f"cloud_max_points must be >= 1, got {self.cloud_max_points}")
+        if self.marker_style not in ("line_list", "cube"):
+            raise ValueError(f"marker_style must be 'line_list' or 'cube', got {self.marker_style!r}")
+        _positive("status_period_s", self.status_period_s)
+        _non_negative("autosave_period_s", self.autosave_period_s)
+        _non_negative("warn_period_s", self.warn_period_s)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device must be a string ('' = mapper.device), got {self.device!r}")
+        if self.device:
+            from llm3d_core.device import validate_device_name
+
+            validate_device_name(self.device)
+
+    def core_config(self) -> MapperConfig:
+        """The MapperConfig to build the mapper with (`device` applied)."""
+        import dataclasses
+
+        return dataclasses.replace(self.mapper, device=self.device) if self.device else self.mapper
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,371 @@
+"""`llm3d_mapper`: posed RGB-D frames in, a live 3D feature map out.
+
+A thin adapter around `llm3d_core.mapping.mapper.FeatureFusionMapper`: it declares parameters
+(`MapperNodeConfig`), converts messages (`llm3d_ros.conversions`), asks TF for the camera pose
+and calls `integrate()`, then publishes. Fusion runs in a worker thread, so the executor keeps
+receiving images, TF and service calls while a frame is being fused.
+
+Interfaces (names relative to the node's namespace; all configurable):
+    subscribes  camera/color/image_raw     sensor_msgs/Image        best effort, depth 2
+                camera/depth/image_raw     sensor_msgs/Image        best effort, depth 2
+                camera/color/camera_info   sensor_msgs/CameraInfo   best effort, depth 2
+                /tf, /tf_static            tf2_msgs/TFMessage       reliable; /tf_static transient local
+    publishes   map_cloud                  sensor_msgs/PointCloud2  x, y, z, rgb; reliable, transient local
+                objects/markers            visualization_msgs/MarkerArray  reliable, transient local
+                ~/status                   std_msgs/String (JSON)   reliable, transient local
+    services    ~/save_map, ~/reset_map    std_srvs/Trigger
+
+Dropping, not lagging: colour and depth are paired by stamp (`sync_tolerance_s`); each pair goes
+into a bounded queue (`queue_size`, default 1) that the worker drains. A pair that is still
+waiting when a newer one arrives is dropped ("dropped.stale"); colour or depth frames that never
+found a partner are "dropped.unpaired". So under a 30 Hz camera the map follows the newest
+frames at whatever rate fusion manages, and memory stays bounded.
+
+Status (`~/status`, JSON, every `status_period_s`):
+    {"node": "llm3d_mapper", "stamp": <s>,
+     "received": {"color": n, "depth": n, "camera_info": n},
+     "paired": n, "fused": n, "queue": n,
+     "dropped": {"stale": n, "unpaired": n},
+     "errors": {"bad_image": n, "bad_camera_info": n, "no_camera_info": n, "no_frame_id": n,
+                "no_transform": n, "bad_frame": n, "no_valid_depth": n, "fusion_failed": n,
+                "save_failed": n},
+     "map": {"voxels": n, "objects": n, "frames": n},
+     "timing": {"last_fuse_s": x, "mean_fuse_s": x, "last_latency_s": x},
+     "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x}}
+("unsaved": the map changed since the last save; an autosave follows within autosave_period_s.)
+Every bad input is counted in "errors" and logged as a warning at most every `warn_period_s`
+per kind; the node keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from llm3d_ros.env import apply_ros_environment
+
+# rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
+apply_ros_environment(localhost=False)
+
+import rclpy  # noqa: E402
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from llm3d_core.config import ConfigError  # noqa: E402
+from llm3d_core.geometry import FrameError  # noqa: E402
+from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError  # noqa: E402
+from llm3d_ros.conversions import (  # noqa: E402
+    ConversionError,
+    camera_info_to_K,
+    objects_to_markers,
+    pointcloud2_xyzrgb,
+    rgbd_frame_from_messages,
+    stamp_to_ns,
+)
+from llm3d_ros.map_access import map_cloud  # noqa: E402
+from llm3d_ros.nodes.mapper_config import MapperNodeConfig  # noqa: E402
+from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
+from llm3d_ros.sync import LatestQueue, StampPairer  # noqa: E402
+from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
+
+NODE_NAME = "llm3d_mapper"
+ERROR_KINDS = ("bad_image", "bad_camera_info", "no_camera_info", "no_frame_id", "no_transform", "bad_frame",
+               "no_valid_depth", "fusion_failed", "save_failed")
+SENSOR_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                        history=HistoryPolicy.KEEP_LAST)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         history=HistoryPolicy.KEEP_LAST)
+PAIR_BUFFER = 10  # unmatched colour/depth frames kept per stream while waiting for a partner
+
+
+class MapperNode(Node):
+    """The mapper node; `start()` launches the fusion worker, `stop()` joins it."""
+
+    def __init__(self, **node_kwargs) -> None:
+        # Every key of the params file becomes a parameter, so typos reach config_from_dict and
+        # fail loudly instead of being ignored as undeclared overrides.
+        super().__init__(NODE_NAME, automatically_declare_parameters_from_overrides=True, **node_kwargs)
+        declare_config_parameters(self, MapperNodeConfig())
+        self.cfg = read_config_parameters(self, MapperNodeConfig)
+        self.map_path = Path(self.cfg.map_path).expanduser().resolve()
+        self.mapper = self._build_mapper()
+        self.tf = make_tf_buffer(self, self.cfg.tf_cache_s)
+
+        self._map_lock = threading.Lock()  # the mapper is used by the worker and the services
+        self._stats_lock = threading.Lock()
+        self._received = {"color": 0, "depth": 0, "camera_info": 0}
+        self._errors = dict.fromkeys(ERROR_KINDS, 0)
+        self._last_warned: dict[str, float] = {}
+        self._fused = 0
+        self._paired = 0
+        self._fuse_seconds_total = 0.0
+        self._timing = {"last_fuse_s": 0.0, "mean_fuse_s": 0.0, "last_latency_s": 0.0}
+        self._map_summary = {"voxels": len(self.mapper.voxels), "objects": len(self.mapper.objects),
+                             "frames": self.mapper.frames}
+        self._saves = 0
+        self._last_save_path = ""
+        self._camera_info: CameraInfo | None = None
+
+        self._pairer: StampPairer[Image, Image] = StampPairer(int(self.cfg.sync_tolerance_s * 1e9), PAIR_BUFFER)
+        self._queue: LatestQueue[tuple[int, Image, Image]] = LatestQueue(self.cfg.queue_size)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="llm3d_mapper_fusion", daemon=True)
+        self._publish_requested = threading.Event()
+        self._map_changed = False  # since the last cloud publication (worker thread only)
+        self._unsaved = False  # since the last save
+        self._last_cloud = 0.0
+        self._last_autosave = time.monotonic()
+
+        sensors = MutuallyExclusiveCallbackGroup()
+        services = MutuallyExclusiveCallbackGroup()
+        timers = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, self.cfg.color_topic, self._on_color, SENSOR_QOS, callback_group=sensors)
+        self.create_subscription(Image, self.cfg.depth_topic, self._on_depth, SENSOR_QOS, callback_group=sensors)
+        self.create_subscription(CameraInfo, self.cfg.camera_info_topic, self._on_camera_info, SENSOR_QOS,
+                                 callback_group=sensors)
+        self._cloud_pub = self.create_publisher(PointCloud2, self.cfg.map_cloud_topic, LATCHED_QOS)
+        self._markers_pub = self.create_publisher(MarkerArray, self.cfg.markers_topic, LATCHED_QOS)
+        self._status_pub = self.create_publisher(String, self.cfg.status_topic, LATCHED_QOS)
+        self.create_service(Trigger, "~/save_map", self._on_save, callback_group=services)
+        self.create_service(Trigger, "~/reset_map", self._on_reset, callback_group=services)
+        self.create_timer(self.cfg.status_period_s, self._publish_status, callback_group=timers)
+        self.get_logger().info(
+            f"mapping {self.cfg.color_topic} + {self.cfg.depth_topic} in frame '{self.cfg.map_frame}' on "
+            f"{self.mapper.device}; map file {self.map_path}")
+
+    def _build_mapper(self) -> FeatureFusionMapper:
+        core = self.cfg.core_config()
+        if self.cfg.resume and (self.map_path / "map.json").is_file():
+            try:
+                mapper = FeatureFusionMapper.load(self.map_path, device=core.device)
+                self.get_logger().info(f"resumed the map at {self.map_path} ({mapper.frames} frames, "
+                                       f"{len(mapper.voxels)} voxels; its saved mapper config applies)")
+                return mapper
+            except MapFileError as err:
+                self.get_logger().error(f"cannot resume: {err}; starting an empty map")
+        return FeatureFusionMapper(core)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stops the worker after the frame it is fusing (joins it)."""
+        self._stop.set()
+        self._queue.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout_s)
+
+    # ------------------------------------------------------------ callbacks (executor threads; cheap)
+    def _on_color(self, msg: Image) -> None:
+        self._count_received("color")
+        self._offer(self._pairer.add_first(stamp_to_ns(msg.header.stamp), msg))
+
+    def _on_depth(self, msg: Image) -> None:
+        self._count_received("depth")
+        self._offer(self._pairer.add_second(stamp_to_ns(msg.header.stamp), msg))
+
+    def _offer(self, pair: tuple[int, Image, Image] | None) -> None:
+        if pair is not None:
+            with self._stats_lock:
+                self._paired += 1
+            self._queue.put(pair)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._count_received("camera_info")
+        try:
+            camera_info_to_K(msg)
+        except ConversionError as err:
+            self._bad("bad_camera_info", f"ignoring CameraInfo on {self.cfg.camera_info_topic}: {err}")
+            return
+        self._camera_info = msg
+
+    def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self._save("~/save_map")
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._map_lock:
+            self.mapper.reset()
+            self._unsaved = False  # nothing to save until a frame is fused again
+            self._update_summary()
+        self._queue.clear()
+        self._pairer.clear()
+        self._publish_requested.set()  # the worker publishes the empty map at once
+        self.get_logger().info("map reset")
+        response.success, response.message = True, "map reset: 0 voxels"
+        return response
+
+    def _publish_status(self) -> None:
+        with self._stats_lock:
+            status = {
+                "node": self.get_name(), "stamp": self.get_clock().now().nanoseconds * 1e-9,
+                "received": dict(self._received), "paired": self._paired, "fused": self._fused,
+                "queue": len(self._queue),
+                "dropped": {"stale": self._queue.dropped, "unpaired": self._pairer.unpaired},
+                "errors": dict(self._errors), "map": dict(self._map_summary),
+                "timing": {k: round(v, 4) for k, v in self._timing.items()},
+                "saves": {"count": self._saves, "last_path": self._last_save_path, "unsaved": self._unsaved,
+                          "autosave_period_s": self.cfg.autosave_period_s},
+            }
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+    # ------------------------------------------------------------ worker thread
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self._queue.get(timeout_s=0.2)
+            if item is not None:
+                self._fuse(*item)
+            self._publish_map()
+            self._autosave()
+
+    def _fuse(self, stamp_ns: int, color: Image, depth: Image) -> None:
+        info = self._camera_info
+        if info is None:
+            self._bad("no_camera_info", f"no valid CameraInfo on {self.cfg.camera_info_topic} yet; frame skipped")
+            return
+        frame_id = self.cfg.camera_frame or color.header.frame_id
+        if not frame_id:
+            self._bad("no_frame_id", "colour image has no header.frame_id and camera_frame is not set; frame skipped")
+            return
+        try:
+            pose = self.tf.lookup_matrix(self.cfg.map_frame, frame_id, stamp_ns, self.cfg.tf_timeout_s)
+        except TransformError as err:
+            self._bad("no_transform", f"no camera pose for the frame at {stamp_ns * 1e-9:.3f} s: {err}")
+            return
+        try:
+            frame = rgbd_frame_from_messages(color, depth, info, pose, self.cfg.depth_scale)
+        except ConversionError as err:
+            self._bad("bad_image", f"frame at {stamp_ns * 1e-9:.3f} s skipped: {err}")
+            return
+        with self._map_lock:
+            try:
+                stats = self.mapper.integrate(frame)
+            except FrameError as err:
+                self._bad("bad_frame", f"frame at {stamp_ns * 1e-9:.3f} s rejected by the mapper: {err}")
+                return
+            except Exception as err:  # a fault in fusion must not take the node down
+                self._bad("fusion_failed", f"fusing the frame at {stamp_ns * 1e-9:.3f} s failed: {err!r}")
+                return
+            # Under the map lock, with the summary: a status never shows these frames as saved early.
+            self._map_changed = self._unsaved = True
+            self._update_summary()
+        latency_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+        with self._stats_lock:
+            self._fused += 1
+            self._fuse_seconds_total += stats.seconds
+            self._timing = {"last_fuse_s": stats.seconds, "mean_fuse_s": self._fuse_seconds_total / self._fused,
+                            "last_latency_s": latency_s}
+        if stats.points == 0:
+            self._bad("no_valid_depth", f"frame at {stamp_ns * 1e-9:.3f} s had no depth within "
+                                        f"[{self.mapper.config.depth_min}, {self.mapper.config.depth_max}] m")
+
+    def _publish_map(self) -> None:
+        """Publishes map_cloud and the object markers, at most every cloud_period_s."""
+        forced = self._publish_requested.is_set()
+        due = self._map_changed and time.monotonic() - self._last_cloud >= self.cfg.cloud_period_s
+        if not (forced or due):
+            return
+        self._publish_requested.clear()
+        self._map_changed = False
+        self._last_cloud = time.monotonic()
+        with self._map_lock:
+            points, colors = map_cloud(self.mapper, self.cfg.cloud_max_points)
+            objects = list(self.mapper.objects)
+        stamp = self.get_clock().now().to_msg()
+        self._cloud_pub.publish(pointcloud2_xyzrgb(points, colors, self.cfg.map_frame, stamp))
+        try:
+            self._markers_pub.publish(objects_to_markers(objects, self.cfg.map_frame, stamp, self.cfg.marker_style))
+        except ConversionError as err:
+            self.get_logger().warning(f"object markers not published: {err}", throttle_duration_sec=30.0)
+
+    def _autosave(self) -> None:
+        period = self.cfg.autosave_period_s
+        if period and self._unsaved and time.monotonic() - self._last_autosave >= period:
+            self._last_autosave = time.monotonic()
+            ok, message = self._save("autosave")
+            if ok:
+                self.get_logger().info(message)
+
+    # ------------------------------------------------------------ helpers
+    def _save(self, why: str) -> tuple[bool, str]:
+        with self._map_lock:
+            if self.mapper.frames == 0:
+                return False, "nothing to save: no frame has been fused yet"
+            try:
+                path = self.mapper.save(self.map_path)
+            except Exception as err:  # disk full, permissions...: report, keep mapping
+                self._bad("save_failed", f"{why}: could not save the map to {self.map_path}: {err}")
+                return False, f"could not save the map to {self.map_path}: {err}"
+            voxels, frames = len(self.mapper.voxels), self.mapper.frames
+            self._unsaved = False
+        with self._stats_lock:
+            self._saves += 1
+            self._last_save_path = str(path)
+        return True, f"saved {voxels} voxels from {frames} frames to {path}"
+
+    def _update_summary(self) -> None:
+        """Called with the map lock held: the status timer reads this copy, never the mapper."""
+        summary = {"voxels": len(self.mapper.voxels), "objects": len(self.mapper.objects), "frames": self.mapper.frames}
+        with self._stats_lock:
+            self._map_summary = summary
+
+    def _count_received(self, stream: str) -> None:
+        with self._stats_lock:
+            self._received[stream] += 1
+
+    def _bad(self, kind: str, message: str) -> None:
+        """Counts a bad input of `kind`; logs it at most every warn_period_s per kind."""
+        now = time.monotonic()
+        with self._stats_lock:
+            self._errors[kind] += 1
+            count = self._errors[kind]
+            log = now - self._last_warned.get(kind, -1e9) >= self.cfg.warn_period_s
+            if log:
+                self._last_warned[kind] = now
+        if log:
+            self.get_logger().warning(f"{message} [{kind}: {count} so far]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters."""
+    apply_ros_environment(localhost=False)
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node: MapperNode | None = None
+    executor: MultiThreadedExecutor | None = None
+    rc = 0
+    try:
+        node = MapperNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        node.start()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigError as err:
+        print(f"{NODE_NAME}: invalid parameters: {err}", file=sys.stderr, flush=True)
+        rc = 2
+    finally:
+        # Order matters (an executor still spinning at exit aborts with rc 134): stop our worker,
+        # shut the executor down, destroy the node, then the context.
+        if node is not None:
+            node.stop()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

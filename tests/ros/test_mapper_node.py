@@ -1,0 +1,275 @@
+"""`llm3d_mapper` end to end: started by `llm3d bringup` as separate processes, fed real 7-Scenes
+frames over DDS from this process, checked through its topics and services."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm3d_cli.main import main as llm3d_main
+from llm3d_ros.conversions import matrix_to_transform_stamped, numpy_to_image, pointcloud2_to_xyzrgb
+
+pytestmark = pytest.mark.ros
+
+CAMERA_FRAME = "camera_color_optical_frame"
+SMALL_MAPPER = """\
+llm3d_mapper:
+  ros__parameters:
+    map_path: {map_path}
+    cloud_period_s: 0.3
+    status_period_s: 0.2
+    tf_timeout_s: 0.3
+    warn_period_s: 0.0
+    autosave_period_s: 0.5
+    mapper:
+      device: cpu
+      sample_stride: 16
+      use_tsdf: false
+      objects_every: 5
+      encoder:
+        feature_dim: 16
+        text_aligned: false
+"""
+
+
+class Bringup:
+    """`llm3d bringup` as a child process; collects its (prefixed) output lines."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "llm3d_cli.main", "bringup", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def node_pids(self) -> list[int]:
+        return [int(m) for m in re.findall(r"started \S+ \(pid (\d+)\)", self.output)]
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGINT like Ctrl-C; kills bringup and its nodes if they do not stop in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in self.node_pids():  # never leak a node, whatever happened above
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=5.0)
+        return self.proc.returncode
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_bringup_sim_without_sim_node_is_a_clear_error(capsys):
+    assert llm3d_main(["bringup", "--sim"]) == 2
+    assert "llm3d_sim_bridge" in capsys.readouterr().err
+
+
+def test_bringup_fails_when_a_node_dies(tmp_path):
+    params = tmp_path / "bad.yaml"
+    params.write_text("llm3d_mapper:\n  ros__parameters:\n    queue_sise: 2\n")  # typo: the node must refuse it
+    bringup = Bringup("--params-file", str(params))
+    try:
+        assert bringup.proc.wait(120) == 1
+    finally:
+        bringup.stop()
+    assert "unknown config key(s) llm3d_mapper.queue_sise" in bringup.output
+    assert "llm3d_mapper exited unexpectedly with code 2" in bringup.output
+
+
+class Harness:
+    """The test's own ROS node: publishes camera + TF, listens to the mapper's outputs."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from std_msgs.msg import String
+        from std_srvs.srv import Trigger
+        from tf2_msgs.msg import TFMessage
+        from visualization_msgs.msg import MarkerArray
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("mapper_test_harness", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.color = self.node.create_publisher(Image, "camera/color/image_raw", 10)
+        self.depth = self.node.create_publisher(Image, "camera/depth/image_raw", 10)
+        self.info = self.node.create_publisher(CameraInfo, "camera/color/camera_info", 10)
+        self.tf = self.node.create_publisher(TFMessage, "/tf", 100)
+        self.clouds: list = []
+        self.markers: list = []
+        self.status: dict = {}
+        self.node.create_subscription(PointCloud2, "map_cloud", self.clouds.append, latched)
+        self.node.create_subscription(MarkerArray, "objects/markers", self.markers.append, latched)
+        self.max_queue = 0
+        self.node.create_subscription(String, "/llm3d_mapper/status", self._on_status, latched)
+        self.save = self.node.create_client(Trigger, "/llm3d_mapper/save_map")
+        self.reset = self.node.create_client(Trigger, "/llm3d_mapper/reset_map")
+        self._Trigger, self._TFMessage, self._CameraInfo = Trigger, TFMessage, CameraInfo
+
+    def _on_status(self, msg) -> None:
+        self.status = json.loads(msg.data)
+        self.max_queue = max(self.max_queue, self.status["queue"])
+
+    def spin_until(self, condition, timeout_s: float, what: str, bringup: Bringup) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if bringup.proc.poll() is not None:
+                pytest.fail(f"bringup exited with {bringup.proc.returncode} while waiting for {what}:\n{bringup.output}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout_s} s waiting for {what}; status {self.status}\n{bringup.output}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def spin_for(self, seconds: float) -> None:
+        """Keeps the executor running while pacing publications (not a wait for a result)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def publish_frame(self, frame, stamp_ns: int, with_tf: bool = True, color_msg=None) -> None:
+        from llm3d_ros.conversions import ns_to_stamp
+
+        stamp = ns_to_stamp(stamp_ns)
+        if with_tf:
+            self.tf.publish(self._TFMessage(transforms=[
+                matrix_to_transform_stamped(frame.T_world_camera, "map", CAMERA_FRAME, stamp)]))
+        h, w = frame.depth.shape
+        info = self._CameraInfo(width=w, height=h, k=[float(v) for v in frame.K.ravel()])
+        info.header.frame_id, info.header.stamp = CAMERA_FRAME, stamp
+        self.info.publish(info)
+        if color_msg is None:
+            color_msg = numpy_to_image(frame.rgb, "rgb8", CAMERA_FRAME)
+        color_msg.header.stamp = stamp
+        self.color.publish(color_msg)
+        self.depth.publish(numpy_to_image(frame.depth, "16UC1", CAMERA_FRAME, stamp))
+
+    def call(self, client, bringup: Bringup):
+        self.spin_until(client.service_is_ready, 60.0, f"service {client.srv_name}", bringup)
+        future = client.call_async(self._Trigger.Request())
+        self.spin_until(future.done, 60.0, f"a response from {client.srv_name}", bringup)
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp_path):
+    from llm3d_core.data.frames import SevenScenesFrames
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+
+    frames = SevenScenesFrames(seven_scenes)
+    map_path = tmp_path / "map"
+    params = tmp_path / "params.yaml"
+    params.write_text(SMALL_MAPPER.format(map_path=map_path))
+    bringup = Bringup("--params-file", str(params), "--device", "cpu")
+    harness = Harness()
+    try:
+        # Discovery, plus the node's start-up (torch and the encoder), before any frame is sent.
+        harness.spin_until(lambda: harness.color.get_subscription_count() > 0 and harness.tf.get_subscription_count() > 0
+                           and harness.depth.get_subscription_count() > 0 and harness.status, 120.0,
+                           "the mapper's subscriptions and first status", bringup)
+
+        for i in range(0, 40, 2):  # 20 real frames at a camera's 30 Hz: faster than fusion on a CPU
+            harness.publish_frame(frames[i], harness.now_ns())
+            harness.spin_for(1 / 30)
+        harness.spin_until(lambda: harness.clouds and harness.clouds[-1].width > 0, 120.0,
+                           "a non-empty map_cloud", bringup)
+        points, colors = pointcloud2_to_xyzrgb(harness.clouds[-1])
+        assert len(points) == harness.clouds[-1].width and np.all(np.isfinite(points))
+        assert harness.clouds[-1].header.frame_id == "map"
+        assert 0.0 <= colors.min() and colors.max() <= 1.0
+        harness.spin_until(lambda: harness.markers, 30.0, "object markers", bringup)
+        assert harness.markers[-1].markers[0].action == harness.markers[-1].markers[0].DELETEALL
+        status = harness.status
+        assert status["fused"] >= 1 and status["map"]["voxels"] > 0
+        # Every paired frame was fused, dropped as stale, or counted as an error: nothing vanishes.
+        harness.spin_until(lambda: harness.status["queue"] == 0 and harness.status["paired"] ==
+                           harness.status["fused"] + harness.status["dropped"]["stale"] + sum(harness.status["errors"].values()),
+                           60.0, "the worker to drain its queue", bringup)
+
+        assert harness.max_queue <= 1  # queue_size 1: frames are dropped, never queued up
+        # Autosave is on: wait until it has caught up, so loading below does not race a save in progress.
+        harness.spin_until(lambda: harness.status["saves"]["count"] >= 1 and not harness.status["saves"]["unsaved"],
+                           30.0, "an autosave of the whole map", bringup)
+        assert FeatureFusionMapper.load(map_path).frames == harness.status["map"]["frames"]
+        saved = harness.call(harness.save, bringup)
+        assert saved.success, saved.message
+        assert str(map_path) in saved.message
+        loaded = FeatureFusionMapper.load(map_path)
+        assert len(loaded.voxels) > 0 and loaded.frames >= 1
+
+        # Bad input: a wrong encoding, truncated data, and a frame whose pose is not in TF.
+        errors_before = dict(harness.status["errors"])
+        good = frames[20]
+
+        def bad_inputs_counted() -> bool:
+            errors = harness.status["errors"]
+            return errors["bad_image"] >= errors_before["bad_image"] + 2 and \
+                errors["no_transform"] >= errors_before["no_transform"] + 1
+
+        deadline = time.monotonic() + 90.0
+        while not bad_inputs_counted() and time.monotonic() < deadline and bringup.proc.poll() is None:
+            stamp = harness.now_ns()
+            wrong = numpy_to_image(good.rgb, "rgb8", CAMERA_FRAME)
+            wrong.encoding = "yuv422"
+            harness.publish_frame(good, stamp, color_msg=wrong)
+            harness.spin_for(0.4)  # queue_size 1: give the worker time so the next one is not dropped as stale
+            truncated = numpy_to_image(good.rgb, "rgb8", CAMERA_FRAME)
+            truncated.data = bytes(truncated.data)[: len(truncated.data) // 2]
+            harness.publish_frame(good, stamp + 1_000_000, color_msg=truncated)
+            harness.spin_for(0.4)
+            harness.publish_frame(good, harness.now_ns(), with_tf=False)
+            harness.spin_for(0.6)
+        harness.spin_until(bad_inputs_counted, 5.0, "the bad inputs to be counted", bringup)
+
+        assert bringup.proc.poll() is None, bringup.output
+        assert "unsupported colour encoding 'yuv422'" in bringup.output
+        reset = harness.call(harness.reset, bringup)
+        assert reset.success, reset.message
+        harness.spin_until(lambda: harness.clouds[-1].width == 0, 30.0, "an empty map_cloud after reset", bringup)
+        again = harness.call(harness.save, bringup)
+        assert not again.success and "no frame" in again.message  # nothing fused since the reset
+    finally:
+        harness.close()
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
+    assert "exit codes" not in bringup.output  # bringup reports nodes that did not exit with 0
+    assert bringup.node_pids() and not any(_alive(pid) for pid in bringup.node_pids())
