@@ -19,7 +19,7 @@ from llm3d_ros.node_set import forwarded_parameters, select_nodes
 
 ARGUMENTS = {
     "sim": ("false", "start the built-in simulator instead of robot sensors"),
-    "device": ("auto", "auto | cpu | cuda | cuda:N for the model"),
+    "device": ("", "auto | cpu | cuda | cuda:N; empty: as in the parameter file"),
 }
 
 

@@ -13,11 +13,13 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["mapper"], help="which benchmark")
+    p.add_argument("what", choices=["mapper", "render"], help="which benchmark")
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N frames (0: all)")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
+    p.add_argument("--seed", type=int, default=11000, help="render: scene seed (default: first test scene)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for the JSON result")
 
 
@@ -27,15 +29,25 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from llm3d_cli.map_cmd import load_mapper_config
-    from sim.bench.mapper import bench_config, mapper_rows, run_mapper_bench
     from sim.bench.table import markdown_table
 
-    result = run_mapper_bench(args.frames, bench_config(load_mapper_config(args.config, args.device)), args.limit)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
-    result["machine"] = machine
-    print(f"\nmapper benchmark: {result['frames']} frames of {args.frames.name}, device {result['device']}, {machine}\n")
-    print(markdown_table(["method", "frames/s", "notes"], mapper_rows(result)))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mapper.json").write_text(json.dumps(result, indent=1))
+    if args.what == "render":
+        from sim.bench.render import render_rows, run_render_bench
+
+        result = run_render_bench(seed=args.seed, frames=args.frames_count)
+        result["machine"] = machine
+        print(f"\nrender benchmark: scene {result['scene']} ({result['triangles']} triangles), 640x480 RGB + depth + "
+              f"instance ids, {machine}\n")
+        print(markdown_table(["backend", "frames/s", "ms (median)", ">= target", "notes"], render_rows(result)))
+    else:
+        from llm3d_cli.map_cmd import load_mapper_config
+        from sim.bench.mapper import bench_config, mapper_rows, run_mapper_bench
+
+        result = run_mapper_bench(args.frames, bench_config(load_mapper_config(args.config, args.device)), args.limit)
+        result["machine"] = machine
+        print(f"\nmapper benchmark: {result['frames']} frames of {args.frames.name}, device {result['device']}, {machine}\n")
+        print(markdown_table(["method", "frames/s", "notes"], mapper_rows(result)))
+    (args.out / f"{args.what}.json").write_text(json.dumps(result, indent=1, default=str))
     return 0

@@ -12,17 +12,16 @@ from llm3d_core.mapping.mapper import FeatureFusionMapper
 
 
 def map_cloud(mapper: FeatureFusionMapper, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel centres (N, 3) float32 and colours (N, 3) in [0, 1] of the map, at most max_points.
+    """The map's coloured points (N, 3) float32 and colours (N, 3) in [0, 1], at most max_points:
+    the TSDF surface when the mapper fuses one (denser, sharper colours), else the voxel centres.
 
-    Beyond max_points the voxels are subsampled at an even stride (deterministic, so a static
+    Beyond max_points the points are subsampled at an even stride (deterministic, so a static
     map gives the same cloud every time and RViz does not flicker).
     """
     if len(mapper.voxels) == 0:  # Open3D refuses empty key tensors; an empty map is an empty cloud
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
-    slots = mapper.voxels.active_slots()
-    if len(slots) > max_points:
-        stride = -(-len(slots) // max_points)  # ceil division keeps the count <= max_points
-        slots = slots[::stride]
-    points = mapper.voxels.centers(slots).cpu().numpy().astype(np.float32)  # (N, 3)
-    colors = mapper.voxels.colors[slots].float().cpu().numpy()  # (N, 3)
-    return points, colors
+    points, colors = mapper.colored_points()
+    if len(points) > max_points:
+        stride = -(-len(points) // max_points)  # ceil division keeps the count <= max_points
+        points, colors = points[::stride], colors[::stride]
+    return points.astype(np.float32), colors.astype(np.float32)

@@ -42,4 +42,5 @@ def select_nodes(sim: bool) -> list[NodeSpec]:
 
 def forwarded_parameters(spec: NodeSpec, arguments: dict[str, str]) -> dict[str, str]:
     """The bringup arguments this node takes as parameter overrides."""
-    return {name: arguments[name] for name in spec.forwarded_arguments if name in arguments}
+    # An empty value means "not given": the parameter file's value stands.
+    return {name: arguments[name] for name in spec.forwarded_arguments if arguments.get(name)}

@@ -1,0 +1,24 @@
+"""`llm3d bench` runs and prints its tables (tiny sizes; speed itself is not asserted)."""
+
+import json
+import subprocess
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_render_and_mapper(python_exe, tmp_path, seven_scenes):
+    out = subprocess.run([python_exe, "-m", "llm3d_cli.main", "bench", "render", "--frames-count", "5", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| egl |" in out.stdout and "| raycast |" in out.stdout
+    result = json.loads((tmp_path / "render.json").read_text())
+    assert {r["backend"] for r in result["rows"]} == {"egl", "raycast"}
+    assert all(r["fps"] > 0 for r in result["rows"])
+
+    out = subprocess.run([python_exe, "-m", "llm3d_cli.main", "bench", "mapper", "--frames", str(seven_scenes), "--limit", "6",
+                          "--device", "cpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Open3D VoxelBlockGrid TSDF only" in out.stdout and "published" in out.stdout
+    result = json.loads((tmp_path / "mapper.json").read_text())
+    assert result["frames"] == 6 and result["llm3d_fps"] > 0 and result["map_voxels"] > 0
