@@ -242,7 +242,8 @@ class FeatureFusionMapper:
 
         Data files are immutable and named by a fresh save id (voxels-<id>.safetensors,
         tsdf-<id>.npz, keyframes-<id>.npz); `map.json` names them and is replaced last, in one
-        atomic rename, which commits the save. Files of earlier saves are removed afterwards.
+        atomic rename, which commits the save. The files of the save before it stay until the
+        next save (a reader that took the old manifest can still finish); older ones are removed.
         """
         from safetensors.torch import save_file
 
@@ -250,6 +251,10 @@ class FeatureFusionMapper:
         if self.frames:
             self.refresh_semantics()
         path.mkdir(parents=True, exist_ok=True)
+        try:
+            previous = set(json.loads((path / "map.json").read_text()).get("files", {}).values())
+        except (OSError, ValueError, AttributeError):
+            previous = set()
         save_id = uuid.uuid4().hex[:12]
         files = {"voxels": f"voxels-{save_id}.safetensors", "tsdf": f"tsdf-{save_id}.npz",
                  "keyframes": f"keyframes-{save_id}.npz"}
@@ -281,7 +286,7 @@ class FeatureFusionMapper:
             for f in written:
                 f.unlink(missing_ok=True)
             raise
-        keep = set(files.values()) | {"map.json"}
+        keep = set(files.values()) | previous | {"map.json"}
         for old in path.iterdir():
             if old.name not in keep and (old.name.split("-")[0] in ("voxels", "tsdf", "keyframes")
                                          or old.name.startswith(".map.json.")):
@@ -361,32 +366,35 @@ class _Superseded(Exception):
 def _read_tensors(tensors_file: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     from safetensors import SafetensorError, safe_open
 
-    if not tensors_file.exists():
-        raise _Superseded(tensors_file)
     try:
         with safe_open(str(tensors_file), framework="pt") as f:
             save_id = (f.metadata() or {}).get("save_id")
             return {k: f.get_tensor(k) for k in f.keys()}, save_id
     except (FileNotFoundError, SafetensorError, OSError) as err:
-        raise MapFileError(f"{tensors_file} is missing or corrupt: {err}") from err
+        _raise_superseded_if_gone(tensors_file)
+        raise MapFileError(f"{tensors_file} is corrupt: {err}") from err
+
+
+def _raise_superseded_if_gone(data_file: Path) -> None:
+    """A read failed: if the file is gone, a newer save removed it (retry), else it is corrupt."""
+    if not data_file.exists():
+        raise _Superseded(data_file)
 
 
 def _read_tsdf(tsdf: TsdfVolume, tsdf_file: Path) -> None:
-    if not tsdf_file.exists():
-        raise _Superseded(tsdf_file)
     try:
         tsdf.load(tsdf_file)
     except (ValueError, FileNotFoundError) as err:
+        _raise_superseded_if_gone(tsdf_file)
         raise MapFileError(f"{tsdf_file} is corrupt: {err}") from err
 
 
 def _read_keyframes(keyframes_file: Path) -> dict[str, np.ndarray]:
-    if not keyframes_file.exists():
-        raise _Superseded(keyframes_file)
     try:
         with np.load(keyframes_file) as data:
             return {k: data[k] for k in data.files}
     except Exception as err:  # zip/npz errors come in several types
+        _raise_superseded_if_gone(keyframes_file)
         raise MapFileError(f"{keyframes_file} is corrupt: {err}") from err
 
 

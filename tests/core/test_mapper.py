@@ -196,7 +196,10 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
     # Saving again replaces the files of the earlier save; nothing temporary is left behind.
     mapper.save(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]
-    assert len(list(out.iterdir())) == 4 and names != sorted(p.name for p in out.iterdir())
+    # The previous save's files stay for readers in flight; the one before is gone.
+    assert len(list(out.iterdir())) == 7
+    mapper.save(out)
+    assert len(list(out.iterdir())) == 7 and not set(names[:1]) & {p.name for p in out.iterdir()}
 
 
 def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
@@ -205,15 +208,18 @@ def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
     out = mapper.save(tmp_path / "map")
     with pytest.raises(MapFileError, match="no saved map"):
         FeatureFusionMapper.load(tmp_path / "absent")
-    voxels_file = next(out.glob("voxels-*.safetensors"))
+    def current(kind):  # the file of this kind that map.json names
+        return out / json.loads((out / "map.json").read_text())["files"][kind]
+
+    voxels_file = current("voxels")
     voxels_file.write_bytes(b"\x00garbage")
-    with pytest.raises(MapFileError, match="voxels-.*safetensors"):
+    with pytest.raises(MapFileError, match="voxels-.*safetensors is corrupt"):
         FeatureFusionMapper.load(out)
     voxels_file.unlink()
     with pytest.raises(MapFileError, match="is missing"):
         FeatureFusionMapper.load(out, attempts=2)
     mapper.save(out)
-    next(out.glob("tsdf-*.npz")).write_bytes(b"PK\x03\x04 truncated")
+    current("tsdf").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(MapFileError, match="tsdf-.*corrupt"):
         FeatureFusionMapper.load(out)
     (out / "map.json").write_text("{not json")
