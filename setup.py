@@ -24,6 +24,7 @@ def package_version() -> str:
 # The console scripts a ROS install finds under lib/llm3d (`ros2 run llm3d <name>`).
 NODE_SCRIPTS: list[str] = [
     "llm3d_mapper = llm3d_ros.nodes.mapper_node:main",
+    "llm3d_sim_bridge = llm3d_ros.nodes.sim_bridge_node:main",
 ]
 
 setup(

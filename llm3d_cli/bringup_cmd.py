@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from llm3d_ros.node_set import forwarded_parameters, select_nodes
 
     specs = select_nodes(args.sim)
-    if args.sim and not any(spec.when == "sim" for spec in specs):
-        print("llm3d bringup --sim: the simulator bridge node (llm3d_sim_bridge) is not part of this version's "
-              "node set yet; run without --sim and feed camera topics and TF from a robot or a bag",
+    if args.sim and not any(spec.name == "llm3d_sim_bridge" for spec in specs):
+        # A node set edited without the simulator would start a mapper that waits for a camera forever.
+        print("llm3d bringup --sim: the simulator bridge node (llm3d_sim_bridge) is not in the node set "
+              "(llm3d_ros.node_set.NODES); run without --sim and feed camera topics and TF from a robot or a bag",
               file=sys.stderr)
         return 2
     if not specs:

@@ -29,6 +29,9 @@ class NodeSpec:
 
 # Nodes are listed here as they are implemented, in start order.
 NODES: tuple[NodeSpec, ...] = (
+    # The simulator first: its camera, TF and odometry are what the nodes after it consume.
+    NodeSpec(name="llm3d_sim_bridge", executable="llm3d_sim_bridge", module="llm3d_ros.nodes.sim_bridge_node",
+             when="sim"),
     NodeSpec(name="llm3d_mapper", executable="llm3d_mapper", module="llm3d_ros.nodes.mapper_node",
              forwarded_arguments=("device",)),
 )

@@ -92,6 +92,18 @@ class Agent:
         """Reported camera pose: equals the true one unless drift is configured."""
         return pose_matrix(*self.odom, self.grid.floor_z) @ self.T_base_camera
 
+    def T_odom_base(self) -> np.ndarray:
+        """Reported (odometry) base pose; the odom frame starts out equal to the world frame (REP-105)."""
+        return pose_matrix(*self.odom, self.grid.floor_z)
+
+    def T_world_odom(self) -> np.ndarray:
+        """The correction a perfect localiser publishes as map -> odom: world <- base <- odom.
+
+        Identity without drift; with drift it absorbs the odometry error, so map -> odom -> base
+        is the true pose while odom -> base stays the smooth, drifting odometry.
+        """
+        return self.T_world_base() @ np.linalg.inv(self.T_odom_base())
+
     def _translate(self, distance: float) -> StepResult:
         """Moves along the heading, stopping before the first non-navigable sample."""
         direction = np.array([math.cos(self.yaw), math.sin(self.yaw)])

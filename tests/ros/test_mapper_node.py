@@ -88,7 +88,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_bringup_sim_without_sim_node_is_a_clear_error(capsys):
+def test_bringup_sim_without_sim_node_is_a_clear_error(capsys, monkeypatch):
+    """A node set without the sim bridge must not start a mapper that waits for a camera forever.
+
+    (`llm3d bringup --sim` with the real node set is tested end to end in test_sim_bridge.py.)
+    """
+    from llm3d_ros import node_set
+
+    monkeypatch.setattr(node_set, "NODES", tuple(s for s in node_set.NODES if s.name != "llm3d_sim_bridge"))
     assert llm3d_main(["bringup", "--sim"]) == 2
     assert "llm3d_sim_bridge" in capsys.readouterr().err
 
