@@ -31,7 +31,9 @@ DEFAULT_VOCABULARY = (
 
 @dataclass
 class ObjectConfig:
-    min_points: int = 30  # smaller clusters/instances (in points) are not objects
+    min_points: int = 30  # geometric clusters with fewer surface points are not objects
+    min_instance_voxels: int = 3  # instances with fewer feature voxels are not objects (a mug is a few 5 cm voxels)
+    background_instance_ids: list[int] = field(default_factory=lambda: [0])  # structure (floor, walls), not objects
     cluster_eps_cells: float = 2.5  # DBSCAN radius, in point spacings (cells)
     max_planes: int = 8  # RANSAC planes to try removing
     plane_min_fraction: float = 0.03  # a plane holding more than this fraction of points is structure
@@ -44,6 +46,8 @@ class ObjectConfig:
     def __post_init__(self) -> None:
         if self.min_points < 1:
             raise ValueError(f"min_points must be >= 1, got {self.min_points}")
+        if self.min_instance_voxels < 1:
+            raise ValueError(f"min_instance_voxels must be >= 1, got {self.min_instance_voxels}")
         if not self.cluster_eps_cells > 0:
             raise ValueError(f"cluster_eps_cells must be > 0, got {self.cluster_eps_cells}")
         if not 0 < self.plane_min_fraction <= 1:
@@ -153,9 +157,10 @@ class ObjectTracker:
         keep = weights.cpu().numpy() >= c.min_weight
         groups: list[tuple[np.ndarray, int]] = []  # (point indices, instance id)
         if instance is not None:
-            for inst in np.unique(instance[keep & (instance >= 0)]):
-                idx = np.flatnonzero(keep & (instance == inst))
-                if len(idx) >= c.min_points:
+            labeled = keep & (instance >= 0) & ~np.isin(instance, c.background_instance_ids)
+            for inst in np.unique(instance[labeled]):
+                idx = np.flatnonzero(labeled & (instance == inst))
+                if len(idx) >= c.min_instance_voxels:
                     groups.append((idx, int(inst)))
         else:
             idx_all = np.flatnonzero(keep)

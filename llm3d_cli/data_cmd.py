@@ -1,0 +1,56 @@
+"""`llm3d data generate`: template-driven 3D-language data (and optional maps) for a split of procedural scenes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from llm3d_cli.registry import command
+
+log = logging.getLogger("llm3d.data")
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    help_ = "generate scenes, JSONL language records (caption, qa, ground, plan, navigate, dialog) and optional maps"
+    q = sub.add_parser("generate", help=help_, description=help_)
+    q.add_argument("--split", required=True, help="train | val | test (fixed, disjoint seed ranges)")
+    q.add_argument("--scenes", type=int, required=True, help="number of scenes")
+    q.add_argument("--out", type=Path, required=True, help="output folder (<split>.jsonl, scenes/, maps/, summary.json)")
+    q.add_argument("--start", type=int, default=0, help="index of the first seed within the split (default 0)")
+    q.add_argument("--seed", type=int, default=0, help="generator seed: phrasing and sampling (default 0)")
+    q.add_argument("--maps", action="store_true", help="also explore each scene and build a feature-fusion map")
+    q.add_argument("--frames-every", type=int, default=3, help="fuse every N-th explored frame (default 3)")
+    q.add_argument("--width", type=int, default=320, help="map rendering width (intrinsics scaled; default 320)")
+    q.add_argument("--height", type=int, default=240, help="map rendering height (default 240)")
+    q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
+
+
+@command("data", "3D-language training and evaluation data from procedural scenes", _add_args)
+def run(args: argparse.Namespace) -> int:
+    from llm3d_core.progress import progress
+    from sim.config import load_sim_config
+    from sim.datagen.dataset import DatasetRequest, generate_dataset
+    from sim.datagen.generator import DatagenConfig
+
+    try:
+        req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
+                             frames_every=args.frames_every, width=args.width, height=args.height,
+                             datagen=DatagenConfig(seed=args.seed))
+    except ValueError as err:
+        raise SystemExit(f"llm3d data generate: {err}") from None
+    mapper_config = None
+    if args.maps:
+        from sim.datagen.maps import map_mapper_config
+
+        mapper_config = map_mapper_config(config_path=args.config)
+    entry = generate_dataset(req, load_sim_config(args.config),
+                             wrap=lambda items, desc, total: progress(items, desc=desc, total=total),
+                             mapper_config=mapper_config)
+    shown = {k: v for k, v in entry.items() if k not in ("scenes", "seeds")}
+    if "maps" in shown:
+        shown["maps"] = {k: v for k, v in shown["maps"].items() if k != "scenes"}
+    print(json.dumps(shown, indent=1))
+    return 0
