@@ -15,11 +15,13 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["mapper", "render"], help="which benchmark")
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N frames (0: all)")
+    p.add_argument("--limit", type=int, default=0, help="mapper: use only the first N frames of each source (0: all)")
+    p.add_argument("--voxel", type=float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
+    p.add_argument("--no-sim", action="store_true", help="mapper: real frames only")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
-    p.add_argument("--seed", type=int, default=11000, help="render: scene seed (default: first test scene)")
+    p.add_argument("--seed", type=int, default=11000, help="render and mapper: scene seed (default: first test scene)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for the JSON result")
 
 
@@ -43,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(["backend", "frames/s", "ms (median)", ">= target", "notes"], render_rows(result)))
     else:
         from llm3d_cli.map_cmd import load_mapper_config
-        from sim.bench.mapper import bench_config, mapper_rows, run_mapper_bench
+        from sim.bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench
 
-        result = run_mapper_bench(args.frames, bench_config(load_mapper_config(args.config, args.device)), args.limit)
+        voxels = tuple(args.voxel) if args.voxel else (0.05, 0.02)
+        result = run_mapper_bench(args.frames, load_mapper_config(args.config, args.device), args.limit,
+                                  sim_seed=None if args.no_sim else args.seed, voxel_sizes=voxels)
         result["machine"] = machine
-        print(f"\nmapper benchmark: {result['frames']} frames of {args.frames.name}, device {result['device']}, {machine}\n")
-        print(markdown_table(["method", "frames/s", "notes"], mapper_rows(result)))
+        print(f"\nmapper benchmark, device {result['device']}, {machine}; peak process memory "
+              f"{result['peak_rss_gb']:.2f} GB (target for the real sequence: < 1.5 GB)\n")
+        print(markdown_table(MAPPER_HEADER, mapper_rows(result)))
     (args.out / f"{args.what}.json").write_text(json.dumps(result, indent=1, default=str))
     return 0

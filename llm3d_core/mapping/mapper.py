@@ -103,8 +103,16 @@ class FeatureFusionMapper:
         return self.encoder.text_dim
 
     # ---------------------------------------------------------------- fusion
-    def integrate(self, frame: RGBDFrame) -> FrameStats:
-        """Fuses one frame. A malformed frame raises FrameError and leaves the map unchanged."""
+    def encode(self, frame: RGBDFrame) -> torch.Tensor:
+        """The frame's 2D feature map (C, h, w); `integrate(frame, features)` can then skip the encoder."""
+        return self.encoder.encode(frame.rgb)
+
+    def integrate(self, frame: RGBDFrame, feature_map: torch.Tensor | None = None) -> FrameStats:
+        """Fuses one frame. A malformed frame raises FrameError and leaves the map unchanged.
+
+        feature_map: the frame's precomputed `encode(frame)` (e.g. encoded on another device or
+        thread, or to time fusion alone); None encodes it here.
+        """
         t0 = time.perf_counter()
         depth_m, K, T = validate_frame(frame)
         c = self.config
@@ -116,7 +124,10 @@ class FeatureFusionMapper:
         touched, t_encode, t_fuse, t_tsdf = 0, 0.0, 0.0, 0.0
         if len(v):
             t1 = time.perf_counter()
-            feature_map = self.encoder.encode(frame.rgb)  # (C, h', w')
+            if feature_map is None:
+                feature_map = self.encoder.encode(frame.rgb)  # (C, h', w')
+            elif feature_map.ndim != 3 or feature_map.shape[0] != self.encoder.out_dim:
+                raise ValueError(f"feature_map must be ({self.encoder.out_dim}, h, w), got {tuple(feature_map.shape)}")
             t2 = time.perf_counter()
             points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
             features = sample_features(feature_map, v, u, h, w)  # (N, C)

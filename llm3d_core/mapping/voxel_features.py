@@ -48,9 +48,28 @@ class VoxelMapConfig:
             raise ValueError(f"evict_slack must be in [0, 1), got {self.evict_slack}")
 
 
+_OFFSET = 1 << 20  # voxel indices are packed 21 bits per axis: +-2^20 voxels (+-21 km at 2 cm)
+
+
 def voxel_coords(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
     """Integer voxel indices (N, 3) int32 of world points (N, 3)."""
-    return torch.floor(points / voxel_size).to(torch.int32)
+    coords = torch.floor(points / voxel_size)
+    if coords.numel() and coords.abs().max() >= _OFFSET:
+        raise ValueError(f"points lie more than {_OFFSET * voxel_size:.0f} m from the map origin")
+    return coords.to(torch.int32)
+
+
+def unique_voxels(coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique rows (U, 3) of int32 voxel indices (N, 3) and the inverse map (N,).
+
+    Packs each row into one int64 first: a 1-D unique is ~20x faster than unique(dim=0).
+    """
+    c = coords.long() + _OFFSET
+    keys = (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]  # (N,)
+    unique, inverse = torch.unique(keys, return_inverse=True)  # (U,), (N,)
+    mask = (1 << 21) - 1
+    rows = torch.stack([unique >> 42, (unique >> 21) & mask, unique & mask], dim=1) - _OFFSET  # (U, 3)
+    return rows.to(torch.int32), inverse
 
 
 class VoxelFeatureMap:
@@ -159,7 +178,7 @@ class VoxelFeatureMap:
         if n == 0:
             return 0
         coords = voxel_coords(points.to(torch.float64), self.config.voxel_size).cpu()  # (N, 3)
-        unique, inverse = torch.unique(coords, dim=0, return_inverse=True)  # (U, 3), (N,)
+        unique, inverse = unique_voxels(coords)  # (U, 3), (N,)
         u = unique.shape[0]
         self._make_room(unique)
         slots_o3d, _ = self._hash.activate(o3c.Tensor.from_numpy(unique.numpy()))

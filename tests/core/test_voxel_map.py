@@ -126,3 +126,20 @@ def test_box_overlap_and_iou():
     assert box_iou(a_min, a_max, inner_min, inner_max) == pytest.approx(0.125)
     assert box_overlap(a_min, a_max, a_min + 2, a_max + 2) == 0.0
     assert box_iou(a_min, a_max, a_min + [0.5, 0, 0], a_max + [0.5, 0, 0]) == pytest.approx(1 / 3)
+
+
+def test_unique_voxels_matches_torch_unique():
+    from llm3d_core.mapping.voxel_features import unique_voxels
+
+    coords = torch.randint(-3000, 3000, (5000, 3), dtype=torch.int32)
+    coords[100:200] = coords[:100]  # duplicates
+    rows, inverse = unique_voxels(coords)
+    ref_rows, ref_inverse = torch.unique(coords, dim=0, return_inverse=True)
+    assert torch.equal(rows, ref_rows) and torch.equal(inverse, ref_inverse)
+
+
+def test_points_too_far_are_refused():
+    vmap = make_map(voxel_size=0.01)
+    with pytest.raises(ValueError, match="from the map origin"):
+        vmap.integrate(torch.tensor([[2e4, 0.0, 0.0]], dtype=torch.float64), torch.ones(1, 4), torch.zeros(1, 3), 0.0)
+    assert len(vmap) == 0
