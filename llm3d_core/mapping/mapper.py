@@ -49,6 +49,8 @@ class MapperConfig:
     depth_max: float = 5.0  # metres; farther depth is invalid
     use_tsdf: bool = True  # fuse geometry too (surfaces, rendering, occupancy)
     objects_every: int = 10  # recompute objects every N frames (0: only on request)
+    torch_threads: int = 0  # CPU threads for torch (0: torch's default). On a CPU shared with other
+    # busy processes (a robot's computer), 1 is steadier: spinning threads otherwise stall each other.
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     voxels: VoxelMapConfig = field(default_factory=VoxelMapConfig)
     tsdf: TsdfConfig = field(default_factory=TsdfConfig)
@@ -63,6 +65,8 @@ class MapperConfig:
             raise ValueError(f"need 0 <= depth_min < depth_max, got {self.depth_min}, {self.depth_max}")
         if self.objects_every < 0:
             raise ValueError(f"objects_every must be >= 0, got {self.objects_every}")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads}")
 
 
 @dataclass
@@ -87,6 +91,8 @@ class FeatureFusionMapper:
 
     def __init__(self, config: MapperConfig | None = None) -> None:
         self.config = config or MapperConfig()
+        if self.config.torch_threads:
+            torch.set_num_threads(self.config.torch_threads)  # process-wide: torch has no per-object setting
         self.device = resolve_device(self.config.device)
         self.encoder = build_image_encoder(dataclasses.replace(self.config.encoder, device=str(self.device)))
         self.voxels = VoxelFeatureMap(self.config.voxels, self.encoder.out_dim, self.device)
