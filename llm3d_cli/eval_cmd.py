@@ -1,0 +1,40 @@
+"""`llm3d eval`: answer metrics, grounding accuracy, plan and navigation scores, latency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llm3d_cli.registry import command
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder with <split>.jsonl and maps/")
+    p.add_argument("--split", default="val", help="val | test (any DIR/<split>.jsonl)")
+    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: CKPT/eval_<split>.json)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N records (0: all)")
+    p.add_argument("--task", action="append", default=None, help="only these tasks (repeatable)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--skip-missing-scenes", action="store_true", help="evaluate only records whose scene map exists")
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (starts a Java process)")
+
+
+@command("eval", "evaluate a 3D-LLM checkpoint on a data split; prints a table, writes JSON", _add_args)
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.model.evaluate import evaluate, format_table
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+
+    overrides = {"device": args.device} if args.device else None
+    model = Llm3dModel.from_pretrained(args.ckpt, device=args.device, overrides=overrides)
+    out = args.out or args.ckpt / f"eval_{args.split}.json"
+    metrics = evaluate(model, args.data, args.split, args.limit, args.task, out.with_suffix(".predictions.jsonl"),
+                       meteor=not args.no_meteor, skip_missing_scenes=args.skip_missing_scenes)
+    out.write_text(json.dumps(metrics, indent=1))
+    print(format_table(metrics))
+    print(f"metrics written to {out}")
+    return 0

@@ -1,0 +1,55 @@
+"""`llm3d train`: train the 3D-LLM's scene encoder, projector and location tokens (LLM frozen)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from llm3d_cli.registry import command
+
+log = logging.getLogger("llm3d.train")
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="folder with <split>.jsonl and maps/<scene_id>/")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write (and resume from)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML: `train:` fields, model from `llm3d_reasoner.ros__parameters.model` (default: launch/llm3d.yaml)")
+    p.add_argument("--split", default=None, help="training split: DIR/<split>.jsonl (default: train)")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides the config)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--scene-encoder", choices=["points", "objects"], default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--skip-missing-scenes", action="store_true",
+                   help="use only records whose scene map exists (while maps are still being generated)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+
+
+@command("train", "train the 3D-LLM on generated data (resumable; TensorBoard logs in OUT/tb)", _add_args)
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.model.train import load_train_config, train
+
+    overrides = {"data": str(args.data), "out": str(args.out), "resume": bool(args.resume)}
+    if args.skip_missing_scenes:
+        overrides["skip_missing_scenes"] = True
+    for name in ("split", "max_steps", "batch_size", "grad_accum", "lr"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    model = {k: v for k, v in (("scene_encoder", args.scene_encoder), ("device", args.device)) if v}
+    if model:
+        overrides["model"] = model
+    cfg = load_train_config(args.config, overrides)
+    summary = train(cfg)
+    losses = [h["loss"] for h in summary["history"]]
+    print(json.dumps({"out": summary["out"], "steps": summary["steps"], "first_loss": losses[0] if losses else None,
+                      "last_loss": losses[-1] if losses else None, "seconds": round(summary["seconds"], 1),
+                      "step_seconds_median": round(summary["step_seconds_median"], 3),
+                      "parameters": summary["parameters"]}, indent=1))
+    return 0

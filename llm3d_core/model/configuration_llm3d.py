@@ -1,0 +1,76 @@
+"""Configuration of the 3D-LLM (scene encoder + projector + LLM), validated on construction.
+
+Saved as `config.json` beside every checkpoint and read back before any weight is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm3d_core.device import validate_device_name
+
+SCENE_ENCODERS = ("points", "objects")
+TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
+DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
+                         "Answer briefly. Locations are written with <loc_i> tokens.")
+
+
+@dataclass
+class Llm3dConfig:
+    # LLM backbone
+    llm_path: str = ""  # local HF causal-LM folder; "" = SmolLM2-135M-Instruct converted from its GGUF package
+    llm_cache: str = ""  # where the converted SmolLM2 lives; "" = $LLM3D_CACHE or <venv>/share/llm3d
+    llm_hidden_size: int = 0  # filled from the LLM on build; a checkpoint refuses another LLM
+    llm_vocab_size: int = 0  # idem (rows of the LLM's input embedding)
+    freeze_llm: bool = True  # 3D-LLM sec. 3.4 keeps the LLM frozen
+    lora: bool = False  # add LoRA adapters (peft) to the LLM's attention projections
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    # Scene encoder
+    scene_encoder: str = "points"  # points (3D-LLM sec. 3) | objects (Chat-Scene)
+    feature_dim: int = 512  # D of the map's point features (128 visual + 384 text-aligned by default)
+    text_dim: int = 384  # object text features (MiniLM space)
+    num_points: int = 2048  # points sampled from the map per scene
+    num_bins: int = 256  # position-embedding bins per axis (= location-token bins)
+    pos_dim: int = 32  # sinusoidal position-embedding width per axis (3 axes concatenated)
+    d_model: int = 256  # width of the perceiver / object encoder
+    num_queries: int = 32  # learned queries of the perceiver (3D-LLM's Q-Former uses 32)
+    num_layers: int = 2  # perceiver blocks (cross-attention + self-attention + MLP)
+    num_heads: int = 4
+    dropout: float = 0.0
+    max_objects: int = 64  # object tokens per scene (objects encoder)
+    # Prompting and decoding
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_input_tokens: int = 1024  # prompt incl. scene prefix and history; longer input is an error
+    max_new_tokens: int = 48
+    constrain_locations: bool = True  # ground/navigate: once a <loc> starts, force the exact token count
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_device_name(self.device)
+        if self.scene_encoder not in SCENE_ENCODERS:
+            raise ValueError(f"scene_encoder must be one of {SCENE_ENCODERS}, got {self.scene_encoder!r}")
+        for name in ("feature_dim", "text_dim", "num_points", "num_bins", "pos_dim", "d_model", "num_queries",
+                     "num_layers", "num_heads", "max_objects", "max_input_tokens", "max_new_tokens", "lora_r"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.pos_dim % 2:
+            raise ValueError(f"pos_dim must be even (sin and cos halves), got {self.pos_dim}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if self.num_bins != 256:
+            raise ValueError(f"num_bins must be 256 (the <loc_0..255> vocabulary), got {self.num_bins}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"dropout values must be in [0, 1), got {self.dropout}, {self.lora_dropout}")
+        if not self.freeze_llm and self.lora:
+            raise ValueError("lora=true needs freeze_llm=true (LoRA trains adapters on a frozen LLM)")
+
+    def to_dict(self) -> dict[str, Any]:
+        from llm3d_core.config import config_to_dict
+
+        return config_to_dict(self)

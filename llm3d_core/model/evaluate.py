@@ -1,0 +1,215 @@
+"""Evaluation of the 3D-LLM on a data split: ScanQA/ScanRefer-style metrics, per task.
+
+- answers (qa, caption, dialog): BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap, as in ScanQA,
+  Azuma et al. 2022; METEOR runs on Java) and EM@1 after normalisation (lowercase, no
+  punctuation, no articles);
+- grounding: Acc@0.25 / Acc@0.5 of the 3D axis-aligned box IoU, split unique / multiple /
+  overall (ScanRefer, Chen et al. 2020); an answer that breaks the location grammar counts as a miss;
+- plan: step accuracy (position-wise normalised match of numbered steps);
+- navigate: distance of the decoded goal to the true goal (metres) and success within 0.5 m;
+- latency per task (p50 / mean seconds per answer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import string
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from llm3d_core.model.data import dialog_history, question_text, read_records
+from llm3d_core.model.location_tokens import LocationDecodeError, decode_box, decode_point
+from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Llm3dSession
+
+log = logging.getLogger(__name__)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_STEP = re.compile(r"^\s*\d+[.)]\s*(.*)$")
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, strip punctuation and articles, collapse spaces (SQuAD/ScanQA EM normalisation)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, answers: list[str]) -> bool:
+    p = normalize_answer(prediction)
+    return any(p == normalize_answer(a) for a in answers)
+
+
+def box_iou_3d(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two axis-aligned boxes [minx, miny, minz, maxx, maxy, maxz]."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    inter = np.clip(np.minimum(a[3:], b[3:]) - np.maximum(a[:3], b[:3]), 0, None).prod()
+    union = np.prod(a[3:] - a[:3]) + np.prod(b[3:] - b[:3]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def parse_steps(text: str) -> list[str]:
+    """Numbered steps ("1. go to the sink") of a plan answer, in order."""
+    return [m.group(1).strip() for line in text.splitlines() if (m := _STEP.match(line))]
+
+
+def step_accuracy(predicted: list[str], truth: list[str]) -> float:
+    if not truth:
+        return 0.0
+    hits = sum(i < len(predicted) and normalize_answer(predicted[i]) == normalize_answer(t) for i, t in enumerate(truth))
+    return hits / len(truth)
+
+
+def caption_metrics(refs: dict[str, list[str]], preds: dict[str, str], meteor: bool = True) -> dict[str, float | None]:
+    """BLEU-1..4, METEOR, ROUGE-L, CIDEr over normalised texts (METEOR None when Java fails)."""
+    if not refs:
+        return {}
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts = {k: [normalize_answer(r) or "empty" for r in v] for k, v in refs.items()}
+    res = {k: [normalize_answer(preds[k]) or "empty"] for k in refs}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    out: dict[str, float | None] = {f"bleu{i + 1}": float(b) for i, b in enumerate(bleu)}
+    out["rouge_l"] = float(Rouge().compute_score(gts, res)[0])
+    out["cider"] = float(Cider().compute_score(gts, res)[0])
+    out["meteor"] = None
+    if not meteor:
+        return out
+    try:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        scorer = Meteor()
+        out["meteor"] = float(scorer.compute_score(gts, res)[0])
+        del scorer
+    except Exception as err:  # Java missing or the subprocess failed
+        log.warning("METEOR unavailable: %s", err)
+    return out
+
+
+def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit: int = 0,
+             tasks: list[str] | None = None, predictions_out: str | Path | None = None,
+             meteor: bool = True, skip_missing_scenes: bool = False) -> dict[str, Any]:
+    """Runs the model on DIR/<split>.jsonl and returns the metrics (see module docstring)."""
+    from llm3d_core.model.data import SceneStore
+    from llm3d_core.progress import progress
+
+    model.eval()
+    path = Path(data_dir) / f"{split}.jsonl"
+    store = SceneStore(data_dir, model.config.num_points, capacity=4)
+    records = [r for r in read_records(path) if (not tasks or r["task"] in tasks)
+               and (not skip_missing_scenes or store.available(str(r["scene_id"])))]
+    # Interleave scenes by record index so that a --limit still covers every task; consecutive
+    # records of one scene share its prefix.
+    records.sort(key=lambda r: str(r["scene_id"]))
+    if limit:
+        by_task: dict[str, list] = defaultdict(list)
+        for r in records:
+            by_task[r["task"]].append(r)
+        picked = []
+        while len(picked) < limit and any(by_task.values()):
+            for t in sorted(by_task):
+                if by_task[t] and len(picked) < limit:
+                    picked.append(by_task[t].pop(0))
+        records = sorted(picked, key=lambda r: str(r["scene_id"]))
+    session: Llm3dSession | None = None
+    latency: dict[str, list[float]] = defaultdict(list)
+    refs, preds, em = {}, {}, defaultdict(list)
+    ground = {"unique": [], "multiple": []}
+    plan_acc, nav_dist, grammar_errors, rows = [], [], 0, []
+    for rec in progress(records, desc=f"eval {split}", total=len(records)):
+        sid = str(rec["scene_id"])
+        if session is None or session.scene_id != sid:
+            session = model.session(store.get(sid), sid)
+        task = rec["task"]
+        history = dialog_history(rec) if task == "dialog" else None
+        try:
+            sample = model.make_sample(task, question_text(rec, session.bounds), history)
+        except InputTooLongError as err:
+            log.warning("record %s: %s", rec["id"], err)
+            continue
+        with torch.no_grad():
+            gen = model.generate(session.prefix, session.prefix_mask, sample, task)
+        latency[task].append(gen.seconds)
+        row: dict[str, Any] = {"id": rec["id"], "task": task, "prediction": gen.text}
+        if task in ("qa", "caption", "dialog"):
+            key = str(rec["id"])
+            refs[key], preds[key] = list(rec["answers"]), gen.text
+            em[task].append(exact_match(gen.text, rec["answers"]))
+            row["em"] = em[task][-1]
+        elif task == "ground":
+            try:
+                _, box = decode_box(gen.text, session.bounds)
+                iou = box_iou_3d(box, rec["boxes"][0])
+            except LocationDecodeError:
+                grammar_errors, iou = grammar_errors + 1, 0.0
+            ground["unique" if rec.get("unique", True) else "multiple"].append(iou)
+            row["iou"] = iou
+        elif task == "plan":
+            truth = rec["steps"] or parse_steps(rec["answers"][0])
+            plan_acc.append(step_accuracy(parse_steps(gen.text), truth))
+            row["step_acc"] = plan_acc[-1]
+        elif task == "navigate":
+            try:
+                dist = float(np.linalg.norm(decode_point(gen.text, session.bounds) - np.asarray(rec["goal"], float)))
+            except LocationDecodeError:
+                grammar_errors, dist = grammar_errors + 1, float("nan")
+            nav_dist.append(dist)
+            row["distance_m"] = dist
+        rows.append(row)
+    metrics: dict[str, Any] = {"split": split, "records": len(rows), "grammar_errors": grammar_errors}
+    metrics["answers"] = caption_metrics(refs, preds, meteor)
+    metrics["em@1"] = {t: float(np.mean(v)) for t, v in em.items()}
+    if refs:
+        metrics["em@1"]["overall"] = float(np.mean([x for v in em.values() for x in v]))
+    if ground["unique"] or ground["multiple"]:
+        g: dict[str, Any] = {}
+        for name, ious in (("unique", ground["unique"]), ("multiple", ground["multiple"]),
+                           ("overall", ground["unique"] + ground["multiple"])):
+            if ious:
+                g[name] = {"acc@0.25": float(np.mean(np.array(ious) >= 0.25)),
+                           "acc@0.5": float(np.mean(np.array(ious) >= 0.5)), "n": len(ious)}
+        metrics["grounding"] = g
+    if plan_acc:
+        metrics["plan_step_acc"] = float(np.mean(plan_acc))
+    if nav_dist:
+        d = np.array(nav_dist)
+        ok = d[np.isfinite(d)]
+        metrics["navigate"] = {"mean_distance_m": float(ok.mean()) if len(ok) else None,
+                               "median_distance_m": float(np.median(ok)) if len(ok) else None,
+                               "success@0.5m": float(np.mean(np.nan_to_num(d, nan=1e9) <= 0.5)), "n": len(d)}
+    metrics["latency_s"] = {t: {"p50": float(np.median(v)), "mean": float(np.mean(v)), "n": len(v)}
+                            for t, v in latency.items()}
+    if predictions_out:
+        Path(predictions_out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return metrics
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """A plain-text table of the headline numbers."""
+    lines = [f"split {metrics['split']}: {metrics['records']} records, {metrics['grammar_errors']} grammar errors"]
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    for k, v in (metrics.get("answers") or {}).items():
+        lines.append(f"  {k:<22} {fmt(v)}")
+    for k, v in (metrics.get("em@1") or {}).items():
+        lines.append(f"  {'EM@1 ' + k:<22} {fmt(v)}")
+    for name, g in (metrics.get("grounding") or {}).items():
+        lines.append(f"  {'ground ' + name:<22} Acc@0.25 {fmt(g['acc@0.25'])}  Acc@0.5 {fmt(g['acc@0.5'])}  (n={g['n']})")
+    if "plan_step_acc" in metrics:
+        lines.append(f"  {'plan step acc':<22} {fmt(metrics['plan_step_acc'])}")
+    if "navigate" in metrics:
+        n = metrics["navigate"]
+        lines.append(f"  {'navigate':<22} mean {fmt(n['mean_distance_m'])} m  median {fmt(n['median_distance_m'])} m  "
+                     f"success@0.5m {fmt(n['success@0.5m'])}")
+    for t, lat in (metrics.get("latency_s") or {}).items():
+        lines.append(f"  {'latency ' + t:<22} p50 {lat['p50']:.3f} s  mean {lat['mean']:.3f} s  (n={lat['n']})")
+    return "\n".join(lines)
+

@@ -1,0 +1,412 @@
+"""The 3D-LLM: scene encoder + projector + (frozen) LLM, with location tokens and greedy decoding.
+
+3D-LLM (Hong et al. 2023, section 3): 3D features enter a pretrained LLM as a prefix of input
+embeddings produced by a perceiver over the scene's points (or, Chat-Scene style, one token per
+object); the LLM stays frozen and location tokens are added to its vocabulary (section 3.4).
+
+The 256 location tokens live in a separate small embedding (`loc_embed`) and output head
+(`loc_head`), so only their rows train while the LLM's own vocabulary stays frozen. In model id
+space, ids < V are the LLM's, ids V..V+255 are `<loc_0..255>` (V = the LLM's embedding rows);
+the tokenizer's ids for them are mapped onto that range.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
+from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens, decode_box, decode_point
+from llm3d_core.model.prompting import end_of_turn_id, render_prompt, task_instruction
+from llm3d_core.model.scene import SceneInput, collate_scenes
+from llm3d_core.model.scene_encoder import build_scene_encoder
+
+CHECKPOINT_FORMAT = 1
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+IGNORE = -100
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt or does not match the model; the message names file and problem."""
+
+
+class InputTooLongError(ValueError):
+    """The prompt (scene prefix + history + instruction) exceeds config.max_input_tokens."""
+
+
+@dataclass
+class Sample:
+    """One tokenised example: prompt ids around the scene prefix, and the answer ids (training)."""
+
+    before: list[int]
+    after: list[int]
+    target: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]
+    seconds: float
+
+
+@dataclass
+class Answer:
+    task: str
+    text: str  # raw answer text (location tokens included)
+    label: str = ""  # ground: the category text before the box
+    box: np.ndarray | None = None  # ground: (6,) min xyz, max xyz in the map frame
+    point: np.ndarray | None = None  # navigate: (3,) goal in the map frame
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+class Llm3dModel(nn.Module):
+    """Scene encoder + projector + LLM. Build with `Llm3dModel.build(config)` or inject (llm, tokenizer)."""
+
+    def __init__(self, config: Llm3dConfig, llm: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        emb = llm.get_input_embeddings().weight  # (V, H)
+        vocab, hidden = int(emb.shape[0]), int(emb.shape[1])
+        for name, have in (("llm_hidden_size", hidden), ("llm_vocab_size", vocab)):
+            want = getattr(config, name)
+            if want and want != have:
+                raise CheckpointError(f"config {name}={want} but the LLM ({config.llm_path or 'default SmolLM2'}) "
+                                      f"has {have}: the checkpoint was trained with another LLM")
+        self.config = replace(config, llm_hidden_size=hidden, llm_vocab_size=vocab)
+        self.tokenizer = tokenizer
+        tok_loc = add_location_tokens(tokenizer)
+        if tok_loc[0] > vocab:
+            raise ValueError(f"tokenizer has {tok_loc[0]} base tokens but the LLM only {vocab} embeddings")
+        self.tok_loc_start = tok_loc[0]
+        self.vocab = vocab
+        self.eot_tok = end_of_turn_id(tokenizer)
+        for p in llm.parameters():
+            p.requires_grad_(not config.freeze_llm)
+        if config.lora:
+            from peft import LoraConfig, get_peft_model
+
+            llm = get_peft_model(llm, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                                 lora_dropout=config.lora_dropout,
+                                                 target_modules=list(config.lora_targets)))
+        self.llm = llm
+        torch.manual_seed(config.seed)
+        self.scene_encoder = build_scene_encoder(self.config, hidden)
+        # New vocabulary rows (3D-LLM sec. 3.4), initialised near the LLM's mean embedding.
+        mean, std = emb.detach().float().mean(0), emb.detach().float().std()
+        self.loc_embed = nn.Embedding(NUM_BINS, hidden)
+        self.loc_head = nn.Linear(hidden, NUM_BINS, bias=False)
+        with torch.no_grad():
+            init = mean[None] + torch.randn(NUM_BINS, hidden) * std
+            self.loc_embed.weight.copy_(init)
+            self.loc_head.weight.copy_(init)
+        self.to(emb.device)
+
+    # ------------------------------------------------------------------ construction and parts
+    @classmethod
+    def build(cls, config: Llm3dConfig, device: str | None = None) -> "Llm3dModel":
+        """Loads the configured LLM (converting SmolLM2 on first use) and builds the model on `device`."""
+        from llm3d_core.device import resolve_device
+        from llm3d_core.model.llm import load_llm
+
+        dev = resolve_device(device or config.device)
+        llm, tokenizer = load_llm(config.llm_path, config.llm_cache or None, device=dev)
+        return cls(config, llm, tokenizer).to(dev)
+
+    @property
+    def device(self) -> torch.device:
+        return self.loc_embed.weight.device
+
+    def base_llm(self) -> nn.Module:
+        """The causal LM (inside the peft wrapper when LoRA is on; adapters are injected in place)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def decoder(self) -> nn.Module:
+        return self.base_llm().get_decoder()
+
+    def parameter_counts(self) -> dict[str, int]:
+        seen: set[int] = set()
+        counts = {"trainable": 0, "frozen": 0}
+        for p in self.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            counts["trainable" if p.requires_grad else "frozen"] += p.numel()
+        return counts
+
+    # ------------------------------------------------------------------ ids and embeddings
+    def to_model_ids(self, tok_ids: list[int]) -> list[int]:
+        s, v = self.tok_loc_start, self.vocab
+        return [i - s + v if s <= i < s + NUM_BINS else i for i in tok_ids]
+
+    def to_tokenizer_ids(self, model_ids: list[int]) -> list[int]:
+        s, v = self.tok_loc_start, self.vocab
+        return [i - v + s if i >= v else i for i in model_ids]
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Model-space ids (B, T) -> input embeddings (B, T, H); location ids use `loc_embed`."""
+        is_loc = ids >= self.vocab  # (B, T)
+        base = self.llm.get_input_embeddings()(ids.clamp(max=self.vocab - 1))  # (B, T, H)
+        loc = self.loc_embed((ids - self.vocab).clamp(min=0, max=NUM_BINS - 1))  # (B, T, H)
+        return torch.where(is_loc[..., None], loc.to(base.dtype), base)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(…, H) -> (…, V + 256): the LLM's head for its vocabulary, `loc_head` for location tokens."""
+        head = self.base_llm().get_output_embeddings()
+        return torch.cat([head(hidden), self.loc_head(hidden.to(self.loc_head.weight.dtype)).to(hidden.dtype)], dim=-1)
+
+    # ------------------------------------------------------------------ scenes and prompts
+    def encode_scene(self, scene: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched scene tensors (see scene.collate_scenes) -> prefix (B, P, H) and mask (B, P)."""
+        c = self.config
+        d = scene["features"].shape[-1]
+        if d != c.feature_dim:
+            raise ValueError(f"scene features have D={d} but the model expects feature_dim={c.feature_dim}; "
+                             "use a map built with the same encoder, or retrain with feature_dim={d}")
+        scene = {k: v.to(self.device) for k, v in scene.items()}
+        return self.scene_encoder(scene)
+
+    def collate_scenes(self, scenes: list[SceneInput]) -> dict[str, torch.Tensor]:
+        return collate_scenes(scenes, self.config.max_objects)
+
+    def prefix_length(self) -> int:
+        return self.config.num_queries if self.config.scene_encoder == "points" else self.config.max_objects
+
+    def make_sample(self, task: str, question: str, history: list[tuple[str, str]] | None = None,
+                    target: str | None = None) -> Sample:
+        """Tokenises one example; raises InputTooLongError when the prompt is longer than allowed."""
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        ids = render_prompt(self.tokenizer, self.config.system_prompt, task_instruction(task, question), history)
+        before, after = self.to_model_ids(ids.before_scene), self.to_model_ids(ids.after_scene)
+        length = len(before) + self.prefix_length() + len(after)
+        if length > self.config.max_input_tokens:
+            raise InputTooLongError(f"the prompt is {length} tokens (scene prefix {self.prefix_length()}, "
+                                    f"text {length - self.prefix_length()}) but max_input_tokens is "
+                                    f"{self.config.max_input_tokens}; shorten the question or the dialog history")
+        tgt: list[int] = []
+        if target is not None:
+            tgt = self.to_model_ids(self.tokenizer(target, add_special_tokens=False)["input_ids"]) + [self.eot_tok]
+            tgt = tgt[: self.config.max_new_tokens + 1]
+        return Sample(before, after, tgt)
+
+    def assemble(self, samples: list[Sample], prefix: torch.Tensor, prefix_mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[before | scene prefix | after | target], right-padded.
+
+        Returns inputs_embeds (B, T, H), attention_mask (B, T) and labels (B, T) (IGNORE off-target).
+        """
+        rows, masks, labels = [], [], []
+        for i, s in enumerate(samples):
+            ids = torch.tensor(s.before + s.after + s.target, dtype=torch.long, device=self.device)
+            tok = self.embed_ids(ids[None])[0]  # (L, H)
+            nb = len(s.before)
+            rows.append(torch.cat([tok[:nb], prefix[i].to(tok.dtype), tok[nb:]], dim=0))  # (T_i, H)
+            masks.append(torch.cat([torch.ones(nb, dtype=torch.bool, device=self.device), prefix_mask[i],
+                                    torch.ones(len(ids) - nb, dtype=torch.bool, device=self.device)]))
+            lab = torch.full((rows[-1].shape[0],), IGNORE, dtype=torch.long, device=self.device)
+            if s.target:
+                lab[-len(s.target):] = torch.tensor(s.target, device=self.device)
+            labels.append(lab)
+        embeds = nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, T, H)
+        mask = nn.utils.rnn.pad_sequence(masks, batch_first=True, padding_value=False)  # (B, T)
+        lab = nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=IGNORE)  # (B, T)
+        return embeds, mask.long(), lab
+
+    # ------------------------------------------------------------------ training
+    def forward(self, scene: dict[str, torch.Tensor], samples: list[Sample]) -> torch.Tensor:
+        """Mean next-token cross-entropy over the answer tokens (the prompt and scene are not scored)."""
+        prefix, prefix_mask = self.encode_scene(scene)  # (B, P, H), (B, P)
+        embeds, mask, labels = self.assemble(samples, prefix, prefix_mask)
+        hidden = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state  # (B, T, H)
+        scored = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
+        h = hidden[:, :-1][scored]  # (M, H): only answer positions reach the 49k-way head
+        return F.cross_entropy(self.logits(h).float(), labels[:, 1:][scored])
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def generate(self, prefix: torch.Tensor, prefix_mask: torch.Tensor, sample: Sample, task: str = "qa",
+                 max_new_tokens: int | None = None) -> Generation:
+        """Greedy decoding with a KV cache, for one prompt; `prefix` (1, P, H) comes from encode_scene.
+
+        With config.constrain_locations, the location-token grammar is enforced while decoding:
+        ground answers end in exactly six location tokens (max bin >= min bin per axis), navigate
+        answers are exactly three, and other tasks cannot emit location tokens.
+        """
+        t0 = time.perf_counter()
+        limit = max_new_tokens or self.config.max_new_tokens
+        embeds, mask, _ = self.assemble([sample], prefix, prefix_mask)
+        out = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        past, h = out.past_key_values, out.last_hidden_state[:, -1]  # (1, H)
+        generated: list[int] = []
+        for _ in range(limit):
+            logits = self.logits(h)[0].float()  # (V + 256,)
+            if self.config.constrain_locations:
+                self._constrain(logits, generated, task, limit)
+            nxt = int(logits.argmax())
+            if nxt == self.eot_tok:
+                break
+            generated.append(nxt)
+            mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)  # (1, T+1)
+            step = self.embed_ids(torch.tensor([[nxt]], device=self.device))  # (1, 1, H)
+            out = self.decoder()(inputs_embeds=step, attention_mask=mask, past_key_values=past, use_cache=True)
+            past, h = out.past_key_values, out.last_hidden_state[:, -1]
+        text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
+        return Generation(text.strip(), generated, time.perf_counter() - t0)
+
+    def _constrain(self, logits: torch.Tensor, generated: list[int], task: str, limit: int) -> None:
+        """Masks logits (V + 256,) in place so that the answer follows the task's location grammar."""
+        v, neg = self.vocab, float("-inf")
+        locs = [i - v for i in generated if i >= v]
+        need = {"ground": 6, "navigate": 3}.get(task, 0)
+        if need == 0:
+            logits[v:] = neg
+            return
+        if len(locs) >= need:  # grammar complete: end the turn
+            keep = logits[self.eot_tok].clone()
+            logits[:] = neg
+            logits[self.eot_tok] = keep
+            return
+        force = bool(locs) or task == "navigate" or len(generated) >= limit - need
+        if force:
+            logits[:v] = neg
+            if len(locs) >= 3:  # max corner: bin >= the min corner's bin on that axis
+                logits[v: v + locs[len(locs) - 3]] = neg
+        else:
+            logits[self.eot_tok] = neg  # a grounding answer must carry its box
+
+    def session(self, scene: SceneInput, scene_id: str = "") -> "Llm3dSession":
+        """A conversation about one scene; its prefix is encoded once here."""
+        return Llm3dSession(self, scene, scene_id)
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k in names}
+
+    def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Writes model.safetensors (the trainable part only) and config.json, atomically per file."""
+        import os
+
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = self.trainable_state_dict()
+        meta = {"format": CHECKPOINT_FORMAT, "model_type": "llm3d", "config": self.config.to_dict(),
+                "weights": WEIGHTS_NAME, "keys": sorted(state), **(extra or {})}
+        tmp = folder / f".{WEIGHTS_NAME}.tmp"
+        save_file(state, str(tmp), metadata={"format": "pt", "model_type": "llm3d"})
+        os.replace(tmp, folder / WEIGHTS_NAME)
+        (folder / f".{CONFIG_NAME}.tmp").write_text(json.dumps(meta, indent=1))
+        os.replace(folder / f".{CONFIG_NAME}.tmp", folder / CONFIG_NAME)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, llm: nn.Module | None = None, tokenizer: Any = None,
+                        device: str | None = None, overrides: dict[str, Any] | None = None) -> "Llm3dModel":
+        """Loads a checkpoint; the LLM comes from `llm`/`tokenizer` when given, else from the config.
+
+        Raises CheckpointError naming the file for a missing/corrupt file, a bad config, missing or
+        unexpected tensors, wrong shapes, or a different LLM than the one it was trained with.
+        """
+        config = read_checkpoint_config(folder, overrides)
+        if llm is None:
+            model = cls.build(config, device)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer together with the llm")
+            model = cls(config, llm, tokenizer)
+            if device:
+                from llm3d_core.device import resolve_device
+
+                model.to(resolve_device(device))
+        model.load_trainable(Path(folder) / WEIGHTS_NAME)
+        model.eval()
+        return model
+
+    def load_trainable(self, weights: Path) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(weights))
+        except (FileNotFoundError, SafetensorError, OSError) as err:
+            raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
+        expected = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(f"{weights}: tensors do not match the configured model "
+                                  f"(missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
+                                  f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''})")
+        for name, tensor in state.items():
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise CheckpointError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                      f"the model expects {tuple(expected[name].shape)}")
+        self.load_state_dict(state, strict=False)
+
+
+def read_checkpoint_config(folder: str | Path, overrides: dict[str, Any] | None = None) -> Llm3dConfig:
+    """The Llm3dConfig stored in `folder/config.json` (CheckpointError when missing or invalid)."""
+    from llm3d_core.config import ConfigError, config_from_dict
+
+    path = Path(folder) / CONFIG_NAME
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path} is missing: {folder} is not an llm3d checkpoint") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is corrupt: {err}") from err
+    if not isinstance(meta, dict) or meta.get("model_type") != "llm3d" or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an llm3d checkpoint of format {CHECKPOINT_FORMAT}")
+    try:
+        params = dict(meta["config"])
+        params.update(overrides or {})
+        return config_from_dict(Llm3dConfig, params, "checkpoint")
+    except (KeyError, TypeError, ConfigError) as err:
+        raise CheckpointError(f"{path}: invalid model config: {err}") from err
+
+
+class Llm3dSession:
+    """One scene's conversation: the scene prefix is encoded once and reused for every turn."""
+
+    def __init__(self, model: Llm3dModel, scene: SceneInput, scene_id: str = "") -> None:
+        self.model = model
+        self.scene = scene
+        self.scene_id = scene_id
+        self.bounds = scene.scene_bounds
+        with torch.no_grad():
+            self.prefix, self.prefix_mask = model.encode_scene(model.collate_scenes([scene]))  # (1, P, H), (1, P)
+        self.history: list[tuple[str, str]] = []
+
+    def ask(self, question: str, task: str = "qa", remember: bool | None = None,
+            max_new_tokens: int | None = None) -> Answer:
+        """Answers one instruction; ground/navigate answers carry the decoded box/point.
+
+        Raises LocationDecodeError when a ground/navigate answer breaks the location grammar,
+        InputTooLongError when the prompt (with history) is too long. Dialog turns are remembered.
+        """
+        history = self.history if task == "dialog" else []
+        sample = self.model.make_sample(task, question, history)
+        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens)
+        answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids))
+        if task == "ground":
+            answer.label, answer.box = decode_box(gen.text, self.bounds)
+        elif task == "navigate":
+            answer.point = decode_point(gen.text, self.bounds)
+        if remember if remember is not None else task == "dialog":
+            self.history.append((question, gen.text))
+        return answer
+
+    def reset(self) -> None:
+        self.history.clear()
