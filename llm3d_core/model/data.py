@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from llm3d_core.model.configuration_llm3d import TASKS
 from llm3d_core.model.location_tokens import SceneBounds, encode_box, encode_point
-from llm3d_core.model.scene import SceneInput, load_map_scene
+from llm3d_core.model.scene import SceneCacheError, SceneInput, load_map_scene
 
 log = logging.getLogger(__name__)
 CACHE_DIR_NAME = "scene_cache"
@@ -168,7 +169,15 @@ class SceneStore:
         path = scene_cache_path(self.data_dir, scene_id, self.cache_dir)
         if not path.is_file():
             build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed)
-        scene = SceneInput.load(path)
+        try:
+            scene = SceneInput.load(path)
+        except SceneCacheError:
+            if not (self.data_dir / "maps" / scene_id / "map.json").is_file():
+                raise
+            # An older cache format or a torn file: the map is the source of truth, rebuild from it.
+            log.warning("rebuilding scene cache %s from its map", path)
+            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed, force=True)
+            scene = SceneInput.load(path)
         if scene.points.shape[0] != self.num_points:
             raise DatasetError(f"{path} holds {scene.points.shape[0]} points, the model samples {self.num_points}; "
                                "delete the scene_cache folder to rebuild it")
@@ -196,6 +205,7 @@ class JsonlSceneDataset(IterableDataset):
         self.shuffle, self.repeat, self.seed, self.buffer_size = shuffle, repeat, seed, buffer_size
         self.tasks = set(tasks) if tasks else None
         self.skip_missing_scenes = skip_missing_scenes  # maps still being generated: use those that exist
+        self.wait_for_maps_s, self.wait_poll_s = 3600.0, 30.0  # with skip_missing_scenes: how long to wait for a first map
         self.epoch = 0
 
     def _shard(self) -> tuple[int, int]:
@@ -227,7 +237,7 @@ class JsonlSceneDataset(IterableDataset):
         yield from buf
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], SceneInput]]:
-        epoch = self.epoch
+        epoch, waited = self.epoch, 0.0
         while True:
             empty = True
             for rec in self._epoch(epoch):
@@ -237,5 +247,11 @@ class JsonlSceneDataset(IterableDataset):
                 empty = False
                 yield rec, self.store.get(sid)
             epoch += 1
+            if empty and self.skip_missing_scenes and self.repeat and waited < self.wait_for_maps_s:
+                # Maps are still being generated: wait for the first ones instead of giving up.
+                log.info("no record of %s has a scene map yet; waiting for maps (%.0f s so far)", self.path, waited)
+                time.sleep(self.wait_poll_s)
+                waited += self.wait_poll_s
+                continue
             if not self.repeat or empty:
                 return

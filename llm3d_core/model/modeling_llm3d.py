@@ -173,7 +173,12 @@ class Llm3dModel(nn.Module):
             raise ValueError(f"scene features have D={d} but the model expects feature_dim={c.feature_dim}; "
                              "use a map built with the same encoder, or retrain with feature_dim={d}")
         scene = {k: v.to(self.device) for k, v in scene.items()}
-        return self.scene_encoder(scene)
+        prefix, mask = self.scene_encoder(scene)  # (B, P, H), (B, P)
+        # Object slots are padded at the end up to max_objects; a column no scene of the batch uses
+        # would only cost LLM compute, so the prefix stops at the last slot in use.
+        used = torch.nonzero(mask.any(dim=0)).flatten()
+        keep = int(used.max()) + 1 if used.numel() else 1
+        return prefix[:, :keep], mask[:, :keep]
 
     def collate_scenes(self, scenes: list[SceneInput]) -> dict[str, torch.Tensor]:
         return collate_scenes(scenes, self.config.max_objects)

@@ -21,7 +21,7 @@ from llm3d_core.model.location_tokens import SceneBounds
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
 
-SCENE_CACHE_FORMAT = 1
+SCENE_CACHE_FORMAT = 2  # 2: point and object colours
 
 
 class EmptySceneError(ValueError):
@@ -42,6 +42,8 @@ class SceneInput:
     object_boxes: torch.Tensor  # (K, 6) min xyz, max xyz
     object_ids: torch.Tensor  # (K,) int64
     object_labels: list[str]
+    colors: torch.Tensor | None = None  # (N, 3) float32 in [0, 1]; None = grey
+    object_colors: torch.Tensor | None = None  # (K, 3) median object colour in [0, 1]; None = grey
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 3 or self.points.shape[0] == 0:
@@ -49,6 +51,15 @@ class SceneInput:
                                   "map the scene first")
         if self.features.shape[0] != self.points.shape[0]:
             raise ValueError(f"{self.points.shape[0]} points but {self.features.shape[0]} feature rows")
+        # Colour matters to the questions people ask ("the red chair"); the 2D features at stride 32
+        # keep little of it, so the fused voxel colour travels beside them.
+        if self.colors is None:
+            self.colors = torch.full((self.points.shape[0], 3), 0.5)
+        if self.object_colors is None:
+            self.object_colors = torch.full((self.object_ids.shape[0], 3), 0.5)
+        if self.colors.shape != (self.points.shape[0], 3) or self.object_colors.shape != (self.object_ids.shape[0], 3):
+            raise ValueError(f"colors {tuple(self.colors.shape)} / object_colors {tuple(self.object_colors.shape)} "
+                             f"do not match {self.points.shape[0]} points / {self.object_ids.shape[0]} objects")
 
     @property
     def feature_dim(self) -> int:
@@ -62,7 +73,8 @@ class SceneInput:
     def to_tensors(self) -> dict[str, torch.Tensor]:
         return {"points": self.points, "features": self.features, "bounds": self.bounds,
                 "object_features": self.object_features, "object_text": self.object_text,
-                "object_boxes": self.object_boxes, "object_ids": self.object_ids}
+                "object_boxes": self.object_boxes, "object_ids": self.object_ids, "colors": self.colors,
+                "object_colors": self.object_colors}
 
     def save(self, path: str | Path) -> Path:
         """Writes one safetensors file (labels in its metadata), atomically."""
@@ -96,16 +108,19 @@ class SceneInput:
             return cls(points=t["points"], features=t["features"], bounds=t["bounds"],
                        object_features=t["object_features"], object_text=t["object_text"],
                        object_boxes=t["object_boxes"], object_ids=t["object_ids"],
-                       object_labels=json.loads(meta.get("object_labels", "[]")))
+                       object_labels=json.loads(meta.get("object_labels", "[]")), colors=t["colors"],
+                       object_colors=t["object_colors"])
         except KeyError as err:
             raise SceneCacheError(f"scene cache {path} lacks tensor {err}") from err
 
 
 def scene_from_arrays(points: np.ndarray, features: np.ndarray, num_points: int, seed: int = 0,
-                      objects: list | None = None, text_dim: int = 384, margin: float = 0.1) -> SceneInput:
-    """Samples `num_points` of (M, 3) points + (M, D) features (with replacement when M < N)."""
+                      objects: list | None = None, text_dim: int = 384, margin: float = 0.1,
+                      colors: np.ndarray | None = None, object_colors: np.ndarray | None = None) -> SceneInput:
+    """Samples `num_points` of (M, 3) points + (M, D) features + (M, 3) colours (with replacement when M < N)."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     features = np.asarray(features, dtype=np.float32)
+    colors = np.full((len(points), 3), 0.5, np.float32) if colors is None else np.asarray(colors, np.float32)
     if len(points) == 0:
         raise EmptySceneError("the map holds no points yet (nothing fused); map the scene first")
     rng = np.random.default_rng(seed)
@@ -123,11 +138,14 @@ def scene_from_arrays(points: np.ndarray, features: np.ndarray, num_points: int,
     else:
         obj_feat, obj_text = np.zeros((0, dim), np.float32), np.zeros((0, text_dim), np.float32)
         obj_box, obj_ids = np.zeros((0, 6), np.float32), np.zeros(0, np.int64)
+    obj_col = (np.full((len(obj_ids), 3), 0.5, np.float32) if object_colors is None
+               else np.asarray(object_colors, np.float32).reshape(len(obj_ids), 3))
     return SceneInput(points=torch.from_numpy(points[idx]), features=torch.from_numpy(features[idx]),
                       bounds=torch.from_numpy(bounds.as_array().astype(np.float32)),
                       object_features=torch.from_numpy(obj_feat), object_text=torch.from_numpy(obj_text),
                       object_boxes=torch.from_numpy(obj_box), object_ids=torch.from_numpy(obj_ids),
-                      object_labels=[o.label for o in objects])
+                      object_labels=[o.label for o in objects], colors=torch.from_numpy(colors[idx]),
+                      object_colors=torch.from_numpy(obj_col))
 
 
 def scene_from_mapper(mapper: "FeatureFusionMapper", num_points: int, seed: int = 0) -> SceneInput:
@@ -137,8 +155,27 @@ def scene_from_mapper(mapper: "FeatureFusionMapper", num_points: int, seed: int 
         raise EmptySceneError("the map holds no voxels yet (nothing fused); map the scene first")
     points = mapper.voxels.centers(slots).numpy()  # (M, 3)
     features = mapper.voxels.features[slots].float().cpu().numpy()  # (M, D)
+    colors = mapper.voxels.colors[slots].float().cpu().numpy()  # (M, 3)
     text_dim = mapper.text_dim or 384
-    return scene_from_arrays(points, features, num_points, seed, list(mapper.objects), text_dim)
+    objects = list(mapper.objects)
+    return scene_from_arrays(points, features, num_points, seed, objects, text_dim, colors=colors,
+                             object_colors=object_colors(mapper, objects))
+
+
+def object_colors(mapper: "FeatureFusionMapper", objects: list) -> np.ndarray:
+    """(K, 3) median voxel colour of each object's sample points (grey where none is found).
+
+    The median, not the mean: shading and a few voxels of the support surface at the object's
+    border should not pull the colour a person would name.
+    """
+    out = np.full((len(objects), 3), 0.5, np.float32)
+    for k, obj in enumerate(objects):
+        if len(obj.sample) == 0:
+            continue
+        slots, found = mapper.voxels.lookup(torch.as_tensor(np.asarray(obj.sample), dtype=torch.float32), neighbors=True)
+        if bool(found.any()):
+            out[k] = mapper.voxels.colors[slots[found]].float().median(dim=0).values.cpu().numpy()
+    return out
 
 
 def load_map_scene(map_dir: str | Path, num_points: int, seed: int = 0, device: str = "cpu") -> SceneInput:
@@ -158,14 +195,18 @@ def collate_scenes(scenes: list[SceneInput], max_objects: int) -> dict[str, torc
     obj_feat = torch.zeros(b, max_objects, d)  # (B, K, D)
     obj_text = torch.zeros(b, max_objects, t_dim)  # (B, K, T)
     obj_box = torch.zeros(b, max_objects, 6)  # (B, K, 6)
+    obj_col = torch.full((b, max_objects, 3), 0.5)  # (B, K, 3)
     obj_mask = torch.zeros(b, max_objects, dtype=torch.bool)  # (B, K)
     for i, s in enumerate(scenes):
         k = min(len(s.object_ids), max_objects)
         obj_feat[i, :k] = s.object_features[:k]
+        obj_col[i, :k] = s.object_colors[:k]
         obj_text[i, :k, : s.object_text.shape[1]] = s.object_text[:k]
         obj_box[i, :k] = s.object_boxes[:k]
         obj_mask[i, :k] = True
     return {"points": torch.stack([s.points for s in scenes]),  # (B, N, 3)
             "features": torch.stack([s.features for s in scenes]),  # (B, N, D)
+            "colors": torch.stack([s.colors for s in scenes]),  # (B, N, 3)
+            "object_colors": obj_col,
             "bounds": torch.stack([s.bounds for s in scenes]),  # (B, 2, 3)
             "object_features": obj_feat, "object_text": obj_text, "object_boxes": obj_box, "object_mask": obj_mask}

@@ -6,7 +6,7 @@
   32 learned queries cross-attends to the points, and a linear projection maps the queries into
   the LLM's embedding space.
 - `ObjectSceneEncoder` follows Chat-Scene (Huang et al. 2024): one token per map object, from its
-  pooled 3D feature, its text-space feature and an embedding of its box.
+  pooled 3D feature, its text-space feature, its colour and an embedding of its box.
 
 Both return (prefix (B, P, H), mask (B, P)); masked prefix slots are padding.
 """
@@ -68,7 +68,8 @@ class PointSceneEncoder(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.input = nn.Sequential(nn.LayerNorm(c.feature_dim + 3 * c.pos_dim), nn.Linear(c.feature_dim + 3 * c.pos_dim, c.d_model))
+        width = c.feature_dim + 3 + 3 * c.pos_dim  # feature, colour, position
+        self.input = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, c.d_model))
         self.queries = nn.Parameter(torch.randn(c.num_queries, c.d_model) * 0.02)
         self.blocks = nn.ModuleList([PerceiverBlock(c.d_model, c.num_heads, c.dropout) for _ in range(c.num_layers)])
         self.norm = nn.LayerNorm(c.d_model)
@@ -77,7 +78,7 @@ class PointSceneEncoder(nn.Module):
     def forward(self, scene: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
         pos = position_embedding(scene["points"], scene["bounds"], c.pos_dim, c.num_bins)  # (B, N, 3P)
-        x = self.input(torch.cat([scene["features"], pos], dim=-1))  # (B, N, d)
+        x = self.input(torch.cat([scene["features"], scene["colors"], pos], dim=-1))  # (B, N, d)
         q = self.queries[None].expand(x.shape[0], -1, -1)  # (B, Q, d)
         for block in self.blocks:
             q = block(q, x)  # (B, Q, d)
@@ -99,6 +100,8 @@ class ObjectSceneEncoder(nn.Module):
         self.feat = nn.Sequential(nn.LayerNorm(c.feature_dim), nn.Linear(c.feature_dim, c.d_model))
         self.text = nn.Sequential(nn.LayerNorm(c.text_dim), nn.Linear(c.text_dim, c.d_model))
         self.box = nn.Linear(6 * c.pos_dim, c.d_model)  # sinusoidal centre + size
+        # Colour names are not linear in RGB ("brown" vs "orange" is a matter of brightness): a small MLP.
+        self.color = nn.Sequential(nn.Linear(3, c.d_model), nn.GELU(), nn.Linear(c.d_model, c.d_model))
         self.empty = nn.Parameter(torch.randn(1, c.d_model) * 0.02)
         self.mix = nn.TransformerEncoderLayer(c.d_model, c.num_heads, 4 * c.d_model, c.dropout, batch_first=True,
                                               norm_first=True)
@@ -114,7 +117,8 @@ class ObjectSceneEncoder(nn.Module):
                              position_embedding(boxes[..., 3:] - boxes[..., :3], size_bounds, c.pos_dim, c.num_bins)],
                             dim=-1)  # (B, K, 6P)
         text = scene["object_text"][..., : c.text_dim]  # (B, K, T)
-        x = self.feat(scene["object_features"]) + self.text(text) + self.box(box_emb)  # (B, K, d)
+        x = (self.feat(scene["object_features"]) + self.text(text) + self.box(box_emb)
+             + self.color(scene["object_colors"]))  # (B, K, d)
         mask = scene["object_mask"].clone()  # (B, K) True = real object
         empty = ~mask.any(dim=1)  # (B,)
         if empty.any():

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
-from llm3d_core.model.data import JsonlSceneDataset, dialog_history, question_text, target_text
+from llm3d_core.model.data import DatasetError, JsonlSceneDataset, dialog_history, question_text, target_text
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sample
 from llm3d_core.model.scene import SceneInput
 
@@ -233,7 +233,12 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
     for step in progress(steps, desc="train", total=len(steps)) if rank == 0 else steps:
         micro = []
         while len(micro) < cfg.grad_accum:
-            batch = make_batch(model, next(loader))
+            try:
+                items = next(loader)
+            except StopIteration:
+                raise DatasetError(f"no record of {Path(cfg.data) / (cfg.split + '.jsonl')} has a scene map under "
+                                   f"{Path(cfg.data) / 'maps'}; build maps with `llm3d data generate --maps`") from None
+            batch = make_batch(model, items)
             if batch is not None:
                 micro.append(batch)
         t0 = time.perf_counter()

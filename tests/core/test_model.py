@@ -84,7 +84,8 @@ def tiny_scene(seed: int = 0, num_points: int = 64, feature_dim: int = 16, objec
                       object_features=torch.randn(objects, feature_dim, generator=g),
                       object_text=torch.randn(objects, 8, generator=g),
                       object_boxes=torch.stack(boxes) if boxes else torch.zeros(0, 6),
-                      object_ids=torch.arange(objects), object_labels=["chair"] * objects)
+                      object_ids=torch.arange(objects), object_labels=["chair"] * objects,
+                      colors=torch.rand(num_points, 3, generator=g), object_colors=torch.rand(objects, 3, generator=g))
 
 
 def np_box(scene, i: int = 0) -> np.ndarray:
@@ -318,3 +319,19 @@ def test_cli_commands_are_registered():
     assert args.max_steps == 3 and args.resume
     assert parser.parse_args(["eval", "--data", "d", "--split", "test", "--ckpt", "c"]).split == "test"
     assert parser.parse_args(["ask", "--map", "m", "--task", "ground", "the chair"]).task == "ground"
+
+
+def test_scene_cache_round_trip_keeps_colours_and_refuses_an_old_format(tmp_path):
+    from safetensors.torch import save_file
+
+    from llm3d_core.model.scene import SceneCacheError
+
+    scene = tiny_scene(3, 64, 16, objects=4)
+    loaded = SceneInput.load(scene.save(tmp_path / "s.safetensors"))
+    for key, value in scene.to_tensors().items():
+        assert torch.equal(value, loaded.to_tensors()[key]), key
+    assert loaded.object_labels == scene.object_labels
+    old = {k: v for k, v in scene.to_tensors().items() if "colors" not in k}
+    save_file(old, str(tmp_path / "old.safetensors"), metadata={"format": "1"})
+    with pytest.raises(SceneCacheError, match="format"):
+        SceneInput.load(tmp_path / "old.safetensors")
