@@ -1,19 +1,28 @@
-"""`llm3d map`: build a map offline from a folder of posed RGB-D frames."""
+"""`llm3d map`: build a map offline from a folder of posed RGB-D frames or a recorded ROS 2 bag."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llm3d_cli.registry import command
+
+if TYPE_CHECKING:
+    from llm3d_core.geometry import RGBDFrame
 
 log = logging.getLogger("llm3d.map")
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=Path, required=True, help="folder of posed RGB-D frames (7-Scenes layout)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--frames", type=Path, help="folder of posed RGB-D frames (7-Scenes or TUM RGB-D layout)")
+    source.add_argument("--bag", type=Path, help="ROS 2 bag (mcap or sqlite3): frames paired and posed as the "
+                        "mapper node does; topics from the `llm3d_bag: bag:` config section")
     p.add_argument("--out", type=Path, required=True, help="map folder to write")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
@@ -37,31 +46,41 @@ def load_mapper_config(path: Path | None, device: str | None):
     return config
 
 
-@command("map", "build a map from a folder of posed RGB-D frames; save it, a PLY and a top-down PNG", _add_args)
+@command("map", "build a map from posed RGB-D frames (a folder or a bag); save it, a PLY and a top-down PNG", _add_args)
 def run(args: argparse.Namespace) -> int:
-    from llm3d_core.data.frames import SevenScenesFrames
+    from llm3d_core.bags.errors import BagError
     from llm3d_core.mapping.evaluation import depth_agreement, estimate_up_axis
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.mapping.render import export_ply, topdown_png
     from llm3d_core.progress import progress
 
-    frames = SevenScenesFrames(args.frames)
-    indices = list(range(0, len(frames), max(args.every, 1)))
-    holdout = [i for i in range(len(frames)) if args.holdout and i % args.holdout == args.holdout // 2]
-    held = set(holdout)
-    fuse = [i for i in indices if i not in held]
-    if args.limit:
-        fuse = fuse[: args.limit]
+    every, holdout_k = max(args.every, 1), args.holdout
     mapper = FeatureFusionMapper(load_mapper_config(args.config, args.device))
-    seconds = 0.0
-    for i in progress(fuse, desc="mapping", total=len(fuse)):
-        seconds += mapper.integrate(frames[i]).seconds
+    seconds, fused, held, poses = 0.0, 0, [], []
+    error: BagError | None = None
+    reports: list = []  # the bag reader's report, once reading starts
+    source = _bag_frames(args, reports) if args.bag else _folder_frames(args)
+    try:
+        for i, frame in progress(source, desc="mapping", total=None if args.bag else _folder_total(args)):
+            if holdout_k and i % holdout_k == holdout_k // 2:
+                held.append(frame)  # checked against, never fused
+                continue
+            if i % every or (args.limit and fused >= args.limit):
+                continue
+            seconds += mapper.integrate(frame).seconds
+            fused += 1
+            poses.append(frame.T_world_camera)
+    except BagError as err:  # damaged bag or no poses: keep and save what was mapped, then report
+        error = err
+    if fused == 0:
+        print(f"llm3d map: no frame was fused{f': {error}' if error else ''}", file=sys.stderr)
+        return 1
     objects = mapper.update_objects()
     mapper.save(args.out)
-    summary = {"frames_fused": len(fuse), "fps": len(fuse) / seconds if seconds else 0.0, "voxels": len(mapper.voxels),
+    summary = {"frames_fused": fused, "fps": fused / seconds if seconds else 0.0, "voxels": len(mapper.voxels),
                "objects": len(objects)}
-    if holdout and mapper.tsdf is not None:
-        agreement = depth_agreement(mapper.tsdf, (frames[i] for i in holdout))
+    if held and mapper.tsdf is not None:
+        agreement = depth_agreement(mapper.tsdf, iter(held))
         summary["holdout_depth_median_m"] = round(agreement.median_m, 4)
         summary["holdout_depth_coverage"] = round(agreement.coverage, 3)
         summary["holdout_frames"] = agreement.frames
@@ -72,12 +91,47 @@ def run(args: argparse.Namespace) -> int:
                           "box_min": h.object.box_min.round(3).tolist(), "box_max": h.object.box_max.round(3).tolist()}
                          for h in hits]
     summary["queries"] = queries
+    if args.bag:
+        summary["bag"] = reports[0].to_dict() if reports else {}
     points, colors = mapper.colored_points()
-    up_axis, _ = estimate_up_axis(frames[i].T_world_camera for i in fuse[:: max(1, len(fuse) // 20)])
+    up_axis, _ = estimate_up_axis(poses[:: max(1, len(poses) // 20)])
     export_ply(args.out / "map.ply", points, colors)
     best = [hits[0]["id"] for hits in queries.values() if hits]
+    name = (args.bag or args.frames).name
     topdown_png(args.out / "topdown.png", points, colors, objects, highlight=best, up_axis=up_axis,
-                title=f"{args.frames.name}: {len(objects)} objects, red = best match of {', '.join(queries) or '-'}")
+                title=f"{name}: {len(objects)} objects, red = best match of {', '.join(queries) or '-'}")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
+    if error is not None:
+        print(f"llm3d map: {error}; the map of the {fused} frames read was saved to {args.out}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _folder_total(args: argparse.Namespace) -> int:
+    from llm3d_core.data.frames import open_frame_folder
+
+    return len(open_frame_folder(args.frames))
+
+
+def _folder_frames(args: argparse.Namespace) -> Iterator[tuple[int, RGBDFrame]]:
+    """(index, frame) of a frame folder; frames neither fused nor held out are never loaded."""
+    from llm3d_core.data.frames import open_frame_folder
+
+    frames = open_frame_folder(args.frames)
+    every, k = max(args.every, 1), args.holdout
+    fused = 0
+    for i in range(len(frames)):
+        held = k and i % k == k // 2
+        if held or (i % every == 0 and not (args.limit and fused >= args.limit)):
+            fused += 0 if held else 1
+            yield i, frames[i]
+
+
+def _bag_frames(args: argparse.Namespace, reports: list) -> Iterator[tuple[int, RGBDFrame]]:
+    from llm3d_core.bags.config import load_bag_config
+    from llm3d_core.bags.reader import BagFrameReader
+
+    with BagFrameReader(args.bag, load_bag_config(args.config)) as reader:
+        reports.append(reader.report)
+        yield from enumerate(reader.frames())

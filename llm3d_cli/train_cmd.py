@@ -13,7 +13,12 @@ log = logging.getLogger("llm3d.train")
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="folder with <split>.jsonl and maps/<scene_id>/")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="folder with <split>.jsonl and maps/<scene_id>/")
+    source.add_argument("--bags", type=Path,
+                        help="folder of ROS 2 bags with scene annotations (llm3d bag record-sim): records and "
+                             "maps are built into it (maps cached and reused), then training runs on it")
+    p.add_argument("--bag-frames-every", type=int, default=1, help="with --bags: fuse every N-th frame of a bag")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write (and resume from)")
     p.add_argument("--config", type=Path, default=None,
                    help="YAML: `train:` fields, model from `llm3d_reasoner.ros__parameters.model` (default: launch/llm3d.yaml)")
@@ -36,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.model.train import load_train_config, train
 
+    if args.bags is not None:
+        args.data = _prepare_bags(args)
     overrides = {"data": str(args.data), "out": str(args.out), "resume": bool(args.resume)}
     if args.skip_missing_scenes:
         overrides["skip_missing_scenes"] = True
@@ -53,3 +60,20 @@ def run(args: argparse.Namespace) -> int:
                       "step_seconds_median": round(summary["step_seconds_median"], 3),
                       "parameters": summary["parameters"]}, indent=1))
     return 0
+
+
+def _prepare_bags(args: argparse.Namespace) -> Path:
+    """Records from each bag's annotations and a map per bag, written into the bag folder itself."""
+    from llm3d_core.bags.config import load_bag_config
+    from llm3d_core.progress import progress
+    from sim.config import load_sim_config
+    from sim.datagen.bags import build_bag_dataset
+    from sim.datagen.maps import map_mapper_config
+
+    mapper_config = map_mapper_config(config_path=args.config, device=args.device)
+    index = build_bag_dataset(args.bags, args.split or "train", load_bag_config(args.config), mapper_config,
+                              load_sim_config(args.config), frames_every=args.bag_frames_every,
+                              wrap=lambda items, desc, total: progress(items, desc=desc, total=total))
+    built = sum(not b.get("cached") for b in index["bags"].values())
+    log.info("bags: %d scenes, %d maps built, %d reused", len(index["bags"]), built, len(index["bags"]) - built)
+    return args.bags

@@ -1,6 +1,8 @@
 """Message <-> numpy conversions for the llm3d nodes: the one place that knows message layouts.
 
 Nothing here needs a running graph or an initialised rclpy: tests build messages in memory.
+Decoding (messages -> numpy) lives in `llm3d_core.messages`, shared with the bag reader, and is
+re-exported here; this module adds what needs the rclpy message classes: building messages.
 Conventions follow ROS REP 103/105 and `llm3d_core.geometry`: OpenCV optical camera frames,
 4x4 homogeneous transforms that map child-frame coordinates into the parent frame, quaternions
 stored (x, y, z, w) as in geometry_msgs.
@@ -11,36 +13,36 @@ view honours `step` (row padding) so padded images are never copied twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Transform, TransformStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from llm3d_core.geometry import RGBDFrame
+from llm3d_core.messages import (  # noqa: F401  (re-exported: the nodes' one conversions module)
+    COLOR_ENCODINGS,
+    DEPTH_ENCODINGS,
+    ConversionError,
+    camera_info_to_K,
+    compose_matrix,
+    decode_depth_m,
+    decode_rgb,
+    image_to_depth_m,
+    image_to_rgb,
+    matrix_to_quaternion,
+    normalize_quaternion,
+    quaternion_slerp,
+    quaternion_to_matrix,
+    rgbd_frame_from_messages,
+    stamp_to_ns,
+    transform_to_matrix,
+)
 
 
-class ConversionError(ValueError):
-    """A message cannot be converted; the message says which field and value are wrong."""
-
-
-# encoding -> (channels, channel order that yields RGB); mono8 repeats its one channel.
-COLOR_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-}
-DEPTH_ENCODINGS: dict[str, np.dtype] = {
-    "16UC1": np.dtype(np.uint16),
-    "mono16": np.dtype(np.uint16),
-    "32FC1": np.dtype(np.float32),
-}
 # What numpy_to_image accepts: encoding -> (dtype, channels).
 _ENCODING_LAYOUT: dict[str, tuple[np.dtype, int]] = {
     **{name: (np.dtype(np.uint8), ch) for name, (ch, _) in COLOR_ENCODINGS.items()},
@@ -49,11 +51,6 @@ _ENCODING_LAYOUT: dict[str, tuple[np.dtype, int]] = {
 
 
 # ---------------------------------------------------------------------------- stamps
-def stamp_to_ns(stamp: Time) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds (exact, unlike float seconds)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def ns_to_stamp(ns: int) -> Time:
     if ns < 0:
         raise ConversionError(f"a ROS time stamp cannot be negative, got {ns} ns")
@@ -61,58 +58,6 @@ def ns_to_stamp(ns: int) -> Time:
 
 
 # ---------------------------------------------------------------------------- images
-def _image_view(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
-    """(H, W, C) view of an Image's payload with `dtype` elements, honouring step and endianness."""
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h == 0 or w == 0:
-        raise ConversionError(f"image '{msg.encoding}' has zero size ({w}x{h})")
-    pixel_bytes = dtype.itemsize * channels
-    if step < w * pixel_bytes:
-        raise ConversionError(f"image step {step} is smaller than width {w} x {pixel_bytes} bytes per pixel "
-                              f"for encoding '{msg.encoding}'")
-    data = np.frombuffer(msg.data, dtype=np.uint8)  # zero-copy over array.array / bytes
-    if data.size != h * step:
-        raise ConversionError(f"image data has {data.size} bytes, but height {h} x step {step} = {h * step} "
-                              f"(encoding '{msg.encoding}', {w}x{h})")
-    order = ">" if msg.is_bigendian else "<"
-    view = np.ndarray(shape=(h, w, channels), dtype=dtype.newbyteorder(order), buffer=data,
-                      strides=(step, pixel_bytes, dtype.itemsize))
-    return view
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """Colour Image (rgb8, bgr8, rgba8, bgra8, mono8) -> (H, W, 3) uint8 RGB, C-contiguous copy."""
-    layout = COLOR_ENCODINGS.get(msg.encoding)
-    if layout is None:
-        raise ConversionError(f"unsupported colour encoding '{msg.encoding}'; expected one of "
-                              f"{', '.join(COLOR_ENCODINGS)}")
-    channels, order = layout
-    view = _image_view(msg, np.dtype(np.uint8), channels)
-    return np.ascontiguousarray(view[:, :, list(order)])  # (H, W, 3); drops alpha, reorders BGR
-
-
-def image_to_depth_m(msg: Image, depth_scale: float = 1000.0) -> np.ndarray:
-    """Depth Image -> (H, W) float32 metres; invalid pixels (0, 65535, NaN, inf, < 0) become 0.
-
-    16UC1 / mono16 hold integer units of 1/depth_scale metres (1000: millimetres, the
-    OpenNI/RealSense convention); 32FC1 holds metres (REP 118).
-    """
-    dtype = DEPTH_ENCODINGS.get(msg.encoding)
-    if dtype is None:
-        raise ConversionError(f"unsupported depth encoding '{msg.encoding}'; expected one of "
-                              f"{', '.join(DEPTH_ENCODINGS)}")
-    raw = _image_view(msg, dtype, 1)[:, :, 0]  # (H, W)
-    if dtype == np.uint16:
-        if not (np.isfinite(depth_scale) and depth_scale > 0):
-            raise ConversionError(f"depth_scale must be a finite number > 0, got {depth_scale}")
-        metres = raw.astype(np.float32) / np.float32(depth_scale)
-        metres[raw == np.iinfo(np.uint16).max] = 0.0  # 65535 marks "no return" on common sensors
-        return metres
-    metres = raw.astype(np.float32)  # native byte order, contiguous copy
-    metres[~np.isfinite(metres) | (metres < 0)] = 0.0
-    return metres
-
-
 def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = "", stamp: Time | None = None,
                    row_padding: int = 0, bigendian: bool = False) -> Image:
     """(H, W[, C]) array -> Image. The array is already in the encoding's channel order.
@@ -145,112 +90,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = "", stamp: 
     return msg
 
 
-def camera_info_to_K(msg: CameraInfo) -> np.ndarray:
-    """CameraInfo -> (3, 3) float64 intrinsics, rejecting unset or non-finite calibrations."""
-    k = np.asarray(msg.k, dtype=np.float64)
-    if k.shape != (9,):
-        raise ConversionError(f"CameraInfo.k must have 9 entries, got {k.size}")
-    if not np.all(np.isfinite(k)):
-        raise ConversionError(f"CameraInfo.k has non-finite entries: {k.tolist()}")
-    K = k.reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ConversionError(f"CameraInfo.k needs fx, fy > 0 (an uncalibrated camera sends zeros), "
-                              f"got fx={K[0, 0]}, fy={K[1, 1]}")
-    return K
-
-
-def rgbd_frame_from_messages(color: Image, depth: Image, info: CameraInfo, T_world_camera: np.ndarray,
-                             depth_scale: float = 1000.0) -> RGBDFrame:
-    """A posed RGBDFrame from a colour/depth pair, its CameraInfo and the camera pose (4x4)."""
-    rgb = image_to_rgb(color)
-    depth_m = image_to_depth_m(depth, depth_scale)
-    if rgb.shape[:2] != depth_m.shape:
-        raise ConversionError(f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth {depth_m.shape[1]}x{depth_m.shape[0]} "
-                              "sizes differ (the mapper needs registered, equal-size images)")
-    if info.width and info.height and (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-        raise ConversionError(f"CameraInfo is for {info.width}x{info.height} but the images are "
-                              f"{rgb.shape[1]}x{rgb.shape[0]}")
-    return RGBDFrame(rgb=rgb, depth=depth_m, K=camera_info_to_K(info), T_world_camera=T_world_camera,
-                     timestamp=stamp_to_ns(color.header.stamp) * 1e-9)
-
-
-# ---------------------------------------------------------------------------- quaternions and transforms
-def normalize_quaternion(q: Sequence[float]) -> np.ndarray:
-    """(x, y, z, w) -> unit quaternion; non-finite or zero-length input raises ConversionError."""
-    q = np.asarray(q, dtype=np.float64)
-    if q.shape != (4,) or not np.all(np.isfinite(q)):
-        raise ConversionError(f"quaternion must be 4 finite numbers (x, y, z, w), got {q.tolist()}")
-    norm = float(np.linalg.norm(q))
-    if norm < 1e-9:
-        raise ConversionError(f"quaternion has zero length: {q.tolist()}")
-    return q / norm
-
-
-def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) -> (3, 3) rotation matrix."""
-    x, y, z, w = normalize_quaternion(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> unit quaternion (x, y, z, w) with w >= 0.
-
-    Branches on the largest diagonal term (Shepperd's method) so the square root never runs
-    on a value near zero, which loses precision for rotations near 180 degrees.
-    """
-    R = np.asarray(R, dtype=np.float64)
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
-    q = normalize_quaternion(q)
-    return -q if q[3] < 0 else q
-
-
-def quaternion_slerp(q0: Sequence[float], q1: Sequence[float], fraction: float) -> np.ndarray:
-    """Spherical linear interpolation between unit quaternions, along the shorter arc."""
-    q0, q1 = normalize_quaternion(q0), normalize_quaternion(q1)
-    dot = float(np.dot(q0, q1))
-    if dot < 0.0:  # q and -q are the same rotation; take the short way round
-        q1, dot = -q1, -dot
-    if dot > 0.9995:  # nearly parallel: the sin() ratio is ill-conditioned, lerp is exact enough
-        return normalize_quaternion(q0 + fraction * (q1 - q0))
-    theta = np.arccos(np.clip(dot, -1.0, 1.0))
-    s = np.sin(theta)
-    return (np.sin((1.0 - fraction) * theta) / s) * q0 + (np.sin(fraction * theta) / s) * q1
-
-
-def compose_matrix(translation: Sequence[float], quaternion: Sequence[float]) -> np.ndarray:
-    """Translation (3,) + quaternion (x, y, z, w) -> (4, 4) homogeneous transform."""
-    t = np.asarray(translation, dtype=np.float64)
-    if t.shape != (3,) or not np.all(np.isfinite(t)):
-        raise ConversionError(f"translation must be 3 finite numbers, got {t.tolist()}")
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix(quaternion)
-    T[:3, 3] = t
-    return T
-
-
-def transform_to_matrix(msg: Transform | TransformStamped) -> np.ndarray:
-    """geometry_msgs Transform(Stamped) -> (4, 4): maps child-frame points into the parent frame."""
-    tf = msg.transform if isinstance(msg, TransformStamped) else msg
-    t, r = tf.translation, tf.rotation
-    return compose_matrix((t.x, t.y, t.z), (r.x, r.y, r.z, r.w))
-
-
+# ---------------------------------------------------------------------------- transforms
 def matrix_to_transform(T: np.ndarray) -> Transform:
     """(4, 4) rigid transform -> geometry_msgs/Transform; non-finite or non-rigid input raises."""
     T = np.asarray(T, dtype=np.float64)
