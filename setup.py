@@ -25,6 +25,7 @@ def package_version() -> str:
 NODE_SCRIPTS: list[str] = [
     "llm3d_mapper = llm3d_ros.nodes.mapper_node:main",
     "llm3d_sim_bridge = llm3d_ros.nodes.sim_bridge_node:main",
+    "llm3d_reasoner = llm3d_ros.nodes.reasoner_node:main",
 ]
 
 setup(

@@ -1,4 +1,9 @@
-"""`llm3d ask`: ask the 3D-LLM about a saved map (caption, qa, plan, ground, navigate)."""
+"""`llm3d ask`: ask the 3D-LLM about the scene.
+
+Without --map it asks the running stack (the `llm3d_reasoner` node's `ask` service, a dialog turn;
+--session continues a conversation). With --map it loads the model and a saved map in this
+process (caption, qa, plan, ground, navigate; no ROS needed).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,13 @@ from llm3d_cli.registry import command
 
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", nargs="?", default="", help="the instruction (may be empty for caption)")
-    p.add_argument("--map", type=Path, required=True, help="map folder saved by `llm3d map` or the mapper node")
+    p.add_argument("--map", type=Path, default=None,
+                   help="map folder saved by `llm3d map` or the mapper node: answer offline in this process "
+                        "(default: ask the running stack)")
+    p.add_argument("--session", default="", help="running stack: continue this dialog session")
+    p.add_argument("--namespace", default="", help="running stack: namespace of the reasoner's services")
+    p.add_argument("--server-timeout", type=float, default=10.0, help="running stack: seconds to wait for it")
+    p.add_argument("--timeout", type=float, default=120.0, help="running stack: seconds to wait for the answer")
     p.add_argument("--ckpt", type=Path, default=None,
                    help="checkpoint folder (default: an untrained model from the config; answers are then arbitrary)")
     p.add_argument("--task", default="qa", choices=["caption", "qa", "plan", "ground", "navigate", "dialog"])
@@ -21,8 +32,32 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 
-@command("ask", "ask the 3D-LLM a question about a saved map", _add_args)
+@command("ask", "ask the 3D-LLM about the scene (running stack, or a saved map with --map)", _add_args)
 def run(args: argparse.Namespace) -> int:
+    if args.map is None:
+        return _ask_stack(args)
+    return _ask_offline(args)
+
+
+def _ask_stack(args: argparse.Namespace) -> int:
+    from llm3d_cli.stack import report, with_client
+
+    if args.task not in ("qa", "dialog") or args.ckpt or args.config or args.device:
+        print("error: --task other than qa/dialog, --ckpt, --config and --device need --map (offline); the running "
+              "stack answers with its own model (use `llm3d ground|plan|navigate` for the other tasks)",
+              file=sys.stderr)
+        return 2
+
+    def call(client) -> int:
+        reply = client.ask(args.question, args.session)
+        return report(args, reply.success, reply.message,
+                      {"answer": reply.answer, "session_id": reply.session_id, "seconds": round(reply.seconds, 3)},
+                      f"{reply.answer}\n(session {reply.session_id}; {reply.seconds:.2f} s)")
+
+    return with_client(args, call)
+
+
+def _ask_offline(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -6,7 +6,22 @@ import argparse
 import logging
 import sys
 
-from llm3d_cli import ask_cmd, bag_cmd, bench_cmd, bringup_cmd, data_cmd, doctor, eval_cmd, map_cmd, sim_cmd, train_cmd  # noqa: F401  (they register their subcommands)
+from llm3d_cli import (  # noqa: F401  (they register their subcommands)
+    ask_cmd,
+    bag_cmd,
+    bench_cmd,
+    bringup_cmd,
+    data_cmd,
+    demo_cmd,
+    doctor,
+    eval_cmd,
+    ground_cmd,
+    map_cmd,
+    navigate_cmd,
+    plan_cmd,
+    sim_cmd,
+    train_cmd,
+)
 from llm3d_cli.registry import COMMANDS
 from llm3d_core import __version__
 

@@ -34,6 +34,9 @@ NODES: tuple[NodeSpec, ...] = (
              when="sim"),
     NodeSpec(name="llm3d_mapper", executable="llm3d_mapper", module="llm3d_ros.nodes.mapper_node",
              forwarded_arguments=("device",)),
+    # After the mapper: it answers about the map the mapper saves (and asks it to save).
+    NodeSpec(name="llm3d_reasoner", executable="llm3d_reasoner", module="llm3d_ros.nodes.reasoner_node",
+             forwarded_arguments=("device",)),
 )
 
 

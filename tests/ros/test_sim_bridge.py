@@ -320,4 +320,4 @@ def test_bringup_sim_runs_the_stack_and_drives_the_robot(tmp_path):
     assert "exit codes" not in bringup.output
     assert "simulation step failed" not in bringup.output  # not even while shutting down
     pids = bringup.node_pids()
-    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+    assert len(pids) == len(select_nodes(sim=True)) and not any(_alive(pid) for pid in pids)

@@ -1,0 +1,342 @@
+"""The reasoner: the 3D-LLM and the feature map answering dialog, grounding, planning and navigation.
+
+What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
+
+- `ask`: multi-turn dialog about the mapped scene, one history per session id (3D-LLM, Hong et al.
+  2023, section 4: 3D-assisted dialog). The first turn of a session is asked as the `qa` task, later
+  turns as `dialog` with the session's history. Sessions are bounded (least recently used evicted)
+  and expire after `session_ttl_s` idle.
+- `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
+  the model's location-token box (3D-LLM section 3.4; UniVLG, Jain et al. 2025, decodes boxes the
+  same way) matched to the map objects by 3D IoU, and the mapper's open-vocabulary object query
+  (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
+- `plan`: numbered steps from the model's `plan` task.
+- `navigation_goal`: grounds the target, then picks a reachable free pose facing it on the map's
+  occupancy grid (`llm3d_core.mapping.goals`).
+
+A `Reasoner` is not thread-safe: one thread (the node's inference worker) owns it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from llm3d_core.mapping.goals import GoalConfig, GoalError, GoalPose, NavigationMap
+
+if TYPE_CHECKING:
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_core.model.configuration_llm3d import Llm3dConfig
+    from llm3d_core.model.modeling_llm3d import Llm3dModel, Llm3dSession
+    from llm3d_core.model.scene import SceneInput
+
+GROUNDING_MODES = ("model", "map", "both")
+_NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
+
+
+class ReasonerError(ValueError):
+    """A request cannot be answered (bad input, no map, no match); the message is for the user."""
+
+
+@dataclass
+class ReasonerConfig:
+    """Behaviour of the reasoner core.
+
+    Fields:
+        grounding: 'model' (the 3D-LLM's box, matched to map objects), 'map' (the mapper's
+            open-vocabulary query) or 'both' (scores averaged; 'map' evidence only exists for
+            maps with text-aligned features, otherwise 'both' is 'model').
+        max_results: objects returned by ground when the request asks for 0.
+        max_sessions: dialog sessions kept; beyond it the least recently used one is dropped.
+        session_ttl_s: a session idle this long is dropped (0: never).
+        max_question_chars: longer questions are refused before they reach the tokenizer.
+        goals: how navigation goals are chosen (llm3d_core.mapping.goals.GoalConfig).
+    """
+
+    grounding: str = "both"
+    max_results: int = 5
+    max_sessions: int = 16
+    session_ttl_s: float = 600.0
+    max_question_chars: int = 2000
+    goals: GoalConfig = field(default_factory=GoalConfig)
+
+    def __post_init__(self) -> None:
+        if self.grounding not in GROUNDING_MODES:
+            raise ValueError(f"grounding must be one of {GROUNDING_MODES}, got {self.grounding!r}")
+        for name in ("max_results", "max_sessions", "max_question_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (math.isfinite(self.session_ttl_s) and self.session_ttl_s >= 0):
+            raise ValueError(f"session_ttl_s must be a finite number >= 0, got {self.session_ttl_s!r}")
+
+
+@dataclass
+class Grounded:
+    """One grounded object: a map object (id >= 0) or the model's bare box (id -1)."""
+
+    id: int
+    label: str
+    score: float  # in [0, 1]; see Reasoner.ground
+    box: np.ndarray  # (6,) min xyz, max xyz in the map frame
+    source: str  # model | map | model+map
+
+
+@dataclass
+class _Session:
+    history: list[tuple[str, str]] = field(default_factory=list)
+    llm: "Llm3dSession | None" = None
+    version: str = ""
+    last_used: float = 0.0
+
+
+class MapSnapshot:
+    """One loaded map version: the mapper, the model's scene input, and (lazily) its free space."""
+
+    def __init__(self, mapper: "FeatureFusionMapper", scene: "SceneInput", version: str, goals: GoalConfig) -> None:
+        self.mapper = mapper
+        self.scene = scene
+        self.version = version
+        self._goals = goals
+        self._nav: NavigationMap | None = None
+
+    @property
+    def navigation(self) -> NavigationMap:
+        if self._nav is None:  # only navigation needs the grid; building it is not free on big maps
+            points, _ = self.mapper.colored_points()
+            self._nav = NavigationMap.from_points(points, self._goals)
+        return self._nav
+
+
+class Reasoner:
+    """Answers requests about the current map with one model (see the module docstring)."""
+
+    def __init__(self, model: "Llm3dModel", config: ReasonerConfig | None = None) -> None:
+        self.model = model
+        self.config = config or ReasonerConfig()
+        self.map: MapSnapshot | None = None
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._oneshot: "Llm3dSession | None" = None  # history-free session of the current map (ground, plan)
+
+    # ------------------------------------------------------------------ map
+    def set_map(self, mapper: "FeatureFusionMapper", version: str) -> MapSnapshot:
+        """Makes `mapper` the map answers refer to; raises EmptySceneError for a map without points."""
+        from llm3d_core.model.scene import scene_from_mapper
+
+        cfg = self.model.config
+        scene = scene_from_mapper(mapper, cfg.num_points, cfg.seed)
+        if scene.feature_dim != cfg.feature_dim:
+            raise ReasonerError(f"the map's features have D={scene.feature_dim} but the model expects "
+                                f"feature_dim={cfg.feature_dim}: map with the encoder the model was trained on")
+        self.map = MapSnapshot(mapper, scene, version, self.config.goals)
+        self._oneshot = None
+        return self.map
+
+    def _require_map(self) -> MapSnapshot:
+        if self.map is None:
+            raise ReasonerError("no map yet: the mapper has not saved one (or map_dir holds none)")
+        return self.map
+
+    def _oneshot_session(self) -> "Llm3dSession":
+        snap = self._require_map()
+        if self._oneshot is None:
+            self._oneshot = self.model.session(snap.scene, snap.version)
+        return self._oneshot
+
+    def check_text(self, text: str, what: str) -> str:
+        """The stripped text; ReasonerError when empty or longer than max_question_chars."""
+        text = (text or "").strip()
+        if not text:
+            raise ReasonerError(f"the {what} is empty")
+        if len(text) > self.config.max_question_chars:
+            raise ReasonerError(f"the {what} has {len(text)} characters; at most {self.config.max_question_chars} "
+                                "are accepted")
+        return text
+
+    # ------------------------------------------------------------------ dialog
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def ask(self, question: str, session_id: str = "") -> tuple[str, str]:
+        """(answer text, session id). An empty session_id starts a new session."""
+        from llm3d_core.model.location_tokens import LocationDecodeError
+        from llm3d_core.model.modeling_llm3d import InputTooLongError
+
+        question = self.check_text(question, "question")
+        snap = self._require_map()
+        now = time.monotonic()
+        self._expire(now)
+        if session_id:
+            session = self._sessions.get(session_id)
+            if session is None:
+                raise ReasonerError(f"unknown or expired session '{session_id}'; send an empty session_id to "
+                                    "start a new session")
+        else:
+            session_id, session = uuid.uuid4().hex[:12], _Session()
+        if session.llm is None or session.version != snap.version:
+            # A newer map: the same conversation continues about the updated scene.
+            session.llm = self.model.session(snap.scene, snap.version)
+            session.llm.history = session.history
+            session.version = snap.version
+        task = "dialog" if session.history else "qa"
+        try:
+            answer = session.llm.ask(question, task, remember=True)
+        except InputTooLongError as err:
+            raise ReasonerError(f"{err} (start a new session to drop the history)") from err
+        except LocationDecodeError as err:
+            raise ReasonerError(f"the model's answer was malformed: {err}") from err
+        session.last_used = now
+        self._sessions[session_id] = session
+        self._sessions.move_to_end(session_id)
+        while len(self._sessions) > self.config.max_sessions:
+            self._sessions.popitem(last=False)
+        return answer.text, session_id
+
+    def _expire(self, now: float) -> None:
+        ttl = self.config.session_ttl_s
+        if ttl:
+            for sid in [s for s, v in self._sessions.items() if now - v.last_used > ttl]:
+                del self._sessions[sid]
+
+    # ------------------------------------------------------------------ grounding
+    def ground(self, query: str, max_results: int = 0) -> list[Grounded]:
+        """Map objects matching `query`, best first (at most max_results, 0 = config.max_results).
+
+        Scores: 'model' evidence of an object is its 3D IoU with the model's box; the object the
+        box overlaps most (or, overlapping none, whose centre is nearest) is the model's match.
+        'map' evidence is the clipped cosine similarity of the query and the object's text
+        feature. 'both' averages the two. Without map objects the model's own box is returned (id -1).
+        """
+        from llm3d_core.mapping.objects import box_iou
+        from llm3d_core.model.location_tokens import LocationDecodeError
+        from llm3d_core.model.modeling_llm3d import InputTooLongError
+
+        query = self.check_text(query, "query")
+        snap = self._require_map()
+        limit = max_results if max_results > 0 else self.config.max_results
+        mode = self.config.grounding
+        use_map = mode in ("map", "both") and snap.mapper.text_dim > 0 and bool(snap.mapper.objects)
+        use_model = mode in ("model", "both") or not use_map
+        if mode == "map" and not use_map:
+            raise ReasonerError("grounding is 'map' but this map has no objects with text-aligned features "
+                                "(mapper.encoder.text_aligned false, or nothing mapped yet)")
+        objects = list(snap.mapper.objects)
+
+        model_box, model_label = None, ""
+        if use_model:
+            try:
+                answer = self._oneshot_session().ask(query, "ground", remember=False)
+            except (LocationDecodeError, InputTooLongError) as err:
+                raise ReasonerError(f"the model could not ground '{query}': {err}") from err
+            model_box, model_label = answer.box, answer.label
+        if not objects:
+            if model_box is None:
+                return []
+            return [Grounded(-1, model_label, 1.0, np.asarray(model_box, dtype=np.float64), "model")]
+
+        evidence: list[list[float]] = [[] for _ in objects]
+        if model_box is not None:
+            ious = np.array([box_iou(model_box[:3], model_box[3:], o.box_min, o.box_max) for o in objects])
+            if ious.max() > 0:
+                match = int(ious.argmax())
+            else:
+                centres = np.stack([(o.box_min + o.box_max) / 2 for o in objects])  # (K, 3)
+                match = int(np.linalg.norm(centres - (model_box[:3] + model_box[3:]) / 2, axis=1).argmin())
+            for i, iou in enumerate(ious):
+                evidence[i].append(float(iou))
+        if use_map:
+            by_id = {hit.object.id: hit.score for hit in snap.mapper.query(query, top_k=len(objects))}
+            for i, obj in enumerate(objects):
+                evidence[i].append(float(np.clip(by_id.get(obj.id, 0.0), 0.0, 1.0)))
+        scores = np.array([sum(e) / len(e) for e in evidence])  # (K,)
+        order = list(np.argsort(-scores, kind="stable"))
+        if model_box is not None and not use_map:
+            order.remove(match)
+            order.insert(0, match)  # the model's choice leads even when it overlaps nothing
+        source = "+".join(s for s, on in (("model", model_box is not None), ("map", use_map)) if on)
+        results = []
+        for i in order[:limit]:
+            obj = objects[i]
+            label = obj.label or (model_label if i == order[0] else "")
+            box = np.concatenate([obj.box_min, obj.box_max]).astype(np.float64)
+            results.append(Grounded(int(obj.id), label, float(scores[i]), box, source))
+        return results
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, instruction: str) -> list[str]:
+        """Steps of the model's plan (numbered lines; unnumbered lines when it numbered none)."""
+        from llm3d_core.model.evaluate import parse_steps
+
+        instruction = self.check_text(instruction, "instruction")
+        text = self._oneshot_session().ask(instruction, "plan", remember=False).text
+        steps = parse_steps(text) or [s for line in text.splitlines() if (s := _NUMBERING.sub("", line).strip())]
+        if not steps:
+            raise ReasonerError(f"the model produced no steps (answer {text!r})")
+        return steps
+
+    # ------------------------------------------------------------------ navigation
+    def navigation_goal(self, instruction: str, robot_xy: np.ndarray | None,
+                        max_distance: float | None = None) -> tuple[Grounded, GoalPose]:
+        """The grounded target and a validated goal pose facing it, reachable from robot_xy (None: anywhere).
+
+        max_distance: the goal is at most this far from the target's footprint (the caller's
+        success distance, so that reaching the goal means success).
+        """
+        targets = self.ground(instruction, 1)
+        if not targets:
+            raise ReasonerError(f"nothing in the map matches '{instruction.strip()}'")
+        target = targets[0]
+        try:
+            goal = self._require_map().navigation.choose_goal(target.box, robot_xy, max_distance)
+        except GoalError as err:
+            raise ReasonerError(f"no goal for target {target.id} '{target.label}': {err}") from err
+        return target, goal
+
+    def validate_goal(self, x: float, y: float, yaw: float) -> None:
+        """Raises ReasonerError unless the pose is finite, inside the map and in free space."""
+        try:
+            self._require_map().navigation.validate(x, y, yaw)
+        except GoalError as err:
+            raise ReasonerError(str(err)) from err
+
+
+# ---------------------------------------------------------------------- loading
+def load_model(checkpoint: str | Path | None, config: "Llm3dConfig", device: str,
+               overrides: dict[str, str] | None = None, torch_threads: int = 0) -> "Llm3dModel":
+    """The model for answering: a trained checkpoint, or (checkpoint None) `config` untrained.
+
+    Raises CheckpointError for a missing/corrupt checkpoint and LlmLoadError for an LLM that
+    cannot be loaded; both messages name the file.
+    """
+    import torch
+
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)  # process-wide: torch has no per-model setting
+    if checkpoint is not None:
+        model = Llm3dModel.from_pretrained(checkpoint, device=device, overrides=overrides)
+    else:
+        model = Llm3dModel.build(config, device)
+    model.eval()
+    return model
+
+
+def saved_map_version(map_dir: str | Path) -> str | None:
+    """The save id in map_dir/map.json (changes with every save), or None when there is no readable map."""
+    import json
+
+    try:
+        meta = json.loads((Path(map_dir) / "map.json").read_text())
+    except (OSError, ValueError):
+        return None  # absent, or replaced mid-read: the next poll sees the committed one
+    return str(meta.get("save_id", "")) if isinstance(meta, dict) else None

@@ -1,0 +1,141 @@
+"""Configuration of the `llm3d_reasoner` node (its `ros__parameters` section in launch/llm3d.yaml).
+
+No rclpy here: the CLI and tests build and validate it from the YAML file alone. `model:` is the
+3D-LLM's own Llm3dConfig, the one `llm3d train|eval|ask` read; `reasoner:` is the core
+ReasonerConfig (sessions, grounding, goal selection).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm3d_core.model.configuration_llm3d import Llm3dConfig
+from llm3d_core.reasoner import ReasonerConfig
+
+# Where a shipped checkpoint lands: <repo>/checkpoints/llm3d-objects (used when checkpoint is 'auto').
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "llm3d-objects"
+MAX_SUCCESS_DISTANCE = 10.0  # metres; anything farther is not "at" the target in a room-scale map
+
+
+@dataclass
+class ReasonerNodeConfig:
+    """Parameters of the reasoner node.
+
+    Fields:
+        map_dir: the map folder the reasoner answers about: the mapper's `map_path` (it saves
+            there on ~/save_map and autosave) or an offline map saved by `llm3d map`. Relative
+            paths resolve against the working directory, like the mapper's.
+        map_poll_period_s: how often map_dir's manifest is checked; a new save is loaded in the
+            inference worker (a manifest read, no I/O of the map itself when unchanged).
+        mapper_save_service: a std_srvs/Trigger service that saves the live map to map_dir
+            (the mapper's `~/save_map`); the reasoner calls it every map_refresh_period_s while
+            the mapper's status says the map has unsaved changes, so answers follow the live map
+            without the mapper having to autosave. '' turns this off (offline maps).
+        mapper_status_topic: the mapper's status (JSON); its saves.unsaved flag avoids needless saves.
+        map_refresh_period_s: seconds between save requests (0: never request).
+        map_frame: frame of the map, of every box and goal.
+        base_frame: the robot frame whose position in map_frame (from TF) is the robot pose.
+        goal_topic: geometry_msgs/PoseStamped goals (the Nav2 `goal_pose` convention).
+        cmd_vel_topic: a zero geometry_msgs/Twist is sent here when a navigation is cancelled or
+            times out (the sim bridge and most base drivers stop on it; Nav2 users cancel Nav2 too).
+        markers_topic: visualization_msgs/MarkerArray of grounding results (transient local).
+        status_topic: std_msgs/String JSON: model and map state, counters, latencies.
+        status_period_s: seconds between status messages.
+        default_success_distance: metres, when a NavigateTo goal asks for <= 0.
+        max_success_distance: larger requested success distances are refused as absurd.
+        navigate_timeout_s: a navigation not within its success distance after this long is aborted.
+        feedback_period_s: seconds between NavigateTo feedback messages.
+        tf_timeout_s: how long to wait for the robot pose in TF.
+        request_timeout_s: a service request that waited this long for the model (queued behind
+            others, or a slow device) answers success=False.
+        max_pending: requests queued for the inference worker beyond this are refused at once
+            (a burst cannot pile up minutes of work).
+        checkpoint: 'auto' (the repo's checkpoints/llm3d-objects when present, else an untrained
+            model), '' (an untrained model from `model:`; answers are arbitrary, a warning is
+            logged), or a checkpoint folder (model.safetensors + config.json; its config wins
+            over `model:` except device and a non-empty llm_path / llm_cache).
+        device: '' = model.device; auto | cpu | cuda | cuda:N (`llm3d bringup --device` sets it).
+        torch_threads: CPU threads for torch inference (0: torch's default).
+        reasoner: the core ReasonerConfig (sessions, grounding mode, goal selection).
+        model: the 3D-LLM config (llm3d_core.model.configuration_llm3d.Llm3dConfig).
+    """
+
+    map_dir: str = "llm3d_map"
+    map_poll_period_s: float = 1.0
+    mapper_save_service: str = "/llm3d_mapper/save_map"
+    mapper_status_topic: str = "/llm3d_mapper/status"
+    map_refresh_period_s: float = 5.0
+    map_frame: str = "map"
+    base_frame: str = "base_link"
+    goal_topic: str = "goal_pose"
+    cmd_vel_topic: str = "cmd_vel"
+    markers_topic: str = "grounding/markers"
+    status_topic: str = "~/status"
+    status_period_s: float = 1.0
+    default_success_distance: float = 1.0
+    max_success_distance: float = MAX_SUCCESS_DISTANCE
+    navigate_timeout_s: float = 180.0
+    feedback_period_s: float = 0.5
+    tf_timeout_s: float = 0.5
+    request_timeout_s: float = 120.0
+    max_pending: int = 4
+    checkpoint: str = "auto"
+    device: str = ""
+    torch_threads: int = 0
+    reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
+    model: Llm3dConfig = field(default_factory=Llm3dConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("map_dir", "map_frame", "base_frame", "goal_topic", "cmd_vel_topic", "markers_topic",
+                     "status_topic"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("map_poll_period_s", "status_period_s", "default_success_distance", "max_success_distance",
+                     "navigate_timeout_s", "feedback_period_s", "request_timeout_s"):
+            _positive(name, getattr(self, name))
+        for name in ("map_refresh_period_s", "tf_timeout_s"):
+            _non_negative(name, getattr(self, name))
+        if self.default_success_distance > self.max_success_distance:
+            raise ValueError(f"default_success_distance ({self.default_success_distance}) exceeds "
+                             f"max_success_distance ({self.max_success_distance})")
+        if not isinstance(self.max_pending, int) or not 1 <= self.max_pending <= 64:
+            raise ValueError(f"max_pending must be an integer in [1, 64], got {self.max_pending!r}")
+        if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
+        if self.device:
+            from llm3d_core.device import validate_device_name
+
+            validate_device_name(self.device)
+
+    def checkpoint_path(self) -> Path | None:
+        """The checkpoint folder to load, or None for an untrained model ('' or 'auto' without one)."""
+        if self.checkpoint == "auto":
+            return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / "config.json").is_file() else None
+        return Path(self.checkpoint).expanduser() if self.checkpoint else None
+
+    def model_device(self) -> str:
+        return self.device or self.model.device
+
+    def checkpoint_overrides(self) -> dict[str, str]:
+        """What this node's parameters change in a checkpoint's stored config."""
+        overrides = {"device": self.model_device()}
+        for name in ("llm_path", "llm_cache"):
+            if getattr(self.model, name):  # a machine-specific path: the local one wins when given
+                overrides[name] = getattr(self.model, name)
+        return overrides
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,472 @@
+"""`llm3d_reasoner`: the 3D-LLM over ROS 2 — dialog, grounding, plans and language navigation.
+
+A thin adapter around `llm3d_core.reasoner.Reasoner`: it declares parameters
+(`ReasonerNodeConfig`), converts messages (`reasoner_msgs`), and runs every model call in one
+inference worker thread that owns the model and the loaded map. Service and action callbacks sit
+in reentrant callback groups of a MultiThreadedExecutor and wait on the worker's futures, so a
+slow answer never blocks TF, timers, other requests' admission or navigation feedback.
+
+Where the map comes from: the reasoner reads the map the mapper saves (`map_dir`, the mapper's
+`map_path`). It asks the mapper to save (`mapper_save_service`, the mapper's ~/save_map) every
+`map_refresh_period_s` while the mapper's status reports unsaved changes, polls the manifest's
+save id every `map_poll_period_s`, and loads a new save in the worker. Before each request the
+worker checks the save id once more, so an answer always uses the newest committed save. The
+same parameters serve an offline map: point `map_dir` at it and set `mapper_save_service: ''`.
+(Why files, not a map topic: a map with features is tens of MB, the mapper's saves are atomic and
+versioned, and a restarted reasoner or mapper picks up the last save at once.)
+
+Interfaces (names relative to the node's namespace; all configurable):
+    services    ask          llm3d_interfaces/srv/Ask      dialog; empty session_id starts a session
+                ground       llm3d_interfaces/srv/Ground   Object3D boxes in map_frame, best first
+                plan         llm3d_interfaces/srv/Plan     steps
+    action      navigate_to  llm3d_interfaces/action/NavigateTo
+    publishes   goal_pose            geometry_msgs/PoseStamped  reliable, depth 10 (Nav2 convention)
+                cmd_vel              geometry_msgs/Twist        a zero twist on cancel / timeout
+                grounding/markers    visualization_msgs/MarkerArray  reliable, transient local
+                ~/status             std_msgs/String (JSON)     reliable, transient local
+    subscribes  /tf, /tf_static      robot pose (map_frame -> base_frame) for navigation
+                /llm3d_mapper/status whether the live map has unsaved changes
+    calls       /llm3d_mapper/save_map  std_srvs/Trigger
+
+Navigation: the target is grounded, a free goal pose facing it is chosen on the map's occupancy
+grid (reachable from the robot's TF pose, at most 0.75 x success_distance from the target so
+that arriving means success), validated (finite, inside the map, free) and published. Feedback
+reports the straight-line distance from the robot to the goal. The goal succeeds when the robot
+is within success_distance of the target's footprint, aborts after navigate_timeout_s, and a
+cancel stops the robot (zero cmd_vel).
+
+Bad requests (empty or overlong text, no map yet, unknown session, absurd success distance, a
+model that failed to load) answer success=False / abort with a message; the node keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Callable
+
+from llm3d_ros.env import apply_ros_environment
+
+# rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
+apply_ros_environment(localhost=False)
+
+import rclpy  # noqa: E402
+from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
+from llm3d_interfaces.action import NavigateTo  # noqa: E402
+from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
+from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from llm3d_core.config import ConfigError  # noqa: E402
+from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
+from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
+from llm3d_ros.conversions import ConversionError  # noqa: E402
+from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
+from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
+    goal_to_pose_stamped,
+    grounded_to_object3d,
+    grounding_markers,
+)
+from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
+from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
+
+NODE_NAME = "llm3d_reasoner"
+REQUEST_KINDS = ("ask", "ground", "plan", "navigate")
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         history=HistoryPolicy.KEEP_LAST)
+GOAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                      history=HistoryPolicy.KEEP_LAST)
+CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                         history=HistoryPolicy.KEEP_LAST)
+GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance from the target, at most
+EXECUTOR_THREADS = 8  # requests waiting on the worker + navigation loops + timers; each waits, none computes
+
+
+class ReasonerNode(Node):
+    """The reasoner node; `start()` loads the model in the worker, `stop()` drains and joins it."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        # Every key of the params file becomes a parameter, so typos reach config_from_dict and
+        # fail loudly instead of being ignored as undeclared overrides.
+        super().__init__(NODE_NAME, automatically_declare_parameters_from_overrides=True, **node_kwargs)
+        declare_config_parameters(self, ReasonerNodeConfig())
+        self.cfg = read_config_parameters(self, ReasonerNodeConfig)
+        cfg = self.cfg
+        self.map_dir = Path(cfg.map_dir).expanduser().resolve()
+        self.checkpoint = cfg.checkpoint_path()
+
+        # One worker owns the model and the map: torch models are not safe to call from several
+        # threads at once, and one device queue is what a GPU wants anyway.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm3d_reasoner_infer")
+        self._reasoner: Reasoner | None = None  # worker thread only
+        self._lock = threading.Lock()  # guards the state below (executor threads <-> worker)
+        self._model_state, self._model_message = "loading", ""
+        self._map = {"version": "", "objects": 0, "points": 0, "error": "", "loads": 0}
+        self._map_job: Future | None = None
+        self._pending = 0
+        self._stats = {k: {"count": 0, "failed": 0, "last_s": 0.0, "total_s": 0.0} for k in REQUEST_KINDS}
+        self._navigations = 0  # active
+        self._stopping = threading.Event()
+        self._mapper_unsaved: bool | None = None  # None: no mapper status seen
+        self._save_future: Future | None = None
+
+        self.tf = make_tf_buffer(self, 10.0)
+        requests = ReentrantCallbackGroup()
+        timers = MutuallyExclusiveCallbackGroup()
+        self.create_service(Ask, "ask", self._on_ask, callback_group=requests)
+        self.create_service(Ground, "ground", self._on_ground, callback_group=requests)
+        self.create_service(Plan, "plan", self._on_plan, callback_group=requests)
+        self._action = ActionServer(self, NavigateTo, "navigate_to", execute_callback=self._navigate,
+                                    goal_callback=lambda _req: GoalResponse.ACCEPT,
+                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=requests)
+        self._goal_pub = self.create_publisher(PoseStamped, cfg.goal_topic, GOAL_QOS)
+        self._cmd_vel_pub = self.create_publisher(Twist, cfg.cmd_vel_topic, CMD_VEL_QOS)
+        self._markers_pub = self.create_publisher(MarkerArray, cfg.markers_topic, LATCHED_QOS)
+        self._status_pub = self.create_publisher(String, cfg.status_topic, LATCHED_QOS)
+        self.create_timer(cfg.status_period_s, self._publish_status, callback_group=timers)
+        self.create_timer(cfg.map_poll_period_s, self._poll_map, callback_group=timers)
+        self._save_client = None
+        if cfg.mapper_save_service and cfg.map_refresh_period_s > 0:
+            self._save_client = self.create_client(Trigger, cfg.mapper_save_service, callback_group=timers)
+            self.create_timer(cfg.map_refresh_period_s, self._request_save, callback_group=timers)
+            if cfg.mapper_status_topic:
+                self.create_subscription(String, cfg.mapper_status_topic, self._on_mapper_status, LATCHED_QOS,
+                                         callback_group=timers)
+        self.get_logger().info(
+            f"map {self.map_dir}; model {self.checkpoint or 'untrained (' + repr(cfg.checkpoint) + ')'} on "
+            f"{cfg.model_device()}; grounding {cfg.reasoner.grounding}")
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._worker.submit(self._load_model)
+
+    def stop(self) -> None:
+        """Ends navigation loops, drops queued requests and joins the worker after its current job."""
+        self._stopping.set()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------ worker thread
+    def _load_model(self) -> None:
+        cfg = self.cfg
+        if self.checkpoint is None:
+            self.get_logger().warning(
+                "no checkpoint (checkpoint: " + repr(cfg.checkpoint) + "): the scene encoder is untrained and answers "
+                "are arbitrary; train one with `llm3d train` or set `checkpoint`")
+        t0 = time.monotonic()
+        try:
+            model = load_model(self.checkpoint, cfg.model, cfg.model_device(), cfg.checkpoint_overrides(),
+                               cfg.torch_threads)
+        except Exception as err:  # CheckpointError, LlmLoadError, torch errors: report and keep serving
+            message = f"the model could not be loaded: {err}"
+            self.get_logger().error(message)
+            with self._lock:
+                self._model_state, self._model_message = "failed", message
+            return
+        self._reasoner = Reasoner(model, cfg.reasoner)
+        note = f"model ready on {model.device} in {time.monotonic() - t0:.1f} s"
+        self.get_logger().info(note)
+        with self._lock:
+            self._model_state, self._model_message = "ready", note
+        self._refresh_map()
+
+    def _refresh_map(self) -> None:
+        """Loads map_dir when its save id differs from the loaded one (worker thread)."""
+        if self._reasoner is None:
+            return
+        version = saved_map_version(self.map_dir)
+        with self._lock:
+            loaded = self._map["version"]
+        if not version or version == loaded:
+            return
+        from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError
+        from llm3d_core.model.scene import EmptySceneError
+
+        t0 = time.monotonic()
+        try:
+            mapper = FeatureFusionMapper.load(self.map_dir, device="cpu")
+            snap = self._reasoner.set_map(mapper, version)
+        except (MapFileError, EmptySceneError, ReasonerError, ConfigError) as err:
+            self.get_logger().warning(f"map {self.map_dir} (save {version}) not loaded: {err}",
+                                      throttle_duration_sec=10.0)
+            with self._lock:
+                self._map["error"] = str(err)
+            return
+        with self._lock:
+            self._map.update(version=version, objects=len(mapper.objects), points=int(snap.scene.points.shape[0]),
+                             error="", loads=self._map["loads"] + 1)
+        self.get_logger().info(f"map save {version} loaded: {mapper.frames} frames, {len(mapper.objects)} objects "
+                               f"({time.monotonic() - t0:.2f} s)")
+
+    def _call(self, fn: Callable[[Reasoner], Any]) -> Any:
+        """Runs in the worker: the newest map, then fn(reasoner)."""
+        with self._lock:
+            state, message = self._model_state, self._model_message
+        if self._reasoner is None:
+            raise ReasonerError(message if state == "failed" else "the model is still loading")
+        self._refresh_map()
+        return fn(self._reasoner)
+
+    # ------------------------------------------------------------ requests (executor threads; they wait)
+    def _run(self, kind: str, fn: Callable[[Reasoner], Any]) -> tuple[bool, str, Any]:
+        """(success, message, value) of fn run in the worker; never raises."""
+        with self._lock:
+            if self._pending >= self.cfg.max_pending:
+                self._count(kind, False, 0.0)
+                return False, f"busy: {self._pending} requests are waiting for the model; try again", None
+            self._pending += 1
+        t0 = time.monotonic()
+        ok, message, value = False, "", None
+        try:
+            future = self._worker.submit(self._call, fn)
+            value = future.result(timeout=self.cfg.request_timeout_s)
+            ok = True
+        except ReasonerError as err:
+            message = str(err)
+        except FutureTimeout:
+            future.cancel()  # drops it if it has not started; a running job finishes unobserved
+            message = f"no answer within request_timeout_s={self.cfg.request_timeout_s} s (the model is busy or slow)"
+        except RuntimeError as err:
+            if self._stopping.is_set():  # submit() after shutdown
+                message = "the reasoner is shutting down"
+            else:
+                message = f"internal error: {err!r}"
+                self.get_logger().error(f"{kind} failed: {err!r}")
+        except Exception as err:  # a model bug must not take the node down
+            message = f"internal error: {err!r}"
+            self.get_logger().error(f"{kind} failed: {err!r}")
+        seconds = time.monotonic() - t0
+        with self._lock:
+            self._pending -= 1
+            self._count(kind, ok, seconds)
+        if not ok:
+            self.get_logger().warning(f"{kind} refused: {message}", throttle_duration_sec=2.0)
+        return ok, message if not ok else f"answered in {seconds:.2f} s", value
+
+    def _count(self, kind: str, ok: bool, seconds: float) -> None:
+        stats = self._stats[kind]
+        stats["count"] += 1
+        stats["failed"] += not ok
+        if ok:
+            stats["last_s"] = seconds
+            stats["total_s"] += seconds
+
+    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+        ok, message, value = self._run("ask", lambda r: r.ask(request.question, request.session_id))
+        response.success, response.message = ok, message
+        response.answer, response.session_id = value if ok else ("", request.session_id)
+        return response
+
+    def _on_ground(self, request: Ground.Request, response: Ground.Response) -> Ground.Response:
+        ok, message, value = self._run("ground", lambda r: r.ground(request.query, max(0, request.max_results)))
+        response.header.frame_id = self.cfg.map_frame
+        response.header.stamp = self.get_clock().now().to_msg()
+        if ok:
+            try:
+                response.objects = [grounded_to_object3d(g) for g in value]
+                self._markers_pub.publish(grounding_markers(request.query.strip(), value, self.cfg.map_frame,
+                                                            response.header.stamp))
+            except ConversionError as err:
+                ok, message = False, f"grounding result not convertible: {err}"
+            if ok and not value:
+                message = f"nothing in the map matches '{request.query.strip()}'"
+        response.success, response.message = ok, message
+        return response
+
+    def _on_plan(self, request: Plan.Request, response: Plan.Response) -> Plan.Response:
+        ok, message, value = self._run("plan", lambda r: r.plan(request.instruction))
+        response.success, response.message = ok, message
+        response.steps = list(value) if ok else []
+        return response
+
+    # ------------------------------------------------------------ navigation
+    def _robot_pose(self) -> tuple[float, float, float] | None:
+        """(x, y, yaw) of base_frame in map_frame from TF, or None when TF has none."""
+        try:
+            T = self.tf.lookup_matrix(self.cfg.map_frame, self.cfg.base_frame, 0, self.cfg.tf_timeout_s)
+        except TransformError:
+            return None
+        return float(T[0, 3]), float(T[1, 3]), math.atan2(float(T[1, 0]), float(T[0, 0]))
+
+    def _navigate(self, goal_handle) -> NavigateTo.Result:
+        cfg = self.cfg
+        request, result = goal_handle.request, NavigateTo.Result()
+        result.final_pose.header.frame_id = cfg.map_frame
+
+        def finish(success: bool, message: str, how: str) -> NavigateTo.Result:
+            result.success, result.message = success, message
+            getattr(goal_handle, how)()  # succeed | abort | canceled
+            line = f"navigate_to '{request.instruction.strip()[:80]}': {message}"
+            # Separate call sites: rclpy refuses one call site logging at two severities.
+            if success:
+                self.get_logger().info(line)
+            else:
+                self.get_logger().warning(line)
+            return result
+
+        distance = float(request.success_distance)
+        if not math.isfinite(distance) or distance > cfg.max_success_distance:
+            with self._lock:
+                self._count("navigate", False, 0.0)
+            return finish(False, f"success_distance {distance} is absurd: give a value in (0, "
+                                 f"{cfg.max_success_distance}] m, or <= 0 for the default "
+                                 f"{cfg.default_success_distance} m", "abort")
+        if distance <= 0:
+            distance = cfg.default_success_distance
+        goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=float("nan"), state="grounding"))
+        pose = self._robot_pose()
+        if pose is None:
+            self.get_logger().warning(f"no robot pose ({cfg.map_frame} -> {cfg.base_frame}) in TF: choosing a goal "
+                                      "without a reachability check", throttle_duration_sec=10.0)
+        robot_xy = None if pose is None else pose[:2]
+        ok, message, value = self._run(
+            "navigate", lambda r: r.navigation_goal(request.instruction, robot_xy, GOAL_SHARE_OF_SUCCESS * distance))
+        if not ok:
+            return finish(False, message, "abort")
+        target, goal = value
+        try:
+            result.target = grounded_to_object3d(target)
+        except ConversionError as err:
+            return finish(False, str(err), "abort")
+        self._markers_pub.publish(grounding_markers(request.instruction.strip(), [target], cfg.map_frame,
+                                                    self.get_clock().now().to_msg()))
+        if pose is not None and box_footprint_distance(pose[:2], target.box)[0] <= distance:
+            result.final_pose = self._pose_stamped(pose)
+            return finish(True, f"already within {distance:.2f} m of target {target.id} '{target.label}'", "succeed")
+
+        goal_msg = goal_to_pose_stamped(goal, cfg.map_frame, self.get_clock().now().to_msg())
+        self._goal_pub.publish(goal_msg)
+        self.get_logger().info(f"goal ({goal.x:.2f}, {goal.y:.2f}, yaw {goal.yaw:.2f}) published for target "
+                               f"{target.id} '{target.label}', {goal.target_distance:.2f} m from it")
+        with self._lock:
+            self._navigations += 1
+        try:
+            return self._follow(goal_handle, goal, target, distance, result, finish)
+        finally:
+            with self._lock:
+                self._navigations -= 1
+
+    def _follow(self, goal_handle, goal, target, distance: float, result: NavigateTo.Result,
+                finish: Callable[[bool, str, str], NavigateTo.Result]) -> NavigateTo.Result:
+        """Feedback until the robot is within `distance` of the target, a cancel, or the timeout."""
+        cfg = self.cfg
+        deadline = time.monotonic() + cfg.navigate_timeout_s
+        while True:
+            if goal_handle.is_cancel_requested:
+                self._stop_robot()
+                return finish(False, "cancelled; the robot was told to stop", "canceled")
+            if self._stopping.is_set() or not rclpy.ok(context=self.context):
+                return finish(False, "the reasoner is shutting down", "abort")
+            pose = self._robot_pose()
+            if pose is not None:
+                result.final_pose = self._pose_stamped(pose)
+                to_goal = math.hypot(goal.x - pose[0], goal.y - pose[1])
+                goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=float(to_goal), state="moving"))
+                to_target = float(box_footprint_distance(pose[:2], target.box)[0])
+                if to_target <= distance:
+                    return finish(True, f"arrived: {to_target:.2f} m from target {target.id} '{target.label}'",
+                                  "succeed")
+            if time.monotonic() > deadline:
+                self._stop_robot()
+                where = "no robot pose in TF" if pose is None else f"{to_target:.2f} m from the target"
+                return finish(False, f"timed out after {cfg.navigate_timeout_s:.0f} s ({where})", "abort")
+            time.sleep(cfg.feedback_period_s)
+
+    def _pose_stamped(self, pose: tuple[float, float, float]) -> PoseStamped:
+        from llm3d_core.mapping.goals import GoalPose
+
+        return goal_to_pose_stamped(GoalPose(pose[0], pose[1], pose[2], 0.0), self.cfg.map_frame,
+                                    self.get_clock().now().to_msg())
+
+    def _stop_robot(self) -> None:
+        self._cmd_vel_pub.publish(Twist())
+
+    # ------------------------------------------------------------ map refresh and status (timer group)
+    def _poll_map(self) -> None:
+        """Prefetches a new save in the worker, so the next request does not pay for loading it."""
+        if self._map_job is not None and not self._map_job.done():
+            return
+        version = saved_map_version(self.map_dir)
+        with self._lock:
+            changed = bool(version) and version != self._map["version"] and self._model_state == "ready"
+        if changed and not self._stopping.is_set():
+            try:
+                self._map_job = self._worker.submit(self._refresh_map)
+            except RuntimeError:  # the worker is shutting down
+                pass
+
+    def _on_mapper_status(self, msg: String) -> None:
+        try:
+            self._mapper_unsaved = bool(json.loads(msg.data)["saves"]["unsaved"])
+        except (ValueError, KeyError, TypeError):
+            self._mapper_unsaved = None
+
+    def _request_save(self) -> None:
+        """Asks the mapper to save when its map changed; asynchronous, one call in flight at most."""
+        client = self._save_client
+        if client is None or (self._save_future is not None and not self._save_future.done()):
+            return
+        if self._mapper_unsaved is False or not client.service_is_ready():
+            return
+        self._save_future = client.call_async(Trigger.Request())
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            requests = {k: {"count": v["count"], "failed": v["failed"], "last_s": round(v["last_s"], 4),
+                            "mean_s": round(v["total_s"] / max(1, v["count"] - v["failed"]), 4)}
+                        for k, v in self._stats.items()}
+            status = {
+                "node": self.get_name(), "stamp": self.get_clock().now().nanoseconds * 1e-9,
+                "model": {"state": self._model_state, "message": self._model_message,
+                          "checkpoint": str(self.checkpoint or ""), "trained": self.checkpoint is not None},
+                "map": {"dir": str(self.map_dir), **self._map},
+                "sessions": self._reasoner.session_count if self._reasoner else 0,
+                "pending": self._pending, "navigations": self._navigations, "requests": requests,
+            }
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters."""
+    apply_ros_environment(localhost=False)
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node: ReasonerNode | None = None
+    executor: MultiThreadedExecutor | None = None
+    rc = 0
+    try:
+        node = ReasonerNode()
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor.add_node(node)
+        node.start()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigError as err:
+        print(f"{NODE_NAME}: invalid parameters: {err}", file=sys.stderr, flush=True)
+        rc = 2
+    finally:
+        # Order matters (an executor still spinning at exit aborts with rc 134): stop our worker,
+        # shut the executor down, destroy the node, then the context.
+        if node is not None:
+            node.stop()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

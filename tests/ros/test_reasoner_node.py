@@ -1,0 +1,341 @@
+"""`llm3d_reasoner` end to end: the node as a separate process over real DDS, asked from this process.
+
+The model is a tiny random Llama overfitted for a second to a few answers (tests/core/test_reasoner.py)
+and saved as a checkpoint; the map is a small feature map of the sim bridge's default scene. This
+process plays the robot: it publishes TF map -> base_link and "drives" by moving that transform.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.core.test_reasoner import (
+    TRAINED_ANSWER,
+    build_sim_map,
+    save_tiny_llm,
+    train_tiny_checkpoint,
+)
+
+pytestmark = pytest.mark.ros
+
+PARAMS = """\
+llm3d_reasoner:
+  ros__parameters:
+    map_dir: {map_dir}
+    mapper_save_service: ""
+    status_period_s: 0.2
+    map_poll_period_s: 0.2
+    feedback_period_s: 0.1
+    navigate_timeout_s: 30.0
+    request_timeout_s: 60.0
+    checkpoint: {checkpoint}
+    device: cpu
+    torch_threads: 1
+    reasoner:
+      max_sessions: 4
+"""
+
+
+class NodeProcess:
+    """One node started like `ros2 run` would, output collected."""
+
+    def __init__(self, params: Path) -> None:
+        cmd = [sys.executable, "-m", "llm3d_ros.nodes.reasoner_node", "--ros-args", "-r", "__node:=llm3d_reasoner",
+               "--params-file", str(params)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(ln.rstrip("\n") for ln in self.proc.stdout),
+                                        daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5.0)
+        return self.proc.returncode
+
+
+class Robot:
+    """The test's node: service and action clients, TF publisher (the robot pose), goal/cmd_vel listeners."""
+
+    def __init__(self, node_proc: NodeProcess) -> None:
+        import rclpy
+        from geometry_msgs.msg import PoseStamped, Twist
+        from llm3d_interfaces.action import NavigateTo
+        from llm3d_interfaces.srv import Ask, Ground, Plan
+        from rclpy.action import ActionClient
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        from tf2_msgs.msg import TFMessage
+        from visualization_msgs.msg import MarkerArray
+
+        self.rclpy, self.node_proc = rclpy, node_proc
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("reasoner_test_robot", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.ask = self.node.create_client(Ask, "ask")
+        self.ground = self.node.create_client(Ground, "ground")
+        self.plan = self.node.create_client(Plan, "plan")
+        self.navigate = ActionClient(self.node, NavigateTo, "navigate_to")
+        self.tf = self.node.create_publisher(TFMessage, "/tf", 100)
+        self.goals: list = []
+        self.cmd_vels: list = []
+        self.markers: list = []
+        self.status: dict = {}
+        self.node.create_subscription(PoseStamped, "goal_pose", self.goals.append, 10)
+        self.node.create_subscription(Twist, "cmd_vel", self.cmd_vels.append, 10)
+        self.node.create_subscription(MarkerArray, "grounding/markers", self.markers.append, latched)
+        self.node.create_subscription(String, "/llm3d_reasoner/status",
+                                      lambda m: self.status.update(json.loads(m.data)), latched)
+        self.pose: tuple[float, float, float] | None = None  # published as TF while spinning
+        self._last_tf = 0.0
+        self._TFMessage = TFMessage
+        self.types = {"Ask": Ask, "Ground": Ground, "Plan": Plan, "NavigateTo": NavigateTo}
+
+    def spin_once(self) -> None:
+        if self.pose is not None and time.monotonic() - self._last_tf > 0.05:
+            from llm3d_ros.conversions import matrix_to_transform_stamped
+            from sim.agent import pose_matrix
+
+            self._last_tf = time.monotonic()
+            T = pose_matrix(*self.pose)
+            stamp = self.node.get_clock().now().to_msg()
+            self.tf.publish(self._TFMessage(transforms=[matrix_to_transform_stamped(T, "map", "base_link", stamp)]))
+        self.executor.spin_once(timeout_sec=0.02)
+
+    def spin_until(self, condition, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if self.node_proc.proc.poll() is not None:
+                pytest.fail(f"the reasoner exited with {self.node_proc.proc.returncode} while waiting for {what}:\n"
+                            f"{self.node_proc.output}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout_s} s waiting for {what}; status {self.status}\n"
+                            f"{self.node_proc.output}")
+            self.spin_once()
+
+    def spin_for(self, seconds: float) -> None:
+        """Keeps publishing TF and spinning (pacing, not waiting for a result)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.spin_once()
+
+    def call(self, client, request, timeout_s: float = 60.0):
+        self.spin_until(client.service_is_ready, 60.0, f"service {client.srv_name}")
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout_s, f"a response from {client.srv_name}")
+        return future.result()
+
+    def ask_(self, question: str, session_id: str = ""):
+        return self.call(self.ask, self.types["Ask"].Request(question=question, session_id=session_id))
+
+    def send_goal(self, instruction: str, success_distance: float, feedback: list):
+        goal = self.types["NavigateTo"].Goal(instruction=instruction, success_distance=success_distance)
+        self.spin_until(lambda: self.navigate.server_is_ready(), 30.0, "the navigate_to action server")
+        future = self.navigate.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
+        self.spin_until(future.done, 30.0, "goal acceptance")
+        handle = future.result()
+        assert handle.accepted
+        return handle
+
+    def result(self, handle, timeout_s: float = 60.0):
+        future = handle.get_result_async()
+        self.spin_until(future.done, timeout_s, "the navigation result")
+        return future.result()
+
+    def close(self) -> None:
+        self.navigate.destroy()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("reasoner_node")
+    map_dir = build_sim_map(root / "map")
+    ckpt = train_tiny_checkpoint(root / "ckpt", save_tiny_llm(root / "llm"), map_dir)
+    return {"root": root, "map": map_dir, "ckpt": ckpt}
+
+
+def _far_free_pose(map_dir: Path, box: np.ndarray) -> tuple[float, float, float]:
+    """A free cell of the map 1.5-3 m from the target box (the robot's start for navigation)."""
+    from llm3d_core.mapping.goals import GoalConfig, NavigationMap, box_footprint_distance
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+
+    nav = NavigationMap.from_points(FeatureFusionMapper.load(map_dir, device="cpu").colored_points()[0], GoalConfig())
+    cells = np.argwhere(nav.free)
+    xy = nav.grid.cell_to_world(cells)
+    d = box_footprint_distance(xy, box)
+    pick = np.flatnonzero((d > 1.5) & (d < 3.0))
+    assert len(pick), "the test map has no free floor 1.5-3 m from the target"
+    x, y = xy[pick[len(pick) // 2]]
+    return float(x), float(y), 0.0
+
+
+def test_reasoner_serves_dialog_grounding_plans_and_navigation(assets, tmp_path):
+    from action_msgs.msg import GoalStatus
+
+    from llm3d_core.mapping.goals import GoalConfig, NavigationMap, box_footprint_distance
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_ros.nodes.reasoner_msgs import object3d_box, quaternion_to_yaw
+
+    map_dir = tmp_path / "live_map"  # empty at first: requests before any map must fail cleanly
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.format(map_dir=map_dir, checkpoint=assets["ckpt"]))
+    node = NodeProcess(params)
+    robot = Robot(node)
+    try:
+        robot.spin_until(lambda: robot.status.get("model", {}).get("state") == "ready", 90.0, "the model to load")
+        assert robot.status["model"]["trained"]
+        reply = robot.ask_("What is in the room?")
+        assert not reply.success and "no map yet" in reply.message
+
+        shutil.copytree(assets["map"], map_dir)  # the mapper's save arrives
+        robot.spin_until(lambda: robot.status["map"]["version"], 30.0, "the reasoner to load the map")
+
+        # Dialog: a session id comes back and a second turn continues it.
+        t0 = time.perf_counter()
+        first = robot.ask_("What is in the room?")
+        ask_s = time.perf_counter() - t0
+        assert first.success, first.message
+        assert first.answer == TRAINED_ANSWER and first.session_id
+        second = robot.ask_("and the table?", first.session_id)
+        assert second.success and second.session_id == first.session_id and second.answer
+        print(f"\nask round trip over ROS: {ask_s * 1000:.0f} ms (first), {first.message}")
+
+        # Bad requests: clear refusals, the node keeps serving.
+        for question, session, why in (("", "", "empty"), ("x" * 100_000, "", "characters"),
+                                       ("hello?", "no-such-session", "unknown or expired session")):
+            bad = robot.ask_(question, session)
+            assert not bad.success and why in bad.message, bad.message
+
+        # Grounding: boxes in the map frame, the same as map objects, published as markers.
+        mapper = FeatureFusionMapper.load(assets["map"], device="cpu")
+        boxes = {o.id: np.concatenate([o.box_min, o.box_max]) for o in mapper.objects}
+        grounded = robot.call(robot.ground, robot.types["Ground"].Request(query="the table", max_results=3))
+        assert grounded.success, grounded.message
+        assert grounded.header.frame_id == "map" and 1 <= len(grounded.objects) <= 3
+        for obj in grounded.objects:
+            assert np.allclose(object3d_box(obj), boxes[obj.id], atol=1e-4)
+        robot.spin_until(lambda: robot.markers, 10.0, "grounding markers")
+        assert robot.markers[-1].markers[0].action == robot.markers[-1].markers[0].DELETEALL
+
+        plan = robot.call(robot.plan, robot.types["Plan"].Request(instruction="make coffee"))
+        assert plan.success and list(plan.steps) == ["go to the counter", "pick up the mug"], plan
+
+        # The client facade the CLI and benchmarks share; round trips measured on a warm node.
+        from llm3d_ros.client import Llm3dClient
+
+        with Llm3dClient(server_timeout_s=30.0) as client:
+            turns = [client.ask("What is in the room?") for _ in range(5)]
+            assert all(t.success and t.answer == TRAINED_ANSWER for t in turns)
+            follow = client.ask("and the table?", turns[-1].session_id)
+            assert follow.success and follow.session_id == turns[-1].session_id
+            evicted = client.ask("and the table?", turns[0].session_id)  # max_sessions 4: the oldest is gone
+            assert not evicted.success and "unknown or expired session" in evicted.message
+            ground = client.ground("the table", 2)
+            assert ground.success and ground.frame_id == "map" and ground.objects[0].id == grounded.objects[0].id
+            assert client.plan("make coffee").steps == ["go to the counter", "pick up the mug"]
+        print(f"client ask round trip: median {np.median([t.seconds for t in turns]) * 1000:.0f} ms; "
+              f"ground {ground.seconds * 1000:.0f} ms")
+
+        # Navigation: a validated goal pose is published, feedback follows the robot, arriving succeeds.
+        target_box = boxes[grounded.objects[0].id]
+        robot.pose = _far_free_pose(assets["map"], target_box)
+        feedback: list = []
+        handle = robot.send_goal("the table", 1.0, feedback)
+        robot.spin_until(lambda: robot.goals, 30.0, "a goal_pose")
+        goal = robot.goals[-1]
+        gx, gy = goal.pose.position.x, goal.pose.position.y
+        q = goal.pose.orientation
+        assert goal.header.frame_id == "map" and all(map(math.isfinite, (gx, gy, q.z, q.w)))
+        nav = NavigationMap.from_points(mapper.colored_points()[0], GoalConfig())
+        nav.validate(gx, gy, quaternion_to_yaw(q.x, q.y, q.z, q.w))  # free, inside the map
+        assert box_footprint_distance(np.array([gx, gy]), target_box)[0] <= 0.75 + 1e-6
+        robot.spin_until(lambda: any(f.state == "moving" for f in feedback), 10.0, "moving feedback")
+        start_remaining = [f for f in feedback if f.state == "moving"][-1].distance_remaining
+        assert start_remaining == pytest.approx(math.dist(robot.pose[:2], (gx, gy)), abs=0.05)
+        robot.pose = (gx, gy, 0.0)  # the robot drives there
+        done = robot.result(handle)
+        assert done.status == GoalStatus.STATUS_SUCCEEDED and done.result.success, done.result.message
+        assert "arrived" in done.result.message and done.result.target.id == grounded.objects[0].id
+
+        # Absurd success distances are refused; a cancelled navigation stops the robot.
+        for absurd in (1e6, float("nan")):
+            refused = robot.result(robot.send_goal("the table", absurd, []))
+            assert refused.status == GoalStatus.STATUS_ABORTED and "absurd" in refused.result.message, node.output
+        robot.pose = _far_free_pose(assets["map"], target_box)
+        robot.spin_for(0.5)  # the robot was at the last goal: let the new TF pose reach the node first
+        feedback.clear()
+        handle = robot.send_goal("the table", 0.0, feedback)  # 0: the default success distance
+        robot.spin_until(lambda: any(f.state == "moving" for f in feedback), 30.0, "moving feedback")
+        cancel = handle.cancel_goal_async()
+        robot.spin_until(cancel.done, 10.0, "the cancel response")
+        cancelled = robot.result(handle)
+        assert cancelled.status == GoalStatus.STATUS_CANCELED
+        robot.spin_until(lambda: robot.cmd_vels, 10.0, "a stop command on cmd_vel")
+        assert robot.cmd_vels[-1].linear.x == 0.0 and robot.cmd_vels[-1].angular.z == 0.0
+
+        again = robot.ask_("What is in the room?")
+        assert again.success and node.proc.poll() is None
+        robot.spin_until(lambda: robot.status["requests"]["ask"]["count"] >= 13, 5.0, "request counters")
+    finally:
+        robot.close()
+        rc = node.stop()
+    assert rc == 0, node.output
+    assert "Traceback" not in node.output, node.output
+
+
+def test_corrupt_checkpoint_answers_with_a_clear_error(assets, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(assets["ckpt"], ckpt)
+    (ckpt / "model.safetensors").write_bytes(b"not a safetensors file")
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.format(map_dir=assets["map"], checkpoint=ckpt))
+    node = NodeProcess(params)
+    robot = Robot(node)
+    try:
+        robot.spin_until(lambda: robot.status.get("model", {}).get("state") == "failed", 90.0, "the model load to fail")
+        reply = robot.ask_("What is in the room?")
+        assert not reply.success and "could not be loaded" in reply.message and "model.safetensors" in reply.message
+        assert node.proc.poll() is None
+    finally:
+        robot.close()
+        rc = node.stop()
+    assert rc == 0, node.output
+
+
+def test_cli_without_a_stack_times_out_with_a_clear_message(capsys):
+    from llm3d_cli.main import main as llm3d_main
+
+    assert llm3d_main(["plan", "make coffee", "--server-timeout", "0.5"]) == 3
+    assert "is the stack running" in capsys.readouterr().err
+    assert llm3d_main(["ask", "--task", "ground", "the mug"]) == 2  # other tasks need --map (offline)
