@@ -339,3 +339,63 @@ def test_cli_without_a_stack_times_out_with_a_clear_message(capsys):
     assert llm3d_main(["plan", "make coffee", "--server-timeout", "0.5"]) == 3
     assert "is the stack running" in capsys.readouterr().err
     assert llm3d_main(["ask", "--task", "ground", "the mug"]) == 2  # other tasks need --map (offline)
+
+
+FULL_STACK = """\
+llm3d_sim_bridge:
+  ros__parameters:
+    rate_hz: 10.0
+    sim:
+      render:
+        width: 160
+        height: 120
+        fx: 131.25
+        fy: 131.25
+llm3d_mapper:
+  ros__parameters:
+    map_path: {map_dir}
+    cloud_period_s: 1.0
+    mapper:
+      device: cpu
+      sample_stride: 4
+      use_tsdf: false
+      objects_every: 5
+      encoder:
+        feature_dim: 16
+        text_aligned: false
+llm3d_reasoner:
+  ros__parameters:
+    map_dir: {map_dir}
+    map_refresh_period_s: 1.0
+    map_poll_period_s: 0.5
+    checkpoint: {checkpoint}
+    torch_threads: 1
+"""
+
+
+@pytest.mark.slow
+def test_full_chain_bringup_sim_ask_and_navigate(assets, tmp_path):
+    """sim bridge -> mapper -> reasoner as `llm3d bringup --sim` starts them; the client asks and navigates."""
+    from llm3d_ros.client import Llm3dClient
+    from tests.ros.test_mapper_node import Bringup, _alive
+
+    params = tmp_path / "params.yaml"
+    params.write_text(FULL_STACK.format(map_dir=tmp_path / "map", checkpoint=assets["ckpt"]))
+    bringup = Bringup("--sim", "--params-file", str(params), "--device", "cpu")
+    try:
+        with Llm3dClient(server_timeout_s=120.0, timeout_s=60.0) as client:
+            deadline = time.monotonic() + 120.0
+            reply = client.ask("What is in the room?")
+            while not reply.success and "no map yet" in reply.message and time.monotonic() < deadline:
+                time.sleep(0.5)  # the mapper has not fused and saved a frame yet
+                reply = client.ask("What is in the room?")
+            assert reply.success, f"{reply.message}\n{bringup.output}"
+            result = client.navigate("the table", 1.0, timeout_s=120.0)
+            assert result.status in ("succeeded", "aborted"), result
+            print(f"\nfull chain: ask {reply.seconds * 1000:.0f} ms; navigate {result.status} in "
+                  f"{result.seconds:.1f} s: {result.message}")
+            assert result.success, f"{result.message}\n{bringup.output[-4000:]}"
+    finally:
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
+    assert not any(_alive(pid) for pid in bringup.node_pids())
