@@ -25,6 +25,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--frames-every", type=int, default=3, help="fuse every N-th explored frame (default 3)")
     q.add_argument("--width", type=int, default=320, help="map rendering width (intrinsics scaled; default 320)")
     q.add_argument("--height", type=int, default=240, help="map rendering height (default 240)")
+    q.add_argument("--overwrite-maps", action="store_true", help="rebuild maps that exist (default: skip them, so "
+                   "an interrupted run resumes)")
     q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
 
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
                              frames_every=args.frames_every, width=args.width, height=args.height,
+                             overwrite_maps=args.overwrite_maps,
                              datagen=DatagenConfig(seed=args.seed))
     except ValueError as err:
         raise SystemExit(f"llm3d data generate: {err}") from None

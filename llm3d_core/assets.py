@@ -81,3 +81,13 @@ def imagenet_class_names() -> list[str]:
             f"the ImageNet class lists in {folder} are incomplete; reinstall 'timm' (`make setup`)"
         )
     return names
+
+
+# The trained scene encoder, projector, location-token rows and LoRA adapters (everything but the
+# frozen LLM, which setup converts from its registry package), committed with the code.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "llm3d-objects"
+
+
+def shipped_checkpoint() -> Path | None:
+    """The repository's trained checkpoint folder, or None when this checkout has none."""
+    return SHIPPED_CHECKPOINT if (SHIPPED_CHECKPOINT / "config.json").is_file() else None

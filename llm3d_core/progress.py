@@ -16,3 +16,10 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterato
     interactive = sys.stderr.isatty()
     return iter(tqdm(items, desc=desc, total=total, dynamic_ncols=True, leave=True,
                      mininterval=0.2 if interactive else 5.0, disable=None if interactive else False))
+
+
+def progress_bar(total: int | None, desc: str) -> tqdm:
+    """A bar to `update()` by hand (callbacks, not loops); same display rules as `progress`."""
+    interactive = sys.stderr.isatty()
+    return tqdm(desc=desc, total=total, dynamic_ncols=True, leave=True, mininterval=0.2 if interactive else 5.0,
+                disable=None if interactive else False)

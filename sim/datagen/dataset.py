@@ -44,6 +44,7 @@ class DatasetRequest:
     frames_every: int = 3  # fuse every N-th explored frame
     width: int = 320  # map rendering resolution (intrinsics scaled to keep the field of view)
     height: int = 240
+    overwrite_maps: bool = False  # False: a scene whose map is already saved is skipped (an interrupted run resumes)
     datagen: DatagenConfig = field(default_factory=DatagenConfig)
 
     def __post_init__(self) -> None:
@@ -118,6 +119,9 @@ def _build_maps(req: DatasetRequest, scenes: list[Scene], sim_config: SimConfig,
     maps: dict = {"width": req.width, "height": req.height, "frames_every": req.frames_every, "scenes": {}}
     try:
         for scene in wrap(scenes, desc=f"{req.split} maps", total=len(scenes)):
+            if not req.overwrite_maps and (req.out / "maps" / scene.scene_id / "map.json").is_file():
+                log.info("map %s exists; skipped (overwrite_maps to rebuild)", scene.scene_id)
+                continue
             stats = build_scene_map(scene, req.out / "maps" / scene.scene_id, req.frames_every, sim=sim, mapper=mapper)
             maps["scenes"][scene.scene_id] = {k: v for k, v in stats.to_dict().items() if k != "scene_id"}
             secs = [s["seconds"] for s in maps["scenes"].values()]

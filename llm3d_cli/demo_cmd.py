@@ -1,0 +1,66 @@
+"""`llm3d demo`: explore a held-out scene, map it, ask, ground, plan, navigate; write an HTML report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from llm3d_cli.registry import command
+
+log = logging.getLogger("llm3d.demo")
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="report folder (default demo_out)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="scene split (default test)")
+    p.add_argument("--scene-index", type=int, default=0, help="which scene of the split (default 0)")
+    p.add_argument("--ckpt", type=Path, default=None,
+                   help="checkpoint folder (default: the shipped checkpoints/llm3d-objects)")
+    p.add_argument("--config", type=Path, default=None, help="YAML parameter file (default launch/llm3d.yaml)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
+    p.add_argument("--quick", action="store_true", help="a short exploration and fewer requests (smoke test)")
+
+
+@command("demo", "the main job end to end: explore a held-out scene, map, ask, ground, plan, navigate; HTML report",
+         _add_args)
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.mapping.mapper import MapFileError
+    from llm3d_core.model.llm import LlmLoadError
+    from llm3d_core.model.modeling_llm3d import CheckpointError
+    from llm3d_core.model.train import load_train_config
+    from llm3d_core.progress import progress_bar
+    from llm3d_core.reasoner import load_model
+    from sim.demo import DemoConfig, run_demo
+    from sim.report import write_report
+
+    try:
+        cfg = DemoConfig(split=args.split, scene_index=args.scene_index)
+    except ValueError as err:
+        raise SystemExit(f"llm3d demo: {err}") from None
+    if args.quick:
+        cfg = dataclasses.replace(cfg, width=160, height=120, max_steps=60, questions=3, groundings=1, thumbnails=2,
+                                  max_drive_s=30.0)
+    ckpt = args.ckpt or shipped_checkpoint()
+    try:
+        if ckpt is None:
+            print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the model is untrained and its "
+                  "answers are arbitrary", file=sys.stderr)
+        model = load_model(ckpt, load_train_config(args.config, {}).model, args.device or "auto",
+                           overrides={"device": args.device} if args.device else None)
+        result, mapper = run_demo(cfg, model, str(ckpt or ""), args.device, progress=progress_bar)
+        report = write_report(args.out, result, mapper)
+        mapper.save(args.out / "map")
+    except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.summary(), indent=1))
+    print(f"report: {report.resolve()}")
+    return 0
