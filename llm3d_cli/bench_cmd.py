@@ -13,7 +13,7 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["mapper", "render"], help="which benchmark")
+    p.add_argument("what", choices=["mapper", "render", "reasoner"], help="which benchmark")
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
     p.add_argument("--limit", type=int, default=0, help="mapper: use only the first N frames of each source (0: all)")
     p.add_argument("--voxel", type=float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
@@ -22,6 +22,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
     p.add_argument("--seed", type=int, default=11000, help="render and mapper: scene seed (default: first test scene)")
+    p.add_argument("--ckpt", type=Path, default=None, help="reasoner: checkpoint (default: the shipped one)")
+    p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene)")
+    p.add_argument("--questions", type=int, default=20, help="reasoner: QA questions timed (default 20)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for the JSON result")
 
 
@@ -43,6 +46,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nrender benchmark: scene {result['scene']} ({result['triangles']} triangles), 640x480 RGB + depth + "
               f"instance ids, {machine}\n")
         print(markdown_table(["backend", "frames/s", "ms (median)", ">= target", "notes"], render_rows(result)))
+    elif args.what == "reasoner":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from llm3d_core.assets import shipped_checkpoint
+        from llm3d_core.model.train import load_train_config
+        from sim.bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
+
+        ckpt = args.ckpt or shipped_checkpoint()
+        result = run_reasoner_bench(ckpt, load_train_config(args.config, {}).model, seed=args.seed,
+                                    questions=args.questions, map_dir=args.map, device=args.device)
+        result["machine"] = machine
+        print(f"\nreasoner benchmark: scene {result['scene']}, checkpoint {result['checkpoint']}, device "
+              f"{result['device']}, {machine}; model load {result['model_load_seconds']} s\n")
+        print(markdown_table(REASONER_HEADER, reasoner_rows(result)))
     else:
         from llm3d_cli.map_cmd import load_mapper_config
         from sim.bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench

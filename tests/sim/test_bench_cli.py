@@ -24,3 +24,13 @@ def test_bench_render_and_mapper(python_exe, tmp_path, seven_scenes):
     methods = {(r["source"], r["voxel_m"], r["method"].split(" (")[0]) for r in result["rows"]}
     assert len(methods) == 2 * 3  # real + sim at 5 cm: TSDF / fusion / full
     assert all(r["frames"] == 6 and r["fps"] > 0 and r["voxels"] > 0 for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_bench_reasoner_times_answers_on_a_mapped_scene(python_exe, tmp_path):
+    out = subprocess.run([python_exe, "-m", "llm3d_cli.main", "bench", "reasoner", "--questions", "2", "--device", "cpu",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "QA, answers <= 16 tokens" in out.stdout
+    result = json.loads((tmp_path / "reasoner.json").read_text())
+    assert result["qa_answers"] == 2 and result["qa_p50_s"] > 0 and result["ground_answers"] >= 1
