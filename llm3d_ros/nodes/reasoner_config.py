@@ -14,8 +14,6 @@ from pathlib import Path
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
 
-# Where a shipped checkpoint lands: <repo>/checkpoints/llm3d-objects (used when checkpoint is 'auto').
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "llm3d-objects"
 MAX_SUCCESS_DISTANCE = 10.0  # metres; anything farther is not "at" the target in a room-scale map
 
 
@@ -116,7 +114,9 @@ class ReasonerNodeConfig:
     def checkpoint_path(self) -> Path | None:
         """The checkpoint folder to load, or None for an untrained model ('' or 'auto' without one)."""
         if self.checkpoint == "auto":
-            return DEFAULT_CHECKPOINT if (DEFAULT_CHECKPOINT / "config.json").is_file() else None
+            from llm3d_core.assets import shipped_checkpoint
+
+            return shipped_checkpoint()
         return Path(self.checkpoint).expanduser() if self.checkpoint else None
 
     def model_device(self) -> str:
