@@ -22,7 +22,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
         q.add_argument("--scene", type=Path, default=None, help="scene .json or mesh file instead of --seed")
         q.add_argument("--out", type=Path, required=True, help="output folder (7-Scenes layout)")
         q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
-        q.add_argument("--backend", choices=["auto", "egl", "raycast"], default=None, help="renderer (overrides the config)")
+        q.add_argument("--backend", choices=["auto", "egl", "raycast", "habitat"], default=None, help="renderer (overrides the config)")
         q.add_argument("--width", type=int, default=None, help="image width (scales the intrinsics of the config)")
         q.add_argument("--height", type=int, default=None, help="image height")
         if name == "render":

@@ -14,7 +14,7 @@ from pathlib import Path
 from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
 
 SIM_NODE = "llm3d_sim_bridge"  # YAML section that holds the `sim:` parameters
-BACKENDS = ("auto", "egl", "raycast")
+BACKENDS = ("auto", "egl", "raycast", "habitat")  # habitat: sim.habitat_backend, where habitat_sim imports
 
 
 def _check(ok: bool, name: str, value: object, what: str) -> None:
@@ -73,7 +73,7 @@ class RenderConfig:
     hfov_deg: float | None = None  # horizontal field of view; when set, fx = fy = (width / 2) / tan(hfov / 2)
     near: float = 0.05  # metres: nothing closer is rendered
     far: float = 20.0  # metres: nothing farther is rendered (depth 0 there)
-    backend: str = "auto"  # auto (EGL if a context opens, else raycast) | egl | raycast
+    backend: str = "auto"  # auto (EGL if a context opens, else raycast) | egl | raycast | habitat (habitat-sim)
     ambient: float = 0.35  # share of the albedo lit regardless of the light direction
     light_dir: list[float] = field(default_factory=lambda: [0.35, 0.55, 1.0])  # world direction towards the light
 

@@ -14,8 +14,12 @@ def make_renderer(config: RenderConfig | None = None, backend: str | None = None
     """The renderer for `backend` (default: config.backend); "auto" is EGL, else the raycaster."""
     config = config or RenderConfig()
     backend = backend or config.backend
-    if backend not in ("auto", "egl", "raycast"):
-        raise ValueError(f"render backend must be auto, egl or raycast, got {backend!r}")
+    if backend not in ("auto", "egl", "raycast", "habitat"):
+        raise ValueError(f"render backend must be auto, egl, raycast or habitat, got {backend!r}")
+    if backend == "habitat":
+        from sim.habitat_backend import HabitatRenderer
+
+        return HabitatRenderer(config)
     if backend in ("auto", "egl"):
         from sim.render.egl import EglRenderer
 
