@@ -11,9 +11,52 @@ from typing import Any
 from llm3d_core.device import validate_device_name
 
 SCENE_ENCODERS = ("points", "objects")
+GROUNDING_HEADS = ("location_tokens", "mask")
+MASK_TEXT_SOURCES = ("hidden", "embeddings")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
                          "Answer briefly. Locations are written with <loc_i> tokens.")
+
+
+@dataclass
+class MaskHeadConfig:
+    """UniVLG's mask-decoding grounding head (Jain et al., ICML 2025, sec. 3); see model/mask_head.py.
+
+    Only read when `Llm3dConfig.grounding_head == "mask"`. Loss weights follow Mask2Former's
+    (mask BCE 5, Dice 5, class 2, no-object 0.1) and DETR's box terms (L1 5, GIoU 2).
+    """
+
+    num_queries: int = 16  # object queries; one is matched to each referred object
+    num_layers: int = 3  # decoder layers (points cross-attn, text cross-attn, self-attn, MLP)
+    d_model: int = 128  # width of queries and per-point mask embeddings
+    num_heads: int = 4
+    # hidden: the LLM's last hidden states of the question (contextual) | embeddings: its input embeddings (no LLM pass)
+    text_source: str = "hidden"
+    masked_attention: bool = True  # Mask2Former: queries attend only to points of their previous mask
+    deep_supervision: bool = True  # losses on every layer's prediction, not only the last
+    target_margin: float = 0.02  # metres; points this far outside a target box still belong to its mask
+    loss_weight: float = 1.0  # mask-grounding loss added to the LM loss for ground records
+    mask_bce_weight: float = 5.0
+    dice_weight: float = 5.0
+    score_weight: float = 2.0
+    no_object_weight: float = 0.1  # weight of unmatched queries in the score loss
+    box_l1_weight: float = 5.0  # L1 on boxes normalised by the scene extent
+    giou_weight: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_queries", "num_layers", "d_model", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"mask_head.{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"mask_head.d_model ({self.d_model}) must be divisible by mask_head.num_heads "
+                             f"({self.num_heads})")
+        if self.text_source not in MASK_TEXT_SOURCES:
+            raise ValueError(f"mask_head.text_source must be one of {MASK_TEXT_SOURCES}, got {self.text_source!r}")
+        for name in ("target_margin", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
+                     "no_object_weight", "box_l1_weight", "giou_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"mask_head.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -47,6 +90,9 @@ class Llm3dConfig:
     max_input_tokens: int = 1024  # prompt incl. scene prefix and history; longer input is an error
     max_new_tokens: int = 48
     constrain_locations: bool = True  # ground/navigate: once a <loc> starts, force the exact token count
+    # Grounding (fields added after the first checkpoints: their defaults reproduce those exactly)
+    grounding_head: str = "location_tokens"  # location_tokens (3D-LLM) | mask (adds UniVLG's mask head beside them)
+    mask_head: MaskHeadConfig = field(default_factory=MaskHeadConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
 
@@ -67,6 +113,8 @@ class Llm3dConfig:
             raise ValueError(f"num_bins must be 256 (the <loc_0..255> vocabulary), got {self.num_bins}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"dropout values must be in [0, 1), got {self.dropout}, {self.lora_dropout}")
+        if self.grounding_head not in GROUNDING_HEADS:
+            raise ValueError(f"grounding_head must be one of {GROUNDING_HEADS}, got {self.grounding_head!r}")
         if not self.freeze_llm and self.lora:
             raise ValueError("lora=true needs freeze_llm=true (LoRA trains adapters on a frozen LLM)")
 

@@ -5,6 +5,8 @@
   punctuation, no articles);
 - grounding: Acc@0.25 / Acc@0.5 of the 3D axis-aligned box IoU, split unique / multiple /
   overall (ScanRefer, Chen et al. 2020); an answer that breaks the location grammar counts as a miss;
+- grounding_mask: the same for UniVLG's mask head (box of the decoded mask) on the same records,
+  when the model has one (grounding_head: mask); an empty mask counts as a miss;
 - plan: step accuracy (position-wise normalised match of numbered steps);
 - navigate: distance of the decoded goal to the true goal (metres) and success within 0.5 m;
 - latency per task (p50 / mean seconds per answer).
@@ -121,6 +123,7 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
     latency: dict[str, list[float]] = defaultdict(list)
     refs, preds, em = {}, {}, defaultdict(list)
     ground = {"unique": [], "multiple": []}
+    ground_mask = {"unique": [], "multiple": []}  # UniVLG's mask head on the same records, when the model has one
     plan_acc, nav_dist, grammar_errors, rows = [], [], 0, []
     for rec in progress(records, desc=f"eval {split}", total=len(records)):
         sid = str(rec["scene_id"])
@@ -150,6 +153,10 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
                 grammar_errors, iou = grammar_errors + 1, 0.0
             ground["unique" if rec.get("unique", True) else "multiple"].append(iou)
             row["iou"] = iou
+            if model.mask_head is not None:
+                found = model.ground_mask(session.scene, str(rec.get("question") or "object"))
+                row["iou_mask"] = box_iou_3d(found.box, rec["boxes"][0]) if found.box is not None else 0.0
+                ground_mask["unique" if rec.get("unique", True) else "multiple"].append(row["iou_mask"])
         elif task == "plan":
             truth = rec["steps"] or parse_steps(rec["answers"][0])
             plan_acc.append(step_accuracy(parse_steps(gen.text), truth))
@@ -167,14 +174,15 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
     metrics["em@1"] = {t: float(np.mean(v)) for t, v in em.items()}
     if refs:
         metrics["em@1"]["overall"] = float(np.mean([x for v in em.values() for x in v]))
-    if ground["unique"] or ground["multiple"]:
-        g: dict[str, Any] = {}
-        for name, ious in (("unique", ground["unique"]), ("multiple", ground["multiple"]),
-                           ("overall", ground["unique"] + ground["multiple"])):
-            if ious:
-                g[name] = {"acc@0.25": float(np.mean(np.array(ious) >= 0.25)),
-                           "acc@0.5": float(np.mean(np.array(ious) >= 0.5)), "n": len(ious)}
-        metrics["grounding"] = g
+    for key, by_kind in (("grounding", ground), ("grounding_mask", ground_mask)):
+        if by_kind["unique"] or by_kind["multiple"]:
+            g: dict[str, Any] = {}
+            for name, ious in (("unique", by_kind["unique"]), ("multiple", by_kind["multiple"]),
+                               ("overall", by_kind["unique"] + by_kind["multiple"])):
+                if ious:
+                    g[name] = {"acc@0.25": float(np.mean(np.array(ious) >= 0.25)),
+                               "acc@0.5": float(np.mean(np.array(ious) >= 0.5)), "n": len(ious)}
+            metrics[key] = g
     if plan_acc:
         metrics["plan_step_acc"] = float(np.mean(plan_acc))
     if nav_dist:
@@ -201,8 +209,10 @@ def format_table(metrics: dict[str, Any]) -> str:
         lines.append(f"  {k:<22} {fmt(v)}")
     for k, v in (metrics.get("em@1") or {}).items():
         lines.append(f"  {'EM@1 ' + k:<22} {fmt(v)}")
-    for name, g in (metrics.get("grounding") or {}).items():
-        lines.append(f"  {'ground ' + name:<22} Acc@0.25 {fmt(g['acc@0.25'])}  Acc@0.5 {fmt(g['acc@0.5'])}  (n={g['n']})")
+    for key, title in (("grounding", "ground "), ("grounding_mask", "ground mask ")):
+        for name, g in (metrics.get(key) or {}).items():
+            lines.append(f"  {title + name:<22} Acc@0.25 {fmt(g['acc@0.25'])}  Acc@0.5 {fmt(g['acc@0.5'])}  "
+                         f"(n={g['n']})")
     if "plan_step_acc" in metrics:
         lines.append(f"  {'plan step acc':<22} {fmt(metrics['plan_step_acc'])}")
     if "navigate" in metrics:

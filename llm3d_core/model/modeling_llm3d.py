@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens, decode_box, decode_point
+from llm3d_core.model.mask_head import MaskGrounding, MaskGroundingHead, decode_grounding
 from llm3d_core.model.prompting import end_of_turn_id, render_prompt, task_instruction
 from llm3d_core.model.scene import SceneInput, collate_scenes
 from llm3d_core.model.scene_encoder import build_scene_encoder
@@ -50,6 +51,9 @@ class Sample:
     before: list[int]
     after: list[int]
     target: list[int] = field(default_factory=list)
+    # Mask-head training (grounding_head "mask"): the referring expression and its target boxes (T, 6).
+    ground_question: str = ""
+    ground_boxes: torch.Tensor | None = None
 
 
 @dataclass
@@ -109,6 +113,9 @@ class Llm3dModel(nn.Module):
             init = mean[None] + torch.randn(NUM_BINS, hidden) * std
             self.loc_embed.weight.copy_(init)
             self.loc_head.weight.copy_(init)
+        # UniVLG's mask head exists only when enabled, so checkpoints without it load unchanged;
+        # it is built after every older part so their initialisation (same seed) is unchanged too.
+        self.mask_head = MaskGroundingHead(self.config, hidden) if config.grounding_head == "mask" else None
         self.to(emb.device)
 
     # ------------------------------------------------------------------ construction and parts
@@ -235,7 +242,72 @@ class Llm3dModel(nn.Module):
         hidden = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state  # (B, T, H)
         scored = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
         h = hidden[:, :-1][scored]  # (M, H): only answer positions reach the 49k-way head
-        return F.cross_entropy(self.logits(h).float(), labels[:, 1:][scored])
+        loss = F.cross_entropy(self.logits(h).float(), labels[:, 1:][scored])
+        if self.mask_head is None:
+            return loss
+        rows = [i for i, s in enumerate(samples) if s.ground_boxes is not None]
+        if rows:
+            sub = {k: v[rows] for k, v in scene.items()}
+            mask_loss = self.mask_grounding_loss(sub, [samples[i].ground_question for i in rows],
+                                                 [samples[i].ground_boxes for i in rows])
+            return loss + self.config.mask_head.loss_weight * mask_loss
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # DDP needs a gradient for every parameter on every rank, also when a batch has no ground record.
+            loss = loss + 0.0 * sum(p.sum() for p in self.mask_head.parameters())
+        return loss
+
+    # ------------------------------------------------------------------ mask grounding (UniVLG sec. 3)
+    def question_states(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The questions' token states (B, L, H) and padding (B, L) (True = padding) for the mask head:
+        the LLM's last hidden states (mask_head.text_source "hidden") or its input embeddings."""
+        limit = self.config.max_input_tokens
+        ids = [self.to_model_ids(self.tokenizer(q, add_special_tokens=False)["input_ids"])[:limit] for q in questions]
+        if not ids or any(not i for i in ids):
+            raise ValueError(f"mask grounding needs non-empty questions, got {questions!r}")
+        rows = [torch.tensor(i, device=self.device) for i in ids]
+        padded = nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, L)
+        valid = nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.bool, device=self.device) for i in ids],
+                                          batch_first=True)  # (B, L)
+        # A frozen LLM gives no gradient: skip its autograd graph (LoRA or an unfrozen LLM keep it).
+        with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.llm.parameters())):
+            states = self.embed_ids(padded)  # (B, L, H)
+            if self.config.mask_head.text_source == "hidden":
+                states = self.decoder()(inputs_embeds=states, attention_mask=valid.long(),
+                                        use_cache=False).last_hidden_state  # (B, L, H)
+        return states, ~valid
+
+    def _require_mask_head(self) -> MaskGroundingHead:
+        if self.mask_head is None:
+            raise RuntimeError("this model has no mask head (grounding_head is "
+                               f"{self.config.grounding_head!r}); use a checkpoint trained with grounding_head: mask")
+        return self.mask_head
+
+    def mask_grounding_loss(self, scene_batch: dict[str, torch.Tensor], questions: list[str],
+                            target_boxes: list[torch.Tensor]) -> torch.Tensor:
+        """UniVLG's grounding loss (mask BCE + Dice, Hungarian matching, score, box L1 + GIoU) for a batch.
+
+        scene_batch: collated scenes (B, …); questions: B referring expressions; target_boxes[b] (T_b, 6).
+        """
+        head = self._require_mask_head()
+        if not len(questions) == len(target_boxes) == scene_batch["points"].shape[0]:
+            raise ValueError(f"{scene_batch['points'].shape[0]} scenes, {len(questions)} questions and "
+                             f"{len(target_boxes)} target box sets must match")
+        scene_batch = {k: v.to(self.device) for k, v in scene_batch.items()}
+        text, pad = self.question_states(questions)  # (B, L, H), (B, L)
+        return head.losses(head(scene_batch, text, pad), scene_batch, list(target_boxes))["total"]
+
+    @torch.no_grad()
+    def ground_mask(self, scene: SceneInput, question: str) -> MaskGrounding:
+        """Grounds `question` in `scene` by decoding a mask over its points (UniVLG sec. 3).
+
+        Returns (box (6,) in the scene's frame or None when no query predicts a non-empty mask,
+        mask (N,) bool over scene.points, score).
+        """
+        head = self._require_mask_head()
+        batch = {k: v.to(self.device) for k, v in self.collate_scenes([scene]).items()}
+        text, pad = self.question_states([question])  # (1, L, H), (1, L)
+        logits, scores = head(batch, text, pad)[-1]  # (1, Q, N), (1, Q)
+        return decode_grounding(batch["points"][0], logits[0], scores[0])
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
-from llm3d_core.model.data import DatasetError, JsonlSceneDataset, dialog_history, question_text, target_text
+from llm3d_core.model.data import (DatasetError, JsonlSceneDataset, dialog_history, ground_label, question_text,
+                                   target_text)
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sample
 from llm3d_core.model.scene import SceneInput
 
@@ -91,6 +92,10 @@ def make_batch(model: Llm3dModel, items: list[tuple[dict[str, Any], SceneInput]]
             history = dialog_history(rec) if rec["task"] == "dialog" else None
             bounds = scene.scene_bounds
             samples.append(model.make_sample(rec["task"], question_text(rec, bounds), history, target_text(rec, bounds)))
+            if rec["task"] == "ground" and model.config.grounding_head == "mask":
+                # UniVLG sec. 3: the mask head learns the same referring expressions, from their boxes.
+                samples[-1].ground_question = str(rec.get("question") or ground_label(rec))
+                samples[-1].ground_boxes = torch.tensor(rec["boxes"], dtype=torch.float32).reshape(-1, 6)  # (T, 6)
             scenes.append(scene)
         except InputTooLongError as err:
             log.warning("skipping record %s: %s", rec.get("id"), err)
