@@ -1,4 +1,8 @@
-"""`llm3d bench <what>`: benchmarks printed as Markdown tables beside their references, and JSON."""
+"""`llm3d bench [what]`: benchmarks printed as Markdown tables beside their references, and JSON.
+
+Plain `llm3d bench` runs `embodied`, the benchmark of the whole job (sim.bench.embodied); the
+others time one component.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["mapper", "render", "reasoner"], help="which benchmark")
+    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner"],
+                   help="which benchmark (default embodied: held-out episodes, 3D-LLM vs. baselines, one table)")
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
     p.add_argument("--limit", type=int, default=0, help="mapper: use only the first N frames of each source (0: all)")
     p.add_argument("--voxel", type=float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
@@ -22,9 +27,18 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
     p.add_argument("--seed", type=int, default=11000, help="render and mapper: scene seed (default: first test scene)")
-    p.add_argument("--ckpt", type=Path, default=None, help="reasoner: checkpoint (default: the shipped one)")
+    p.add_argument("--ckpt", type=Path, default=None,
+                   help="reasoner, embodied: objects-encoder checkpoint (default: the shipped one; "
+                   "embodied runs it untrained without one)")
+    p.add_argument("--ckpt-points", type=Path, default=None, help="embodied: points-encoder (Q-Former) checkpoint")
+    p.add_argument("--ckpt-2d", type=Path, default=None,
+                   help="embodied: checkpoint trained on per-frame 2D features (the 2D baseline)")
+    p.add_argument("--quick", action="store_true",
+                   help="embodied: CI-sized smoke run (1 scene, 60 steps, 160x120, 2 questions)")
+    p.add_argument("--episodes", type=int, default=None, help="embodied: held-out test scenes (default 3; --quick 1)")
     p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene)")
-    p.add_argument("--questions", type=int, default=20, help="reasoner: QA questions timed (default 20)")
+    p.add_argument("--questions", type=int, default=None,
+                   help="reasoner: QA questions timed (default 20); embodied: per episode (default 8; --quick 2)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for the JSON result")
 
 
@@ -46,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nrender benchmark: scene {result['scene']} ({result['triangles']} triangles), 640x480 RGB + depth + "
               f"instance ids, {machine}\n")
         print(markdown_table(["backend", "frames/s", "ms (median)", ">= target", "notes"], render_rows(result)))
+    elif args.what == "embodied":
+        return _embodied(args, machine)
     elif args.what == "reasoner":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import shipped_checkpoint
@@ -54,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
         ckpt = args.ckpt or shipped_checkpoint()
         result = run_reasoner_bench(ckpt, load_train_config(args.config, {}).model, seed=args.seed,
-                                    questions=args.questions, map_dir=args.map, device=args.device)
+                                    questions=args.questions or 20, map_dir=args.map, device=args.device)
         result["machine"] = machine
         print(f"\nreasoner benchmark: scene {result['scene']}, checkpoint {result['checkpoint']}, device "
               f"{result['device']}, {machine}; model load {result['model_load_seconds']} s\n")
@@ -71,4 +87,48 @@ def run(args: argparse.Namespace) -> int:
               f"{result['peak_rss_gb']:.2f} GB (target for the real sequence: < 1.5 GB)\n")
         print(markdown_table(MAPPER_HEADER, mapper_rows(result)))
     (args.out / f"{args.what}.json").write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def _embodied(args: argparse.Namespace, machine: str) -> int:
+    import os
+    import sys
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.mapping.mapper import MapFileError
+    from llm3d_core.model.llm import LlmLoadError
+    from llm3d_core.model.modeling_llm3d import CheckpointError
+    from llm3d_core.model.train import load_train_config
+    from llm3d_core.progress import progress_bar
+    from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
+    from sim.bench.table import markdown_table
+
+    overrides = {k: v for k, v in (("episodes", args.episodes), ("questions", args.questions)) if v is not None}
+    try:
+        cfg = EmbodiedConfig.quick(**overrides) if args.quick else EmbodiedConfig(**overrides)
+    except ValueError as err:
+        raise SystemExit(f"llm3d bench embodied: {err}") from None
+    ckpt = args.ckpt or shipped_checkpoint()
+    if ckpt is None:
+        print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the objects row runs an untrained "
+              "model, labelled 'untrained'", file=sys.stderr)
+    try:
+        systems = load_systems(ckpt, args.ckpt_points, args.ckpt_2d, load_train_config(args.config, {}).model,
+                               args.device)
+        result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar)
+    except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result["machine"] = machine
+    scenes = ", ".join(e["scene"] for e in result["episodes"])
+    print(f"\nembodied benchmark: {len(result['episodes'])} held-out test episode(s) ({scenes}), "
+          f"{cfg.width}x{cfg.height}, per episode {cfg.questions} questions, {cfg.groundings} groundings, "
+          f"{cfg.plans} plans, {cfg.navigations} navigation goals (success within {cfg.success_distance} m); "
+          f"{machine}; {result['seconds']} s\n")
+    print(markdown_table(EMBODIED_HEADER, result["rows"]))
+    print("\nn/a: the system cannot do the task; –: no checkpoint for the row. JSON and chart in "
+          f"{args.out.resolve()}/embodied.json, embodied.png")
+    (args.out / "embodied.json").write_text(json.dumps(result, indent=1, default=str))
+    write_chart(args.out / "embodied.png", result)
     return 0

@@ -40,7 +40,7 @@ class DemoConfig:
         frames_every: fuse every N-th explored frame.
         max_steps: exploration steps (None: the simulator config's).
         questions: QA records asked, one per question type first.
-        groundings, plans: grounding and planning requests.
+        groundings, plans, navigations: grounding, planning and navigation requests.
         success_distance: metres; navigation succeeds within this of the target's footprint
             (habitat-lab's ObjectNav success distance is 1.0 m).
         control_dt, max_drive_s: path-following tick and time limit.
@@ -57,6 +57,7 @@ class DemoConfig:
     questions: int = 6
     groundings: int = 3
     plans: int = 1
+    navigations: int = 1
     success_distance: float = 1.0
     control_dt: float = 0.1
     max_drive_s: float = 90.0
@@ -69,7 +70,7 @@ class DemoConfig:
         for name in ("frames_every", "thumbnails"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("questions", "groundings", "plans", "scene_index"):
+        for name in ("questions", "groundings", "plans", "navigations", "scene_index"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (math.isfinite(self.success_distance) and self.success_distance > 0):
@@ -153,97 +154,173 @@ def pick_records(records: list[dict], cfg: DemoConfig, rng: np.random.Generator)
     nav = sorted(by_task.get("navigate", []), key=lambda r: (r["qtype"] != "object_goal", rng.random()))
     captions = [r for r in by_task.get("caption", []) if not r.get("boxes")]  # the scene caption
     return {"qa": qa, "ground": ground[: cfg.groundings], "plan": by_task.get("plan", [])[: cfg.plans],
-            "navigate": nav[:1], "caption": captions[:1]}
+            "navigate": nav[: cfg.navigations], "caption": captions[:1]}
 
 
-# ---------------------------------------------------------------------- the episode
+# ---------------------------------------------------------------------- the episode, in parts
+@dataclass
+class MappedScene:
+    """A scene explored once and fused into the feature map (what every request is answered from)."""
+
+    scene: Any  # sim.scenes.scene.Scene
+    mapper: Any  # FeatureFusionMapper
+    frames: int  # explored frames
+    fused: int  # of which fused into the map
+    coverage: float  # share of the reachable navigable area seen
+    objects: int
+    map_seconds: float  # exploring + fusing + the final object update
+    explore_path_xy: np.ndarray  # (T, 2)
+    thumbnails: list[np.ndarray]  # (H, W, 3) uint8
+
+    @property
+    def fps(self) -> float:
+        """Fused frames per second of the whole mapping run (exploration and rendering included)."""
+        return self.fused / max(self.map_seconds, 1e-9)
+
+
+def explore_and_map(sim: Any, seed: int, cfg: DemoConfig, device: str | None = None,
+                    progress: Callable[..., Any] | None = None,
+                    on_fused: Callable[[Any, Any], None] | None = None) -> MappedScene:
+    """Loads scene `seed` into `sim`, explores it with the frontier explorer and fuses every
+    `cfg.frames_every`-th frame into a new mapper (3D-LLM sec. 3.2, made live).
+
+    on_fused(frame, feature_map) sees every fused frame with its 2D feature map (C, h, w), e.g. to
+    keep per-frame features for a 2D baseline without encoding the frame twice.
+    """
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from sim.datagen.maps import map_mapper_config
+    from sim.explore import explore
+
+    scene = sim.load(seed)
+    mapper = FeatureFusionMapper(map_mapper_config(device=device))
+    total = sim.config.explore.max_steps
+    bar = progress(total, f"exploring + mapping {scene.scene_id}") if progress else None
+    fused, thumbs, t0 = 0, [], time.perf_counter()
+    keep_every = max(1, total // (cfg.thumbnails * 2))
+
+    def on_frame(frame, i: int) -> None:
+        nonlocal fused
+        if i % cfg.frames_every == 0:
+            feature_map = mapper.encode(frame)
+            mapper.integrate(frame, feature_map)
+            if on_fused is not None:
+                on_fused(frame, feature_map)
+            fused += 1
+        if i % keep_every == 0:
+            thumbs.append(frame.rgb.copy())
+        if bar is not None:
+            bar.update(1)
+
+    explored = explore(sim, sim.config.explore, on_frame=on_frame, keep_frames=False)
+    if bar is not None:
+        bar.close()
+    objects = mapper.update_objects()
+    map_seconds = time.perf_counter() - t0
+    log.info("mapped %s: %d frames fused of %d, %d objects, coverage %.2f, %.1f s", scene.scene_id, fused,
+             explored.steps + 1, len(objects), explored.coverage, map_seconds)
+    return MappedScene(scene, mapper, explored.steps + 1, fused, explored.coverage, len(objects), map_seconds,
+                       explored.path_xy, _spread(thumbs, cfg.thumbnails))
+
+
+def pick_requests(scene: Any, grid: Any, cfg: DemoConfig, seen: set[int] | None = None) -> dict[str, list[dict]]:
+    """The episode's requests with their ground truth, from the generator that made the training data.
+
+    seen: instance ids the map holds; when given, only grounding and navigation requests whose
+    objects are all among them are picked (a short exploration sees a few objects, and locating
+    an unseen one tests the explorer, not the answer).
+    """
+    from sim.datagen.generator import DatagenConfig, generate_records
+
+    records = generate_records(scene, DatagenConfig(seed=cfg.seed), grid=grid)
+    if seen is not None:
+        records = [r for r in records if r["task"] not in ("ground", "navigate") or set(r["object_ids"]) <= seen]
+    return pick_records(records, cfg, np.random.default_rng(cfg.seed))
+
+
+def _timed(seconds: list[float], fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args); its wall time is appended to `seconds` only when it returns (an error is no latency sample)."""
+    t = time.perf_counter()
+    out = fn(*args)
+    seconds.append(time.perf_counter() - t)
+    return out
+
+
+def ask_record(reasoner: Any, rec: dict, seconds: list[float], errors: list[str]) -> dict[str, Any]:
+    """One QA record asked in a fresh session, scored by EM@1 (ScanQA's normalised exact match)."""
+    from llm3d_core.model.evaluate import exact_match
+    from llm3d_core.reasoner import ReasonerError
+
+    try:
+        answer, _ = _timed(seconds, reasoner.ask, rec["question"])
+    except ReasonerError as err:
+        answer = f"(error: {err})"
+        errors.append(str(err))
+    return {"question": rec["question"], "answer": answer, "truth": rec["answers"], "qtype": rec["qtype"],
+            "correct": bool(exact_match(answer, rec["answers"]))}
+
+
+def ground_record(grounder: Any, rec: dict, seconds: list[float], errors: list[str]) -> dict[str, Any]:
+    """One grounding record: the best object's box against the true box (3D IoU; ScanRefer's Acc@k
+    counts IoU >= k). `grounder` has Reasoner.ground's signature."""
+    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.reasoner import ReasonerError
+
+    truth = np.asarray(rec["boxes"][0], dtype=np.float64)
+    try:
+        hits = _timed(seconds, grounder.ground, rec["question"], 1)
+    except ReasonerError as err:
+        hits = []
+        errors.append(str(err))
+    box = hits[0].box if hits else None
+    return {"query": rec["question"], "truth_label": rec["answers"][0] if rec["answers"] else "",
+            "truth_box": truth.tolist(), "label": hits[0].label if hits else "",
+            "box": None if box is None else np.asarray(box).tolist(), "object_id": hits[0].id if hits else -1,
+            "iou": box_iou_3d(box, truth) if box is not None else 0.0}
+
+
+def plan_record(reasoner: Any, rec: dict, seconds: list[float], errors: list[str]) -> dict[str, Any]:
+    """One task decomposition, scored by position-wise step accuracy (llm3d_core.model.evaluate)."""
+    from llm3d_core.model.evaluate import step_accuracy
+    from llm3d_core.reasoner import ReasonerError
+
+    try:
+        steps = _timed(seconds, reasoner.plan, rec["question"])
+        acc = step_accuracy(steps, rec["steps"])
+    except ReasonerError as err:
+        steps, acc = [f"(error: {err})"], 0.0
+        errors.append(str(err))
+    return {"instruction": rec["question"], "steps": steps, "truth": rec["steps"], "step_accuracy": acc}
+
+
 def run_demo(cfg: DemoConfig, model: "Llm3dModel", checkpoint: str = "", device: str | None = None,
              progress: Callable[..., Any] | None = None) -> tuple[DemoResult, Any]:
     """Explores, maps, asks, grounds, plans and navigates; returns the result and the mapper."""
-    from llm3d_core.mapping.mapper import FeatureFusionMapper
-    from llm3d_core.model.evaluate import box_iou_3d, exact_match
-    from llm3d_core.reasoner import Reasoner, ReasonerError
-    from sim.datagen.generator import DatagenConfig, generate_records
-    from sim.datagen.maps import map_mapper_config, map_sim_config
-    from sim.explore import explore
+    from llm3d_core.reasoner import Reasoner
+    from sim.datagen.maps import map_sim_config
     from sim.scenes import seeds
     from sim.simulator import Simulator
 
     seed = seeds(cfg.split, 1, cfg.scene_index)[0]
     sim = Simulator(map_sim_config(width=cfg.width, height=cfg.height, max_steps=cfg.max_steps))
     try:
-        scene = sim.load(seed)
-        mapper = FeatureFusionMapper(map_mapper_config(device=device))
-        total = sim.config.explore.max_steps
-        bar = progress(total, f"exploring + mapping {scene.scene_id}") if progress else None
-        fused, thumbs, t0 = 0, [], time.perf_counter()
-        keep_every = max(1, total // (cfg.thumbnails * 2))
-
-        def on_frame(frame, i: int) -> None:
-            nonlocal fused
-            if i % cfg.frames_every == 0:
-                mapper.integrate(frame)
-                fused += 1
-            if i % keep_every == 0:
-                thumbs.append(frame.rgb.copy())
-            if bar is not None:
-                bar.update(1)
-
-        explored = explore(sim, sim.config.explore, on_frame=on_frame, keep_frames=False)
-        if bar is not None:
-            bar.close()
-        objects = mapper.update_objects()
-        map_seconds = time.perf_counter() - t0
-        log.info("mapped %s: %d frames fused of %d, %d objects, coverage %.2f, %.1f s", scene.scene_id, fused,
-                 explored.steps + 1, len(objects), explored.coverage, map_seconds)
-
-        records = generate_records(scene, DatagenConfig(seed=cfg.seed), grid=sim.grid)
-        picked = pick_records(records, cfg, np.random.default_rng(cfg.seed))
+        mapped = explore_and_map(sim, seed, cfg, device, progress)
+        scene, mapper = mapped.scene, mapped.mapper
+        picked = pick_requests(scene, sim.grid, cfg)
         reasoner = Reasoner(model)
         reasoner.set_map(mapper, scene.scene_id)
-        result = DemoResult(scene.scene_id, cfg.split, checkpoint, explored.steps + 1, fused, explored.coverage,
-                            len(objects), map_seconds, fused / max(map_seconds, 1e-9), explored.path_xy,
-                            _spread(thumbs, cfg.thumbnails), {}, [], [], [], None)
-
-        def timed(fn, *args):
-            t = time.perf_counter()
-            out = fn(*args)
-            result.answer_seconds.append(time.perf_counter() - t)
-            return out
+        result = DemoResult(scene.scene_id, cfg.split, checkpoint, mapped.frames, mapped.fused, mapped.coverage,
+                            mapped.objects, mapped.map_seconds, mapped.fps, mapped.explore_path_xy,
+                            mapped.thumbnails, {}, [], [], [], None)
+        seconds, errors = result.answer_seconds, result.errors
 
         session = reasoner.model.session(reasoner.map.scene, scene.scene_id)
         for rec in picked["caption"]:
-            text = timed(lambda: session.ask("", "caption", remember=False).text)
+            text = _timed(seconds, lambda: session.ask("", "caption", remember=False).text)
             result.caption = {"answer": text, "truth": rec["answers"][0]}
-        for rec in picked["qa"]:
-            try:
-                answer, _ = timed(reasoner.ask, rec["question"])
-            except ReasonerError as err:
-                answer = f"(error: {err})"
-                result.errors.append(str(err))
-            result.qa.append({"question": rec["question"], "answer": answer, "truth": rec["answers"],
-                              "qtype": rec["qtype"], "correct": bool(exact_match(answer, rec["answers"]))})
-        for rec in picked["ground"]:
-            truth = np.asarray(rec["boxes"][0], dtype=np.float64)
-            try:
-                hits = timed(reasoner.ground, rec["question"], 1)
-            except ReasonerError as err:
-                hits = []
-                result.errors.append(str(err))
-            box = hits[0].box if hits else None
-            result.grounding.append({
-                "query": rec["question"], "truth_label": rec["answers"][0] if rec["answers"] else "",
-                "truth_box": truth.tolist(), "label": hits[0].label if hits else "",
-                "box": None if box is None else np.asarray(box).tolist(), "object_id": hits[0].id if hits else -1,
-                "iou": box_iou_3d(box, truth) if box is not None else 0.0})
-        for rec in picked["plan"]:
-            try:
-                steps = timed(reasoner.plan, rec["question"])
-            except ReasonerError as err:
-                steps = [f"(error: {err})"]
-                result.errors.append(str(err))
-            result.plans.append({"instruction": rec["question"], "steps": steps, "truth": rec["steps"]})
-        for rec in picked["navigate"]:
+        result.qa = [ask_record(reasoner, rec, seconds, errors) for rec in picked["qa"]]
+        result.grounding = [ground_record(reasoner, rec, seconds, errors) for rec in picked["ground"]]
+        result.plans = [plan_record(reasoner, rec, seconds, errors) for rec in picked["plan"]]
+        for rec in picked["navigate"][:1]:  # the report draws one drive
             result.navigation = navigate(sim, reasoner, rec, scene, cfg)
             result.final_view = sim.observe()["rgb"]
         return result, mapper

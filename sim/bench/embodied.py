@@ -1,0 +1,388 @@
+"""`llm3d bench embodied`: the main job scored on held-out test episodes, with baselines, in one table.
+
+An episode is one test-split scene (fixed seeds from `sim.scenes.seeds("test", n)`): the robot
+explores it once with the frontier explorer and fuses the map once (sim.demo.explore_and_map),
+then every system answers the same requests, generated with their ground truth from the scene's
+annotations (sim.demo.pick_requests), and drives from the same start poses.
+
+Metrics, with their sources:
+
+- navigation (habitat-lab `habitat/tasks/nav/nav.py` measures, ObjectNav-style): DistanceToGoal
+  is the distance from where the robot stopped to the target object, measured here to the
+  object's footprint (top-down box); Success is DistanceToGoal <= success distance (habitat-lab's
+  ObjectNav default 1.0 m); SPL = Success * l / max(l, p) with l the shortest geodesic path from
+  the start to the success region and p the path driven (Anderson et al. 2018, "On Evaluation of
+  Embodied Navigation Agents");
+- QA: EM@1 after ScanQA normalisation, and CIDEr (pycocoevalcap, Vedantam et al. 2015) over the
+  QA answers (llm3d_core.model.evaluate);
+- grounding: Acc@0.25 / Acc@0.5, the share of queries whose best box has 3D IoU >= 0.25 / 0.5
+  with the true box (ScanRefer, Chen et al. 2020);
+- task decomposition: position-wise step accuracy (llm3d_core.model.evaluate.step_accuracy);
+- mapper frames/s: fused frames per second of the whole mapping run (rendering and exploration
+  included), for systems that answer from the map;
+- latency: p50 / p95 wall seconds per request (ask, ground, plan) of the system.
+
+Systems (rows): the 3D-LLM with the objects encoder (the shipped checkpoint, or an untrained
+model when there is none, labelled so), the 3D-LLM with the points encoder (with a checkpoint),
+the open-vocabulary retrieval baseline (no LLM), and the 2D baseline (the same LLM on per-frame
+2D features, sim.frames2d; with a checkpoint trained on that input). A system without a
+checkpoint gets a row that says so instead of numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from llm3d_core.model.configuration_llm3d import Llm3dConfig
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from sim.demo import DemoConfig
+
+KINDS = ("llm3d", "retrieval", "frames2d")
+NO_CHECKPOINT = "no checkpoint"
+
+
+@dataclass
+class EmbodiedConfig:
+    """What `llm3d bench embodied` runs.
+
+    Fields:
+        episodes: test scenes (one episode each), the `scene_start`-th test seed on.
+        scene_start: first test seed used.
+        width, height: rendering size for mapping.
+        max_steps: exploration steps per scene (None: the simulator config's).
+        frames_every: fuse every N-th explored frame.
+        questions, groundings, plans, navigations: requests per episode.
+        success_distance: metres (habitat-lab ObjectNav: 1.0).
+        max_drive_s: time limit of one navigation drive (simulated seconds).
+        frame_grid: the 2D baseline pools each keyframe's feature map to grid x grid tokens.
+        seen_only: grounding and navigation only for objects the map holds (quick: a 60-step
+            exploration sees few objects, and the smoke run should locate what it saw).
+        seed: request phrasing and navigation starts.
+    """
+
+    episodes: int = 3
+    scene_start: int = 0
+    width: int = 320
+    height: int = 240
+    max_steps: int | None = None
+    frames_every: int = 3
+    questions: int = 8
+    groundings: int = 4
+    plans: int = 2
+    navigations: int = 2
+    success_distance: float = 1.0
+    max_drive_s: float = 90.0
+    frame_grid: int = 2
+    seen_only: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "width", "height", "frames_every", "frame_grid"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("scene_start", "questions", "groundings", "plans", "navigations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if not (math.isfinite(self.success_distance) and self.success_distance > 0):
+            raise ValueError(f"success_distance must be a positive number, got {self.success_distance}")
+        if not self.max_drive_s > 0:
+            raise ValueError(f"max_drive_s must be > 0, got {self.max_drive_s}")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> "EmbodiedConfig":
+        """A CI-sized smoke run: one scene, a short exploration at 160x120, two questions."""
+        base = dict(episodes=1, width=160, height=120, max_steps=60, questions=2, groundings=1, plans=1,
+                    navigations=1, max_drive_s=30.0,
+                    seen_only=True)
+        return cls(**{**base, **overrides})
+
+    def demo_config(self) -> "DemoConfig":
+        from sim.demo import DemoConfig
+
+        return DemoConfig(split="test", width=self.width, height=self.height, frames_every=self.frames_every,
+                          max_steps=self.max_steps, questions=self.questions, groundings=self.groundings,
+                          plans=self.plans, navigations=self.navigations, success_distance=self.success_distance,
+                          max_drive_s=self.max_drive_s, thumbnails=1, seed=self.seed)
+
+
+@dataclass
+class System:
+    """One row: a named system and what it runs on.
+
+    kind: llm3d (the 3D-LLM on the fused map) | retrieval (map query, no LLM) | frames2d (2D baseline).
+    model: the LLM for llm3d and frames2d; None with a checkpoint of "" means "no checkpoint".
+    checkpoint: folder, "untrained", or "" when there is none.
+    """
+
+    name: str
+    kind: str
+    model: "Llm3dModel | None" = None
+    checkpoint: str = ""
+    hint: str = ""  # how to give the missing checkpoint
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def runnable(self) -> bool:
+        return self.kind == "retrieval" or self.model is not None
+
+
+@dataclass
+class _Scores:
+    """Everything one system produced over all episodes."""
+
+    qa: list[dict] = field(default_factory=list)
+    grounding: list[dict] = field(default_factory=list)
+    plans: list[dict] = field(default_factory=list)
+    navigation: list[dict] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    mapper_fps: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- systems
+def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | None, model_config: "Llm3dConfig",
+                 device: str | None = None) -> list[System]:
+    """The four rows. The objects row runs untrained when `ckpt` is None (labelled so); the points
+    and 2D rows load only from a given checkpoint. Raises CheckpointError / LlmLoadError / ValueError."""
+    from llm3d_core.reasoner import load_model
+
+    overrides = {"device": device} if device else None
+    dev = device or model_config.device
+
+    def load(path: Path, want_encoder: str | None, flag: str) -> "Llm3dModel":
+        model = load_model(path, model_config, dev, overrides=overrides)
+        if want_encoder and model.config.scene_encoder != want_encoder:
+            raise ValueError(f"{flag} {path}: the checkpoint's scene encoder is {model.config.scene_encoder!r}, "
+                             f"this row needs {want_encoder!r}")
+        return model
+
+    if ckpt is not None:
+        objects = System("3D-LLM, objects encoder", "llm3d", load(ckpt, "objects", "--ckpt"), str(ckpt))
+    else:
+        cfg = dataclasses.replace(model_config, scene_encoder="objects")
+        objects = System("3D-LLM, objects encoder", "llm3d", load_model(None, cfg, dev, overrides=overrides),
+                         "untrained")
+    points = System("3D-LLM, points encoder (Q-Former)", "llm3d", hint="--ckpt-points DIR")
+    if ckpt_points is not None:
+        points.model, points.checkpoint = load(ckpt_points, "points", "--ckpt-points"), str(ckpt_points)
+    frames = System("2D baseline (per-frame features, same LLM)", "frames2d", hint="--ckpt-2d DIR")
+    if ckpt_2d is not None:
+        frames.model, frames.checkpoint = load(ckpt_2d, None, "--ckpt-2d"), str(ckpt_2d)
+    retrieval = System("open-vocabulary retrieval (no LLM)", "retrieval", checkpoint="-")
+    return [objects, points, retrieval, frames]
+
+
+# ---------------------------------------------------------------------- the run
+def navigation_starts(path_xy: np.ndarray, end_pose: tuple[float, float, float], targets: list[np.ndarray],
+                      success_distance: float, rng: np.random.Generator) -> list[tuple[float, float, float]]:
+    """One start pose per navigation target: the first where exploration ended, the others drawn from
+    the explored path (inside the mapped area), preferring starts not already within success distance
+    (habitat-lab's episode generators reject episodes that start solved)."""
+    from llm3d_core.mapping.goals import box_footprint_distance
+
+    starts = []
+    for k, box in enumerate(targets):
+        if k == 0 or len(path_xy) == 0:
+            starts.append(end_pose)
+            continue
+        far = path_xy[box_footprint_distance(path_xy, box) > success_distance]
+        pool = far if len(far) else path_xy
+        x, y = pool[rng.integers(len(pool))]
+        starts.append((float(x), float(y), float(rng.uniform(-math.pi, math.pi))))
+    return starts
+
+
+def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str | None = None,
+                       progress: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Runs every runnable system on every episode; returns the JSON-ready result (see `embodied_rows`)."""
+    from sim.bench.baselines import RetrievalBaseline, frame_reasoner, map_reasoner
+    from sim.datagen.maps import map_sim_config
+    from sim.demo import explore_and_map, pick_requests
+    from sim.frames2d import FrameTokens
+    from sim.scenes import seeds
+    from sim.simulator import Simulator
+
+    dcfg = cfg.demo_config()
+    scores = {s.name: _Scores() for s in systems}
+    episodes: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for seed in seeds("test", cfg.episodes, cfg.scene_start):
+        sim = Simulator(map_sim_config(width=cfg.width, height=cfg.height, max_steps=cfg.max_steps))
+        try:
+            tokens = FrameTokens(grid=cfg.frame_grid)
+            mapped = explore_and_map(sim, seed, dcfg, device, progress,
+                                     on_fused=lambda frame, fmap: tokens.add(frame.rgb, fmap))
+            scene, mapper = mapped.scene, mapped.mapper
+            tokens.text_dim = mapper.text_dim
+            seen = {o.instance_id for o in mapper.objects} if cfg.seen_only else None
+            picked = pick_requests(scene, sim.grid, dcfg, seen)
+            boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
+            agent = sim.agent
+            starts = navigation_starts(mapped.explore_path_xy, (agent.x, agent.y, agent.yaw), boxes,
+                                       cfg.success_distance, np.random.default_rng([cfg.seed, seed]))
+            episodes.append({"scene": scene.scene_id, "seed": seed, "frames": mapped.frames, "fused": mapped.fused,
+                             "coverage": round(mapped.coverage, 3), "objects": mapped.objects,
+                             "map_seconds": round(mapped.map_seconds, 2), "mapper_fps": round(mapped.fps, 3),
+                             "requests": {k: len(v) for k, v in picked.items() if k != "caption"},
+                             "starts": [list(s) for s in starts]})
+            runnable = [s for s in systems if s.runnable]
+            total = sum(len(picked["ground"]) + len(picked["navigate"])
+                        + (0 if s.kind == "retrieval" else len(picked["qa"]) + len(picked["plan"])) for s in runnable)
+            bar = progress(total, f"requests {scene.scene_id}") if progress else None
+            for system in runnable:
+                if system.kind == "retrieval":
+                    runner: Any = RetrievalBaseline(mapper)
+                elif system.kind == "frames2d":
+                    runner = frame_reasoner(system.model, mapper, tokens, scene.scene_id)
+                else:
+                    runner = map_reasoner(system.model, mapper, scene.scene_id)
+                if system.kind != "frames2d":
+                    scores[system.name].mapper_fps.append(mapped.fps)
+                _run_requests(system, runner, picked, starts, sim, scene, dcfg, scores[system.name], bar)
+            if bar is not None:
+                bar.close()
+        finally:
+            sim.close()
+    result = {"benchmark": "embodied", "config": dataclasses.asdict(cfg), "episodes": episodes,
+              "seconds": round(time.perf_counter() - t_start, 1),
+              "systems": [_system_result(s, scores[s.name]) for s in systems]}
+    result["header"], result["rows"] = EMBODIED_HEADER, embodied_rows(result)
+    return result
+
+
+def _run_requests(system: System, runner: Any, picked: dict[str, list[dict]], starts: list[tuple[float, float, float]],
+                  sim: Any, scene: Any, dcfg: "DemoConfig", out: _Scores, bar: Any) -> None:
+    """One system on one episode's requests; every navigation starts from its episode start pose."""
+    from sim.demo import ask_record, ground_record, navigate, plan_record
+
+    for task, fn, sink in (("qa", ask_record, out.qa), ("ground", ground_record, out.grounding),
+                           ("plan", plan_record, out.plans)):
+        if task != "ground" and system.kind == "retrieval":
+            continue  # no language model: it cannot answer or plan
+        for rec in picked[task]:
+            sink.append({"scene": scene.scene_id, **fn(runner, rec, out.seconds, out.errors)})
+            if bar is not None:
+                bar.update(1)
+    for rec, start in zip(picked["navigate"], starts):
+        sim.agent.reset(*start)
+        nav = navigate(sim, runner, rec, scene, dcfg)
+        out.navigation.append({
+            "scene": scene.scene_id, "instruction": nav.instruction, "target_label": nav.target_label,
+            "truth_label": nav.truth_label, "state": nav.state, "message": nav.message, "success": bool(nav.success),
+            "spl": nav.spl, "distance_to_goal": nav.distance_to_target, "driven_m": nav.driven_m,
+            "shortest_m": nav.shortest_m if math.isfinite(nav.shortest_m) else None,
+            "start": list(start), "goal": nav.goal})
+        if bar is not None:
+            bar.update(1)
+
+
+def _instance_box(scene: Any, rec: dict) -> np.ndarray:
+    inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])
+    return np.concatenate([inst.box_min, inst.box_max])
+
+
+# ---------------------------------------------------------------------- metrics and the table
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _system_result(system: System, s: _Scores) -> dict[str, Any]:
+    """Aggregates one system's records; None marks a metric the system cannot produce."""
+    from llm3d_core.model.evaluate import caption_metrics
+
+    base = {"name": system.name, "kind": system.kind, "checkpoint": system.checkpoint or NO_CHECKPOINT}
+    if not system.runnable:
+        return {**base, "status": NO_CHECKPOINT, "hint": system.hint, "metrics": {}}
+    cider = None
+    if s.qa:
+        refs = {str(i): list(q["truth"]) for i, q in enumerate(s.qa)}
+        preds = {str(i): q["answer"] for i, q in enumerate(s.qa)}
+        cider = caption_metrics(refs, preds, meteor=False)["cider"]
+    ious = [g["iou"] for g in s.grounding]
+    nav = s.navigation
+    lat = s.seconds
+    metrics = {
+        "success": _mean([float(n["success"]) for n in nav]),
+        "spl": _mean([n["spl"] for n in nav]),
+        "distance_to_goal_m": _mean([n["distance_to_goal"] for n in nav]),
+        "qa_em@1": _mean([float(q["correct"]) for q in s.qa]),
+        "qa_cider": cider,
+        "ground_acc@0.25": _mean([float(i >= 0.25) for i in ious]),
+        "ground_acc@0.5": _mean([float(i >= 0.5) for i in ious]),
+        "plan_step_acc": _mean([p["step_accuracy"] for p in s.plans]),
+        "mapper_fps": _mean(s.mapper_fps),
+        "latency_p50_s": float(np.percentile(lat, 50)) if lat else None,
+        "latency_p95_s": float(np.percentile(lat, 95)) if lat else None,
+    }
+    counts = {"qa": len(s.qa), "ground": len(s.grounding), "plan": len(s.plans), "navigate": len(nav),
+              "timed_requests": len(lat), "errors": len(s.errors)}
+    return {**base, "status": "ok", "metrics": metrics, "counts": counts, "qa": s.qa, "grounding": s.grounding,
+            "plans": s.plans, "navigation": nav, "errors": s.errors}
+
+
+# (column title, metrics key, decimals)
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("Success", "success", 2), ("SPL", "spl", 2), ("DistToGoal m", "distance_to_goal_m", 2),
+    ("QA EM@1", "qa_em@1", 2), ("QA CIDEr", "qa_cider", 2), ("Acc@0.25", "ground_acc@0.25", 2),
+    ("Acc@0.5", "ground_acc@0.5", 2), ("plan step acc", "plan_step_acc", 2), ("mapper fps", "mapper_fps", 2),
+    ("p50 s", "latency_p50_s", 3), ("p95 s", "latency_p95_s", 3))
+EMBODIED_HEADER = ["system", *(c[0] for c in COLUMNS), "checkpoint"]
+
+
+def embodied_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per system: numbers, 'n/a' where the system cannot do the task, '–' without a checkpoint."""
+    rows = []
+    for s in result["systems"]:
+        if s["status"] == NO_CHECKPOINT:
+            rows.append([s["name"], *("–" for _ in COLUMNS), f"{NO_CHECKPOINT} ({s['hint']})"])
+            continue
+        cells = [s["name"]]
+        for _, key, digits in COLUMNS:
+            v = s["metrics"].get(key)
+            cells.append("n/a" if v is None else f"{v:.{digits}f}")
+        cells.append(s["checkpoint"])
+        rows.append(cells)
+    return rows
+
+
+def write_chart(path: Path, result: dict[str, Any]) -> Path:
+    """A grouped bar chart of the [0, 1] metrics per system that ran (n/a bars left out)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("Success", "success"), ("SPL", "spl"), ("QA EM@1", "qa_em@1"), ("Acc@0.25", "ground_acc@0.25"),
+            ("Acc@0.5", "ground_acc@0.5"), ("plan step acc", "plan_step_acc")]
+    ran = [s for s in result["systems"] if s["status"] == "ok"]
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    width = 0.8 / max(len(ran), 1)
+    x = np.arange(len(keys))
+    for i, s in enumerate(ran):
+        vals = [s["metrics"].get(k) for _, k in keys]
+        xs = [x[j] + i * width for j, v in enumerate(vals) if v is not None]
+        ax.bar(xs, [v for v in vals if v is not None], width, label=s["name"])
+    ax.set_xticks(x + width * (len(ran) - 1) / 2, [k for k, _ in keys])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    eps = result["episodes"]
+    ax.set_title(f"llm3d bench embodied: {len(eps)} held-out test episode(s)")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

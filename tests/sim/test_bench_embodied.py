@@ -1,0 +1,149 @@
+"""`llm3d bench embodied`: the 2D input path, the table's n/a and no-checkpoint cells, and a --quick run
+whose table and JSON are checked for structure and ranges (speed is not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sim.bench.embodied import EMBODIED_HEADER, NO_CHECKPOINT, EmbodiedConfig, System, embodied_rows, navigation_starts
+from sim.frames2d import FrameTokens
+
+
+def test_frame_tokens_carry_features_but_no_positions():
+    tokens = FrameTokens(grid=2, text_dim=4)
+    for k in range(5):
+        fmap = torch.full((10, 6, 8), float(k))  # (C, h, w): one constant feature per frame
+        tokens.add(np.full((24, 32, 3), 40 * k, np.uint8), fmap)
+    bounds = np.array([[0.0, 0.0, 0.0], [4.0, 2.0, 3.0]])
+    scene = tokens.scene_input(bounds, num_points=32, max_tokens=12)
+    assert scene.object_features.shape == (12, 10)  # 3 frames of 2x2 tokens fit in 12 slots
+    assert set(scene.object_features[:, 0].tolist()) == {0.0, 2.0, 4.0}  # first, middle, last frame
+    centre = torch.tensor([2.0, 1.0, 1.5])
+    assert torch.allclose(scene.points, centre.expand(32, 3))  # no 3D position reaches the encoder
+    assert torch.allclose(scene.object_boxes, torch.cat([centre, centre]).expand(12, 6))
+    assert torch.allclose(scene.bounds, torch.tensor(bounds, dtype=torch.float32))
+    assert scene.object_labels == [""] * 12 and scene.feature_dim == 10
+    with pytest.raises(ValueError, match="max_tokens"):
+        tokens.scene_input(bounds, 32, max_tokens=3)
+    with pytest.raises(ValueError, match="no frames"):
+        FrameTokens().scene_input(bounds, 32, 64)
+
+
+def test_config_validation_and_quick():
+    with pytest.raises(ValueError, match="episodes"):
+        EmbodiedConfig(episodes=0)
+    with pytest.raises(ValueError, match="success_distance"):
+        EmbodiedConfig(success_distance=float("nan"))
+    quick = EmbodiedConfig.quick()
+    assert (quick.episodes, quick.width, quick.height, quick.questions) == (1, 160, 120, 2)
+
+
+def test_navigation_starts_avoid_solved_starts():
+    path = np.array([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0], [4.0, 0.0]])
+    box = np.array([0.0, -0.2, 0.0, 0.4, 0.2, 1.0])
+    starts = navigation_starts(path, (4.0, 0.0, 0.3), [box, box, box], 1.0, np.random.default_rng(0))
+    assert starts[0] == (4.0, 0.0, 0.3)  # where exploration ended
+    assert all(s[0] >= 3.0 for s in starts[1:])  # never within 1 m of the target's footprint
+
+
+def test_rows_say_no_checkpoint_and_na():
+    metrics = {"success": 1.0, "spl": 0.5, "distance_to_goal_m": 0.4, "qa_em@1": None, "qa_cider": None,
+               "ground_acc@0.25": 1.0, "ground_acc@0.5": 0.0, "plan_step_acc": None, "mapper_fps": 3.0,
+               "latency_p50_s": 0.01, "latency_p95_s": 0.02}
+    result = {"systems": [
+        {"name": "retrieval", "status": "ok", "checkpoint": "-", "metrics": metrics},
+        {"name": "points", "status": NO_CHECKPOINT, "hint": "--ckpt-points DIR", "metrics": {}}]}
+    rows = embodied_rows(result)
+    assert all(len(r) == len(EMBODIED_HEADER) for r in rows)
+    assert rows[0][4] == "n/a" and rows[0][1] == "1.00"
+    assert rows[1][-1].startswith(NO_CHECKPOINT)
+    assert not System("x", "frames2d").runnable and System("y", "retrieval").runnable
+    with pytest.raises(ValueError, match="kind"):
+        System("z", "lidar")
+
+
+@pytest.fixture(scope="module")
+def untrained_points_checkpoint(tmp_path_factory):
+    """An untrained points-encoder checkpoint on the real SmolLM2 (the rows' plumbing, not their scores)."""
+    import dataclasses
+
+    from llm3d_core.model.train import load_train_config
+    from llm3d_core.reasoner import load_model
+
+    cfg = dataclasses.replace(load_train_config(None, {}).model, scene_encoder="points")
+    folder = tmp_path_factory.mktemp("ckpt") / "points"
+    load_model(None, cfg, "cpu").save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_bench_embodied_quick(tmp_path, capsys):
+    """Plain --quick: the objects row runs (shipped or untrained), points and 2D say "no checkpoint"."""
+    from llm3d_cli.main import main
+
+    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| " + " | ".join(EMBODIED_HEADER) + " |" in printed
+    result = json.loads((tmp_path / "embodied.json").read_text())
+    assert (tmp_path / "embodied.png").stat().st_size > 5_000
+    assert len(result["episodes"]) == 1 and result["episodes"][0]["scene"]
+    assert result["episodes"][0]["fused"] > 0 and result["episodes"][0]["objects"] > 0
+    kinds = _by_kind(result)
+    assert len(result["systems"]) == 4 and len(result["rows"]) == 4
+    objects, points = kinds["llm3d"]
+    assert objects["status"] == "ok" and points["status"] == NO_CHECKPOINT
+    assert kinds["frames2d"][0]["status"] == NO_CHECKPOINT
+    retrieval = kinds["retrieval"][0]
+    assert retrieval["metrics"]["qa_em@1"] is None and retrieval["metrics"]["plan_step_acc"] is None
+    assert objects["counts"]["qa"] == 2 and objects["counts"]["navigate"] == 1
+    for system in (objects, retrieval):
+        _check_ranges(system)
+    rows = {r[0]: r for r in result["rows"]}
+    assert rows[retrieval["name"]][EMBODIED_HEADER.index("QA EM@1")] == "n/a"
+    assert rows[kinds["frames2d"][0]["name"]][-1].startswith(NO_CHECKPOINT)
+
+
+@pytest.mark.slow
+def test_bench_embodied_points_and_2d_rows(tmp_path, untrained_points_checkpoint):
+    """With --ckpt-points and --ckpt-2d every row runs; the 2D row has no mapper (n/a) but answers."""
+    from llm3d_cli.main import main
+
+    ckpt = str(untrained_points_checkpoint)
+    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--ckpt-points", ckpt, "--ckpt-2d", ckpt,
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "embodied.json").read_text())
+    assert all(s["status"] == "ok" for s in result["systems"])
+    kinds = _by_kind(result)
+    frames = kinds["frames2d"][0]
+    assert frames["metrics"]["mapper_fps"] is None and frames["checkpoint"] == ckpt
+    assert all(g["object_id"] == -1 for g in frames["grounding"])  # the raw box: it sees no map objects
+    for system in result["systems"]:
+        _check_ranges(system)
+    with pytest.raises(SystemExit):  # a bad count is a usage error
+        main(["bench", "embodied", "--quick", "--episodes", "0"])
+    # --ckpt is the objects row: a points checkpoint there is an error naming the mismatch
+    assert main(["bench", "embodied", "--quick", "--ckpt", ckpt, "--out", str(tmp_path)]) == 2
+
+
+def _by_kind(result: dict) -> dict[str, list[dict]]:
+    kinds: dict[str, list[dict]] = {}
+    for s in result["systems"]:
+        kinds.setdefault(s["kind"], []).append(s)
+    return kinds
+
+
+def _check_ranges(system: dict) -> None:
+    m = system["metrics"]
+    for key in ("success", "spl", "ground_acc@0.25", "ground_acc@0.5", "qa_em@1", "plan_step_acc"):
+        assert m[key] is None or 0.0 <= m[key] <= 1.0, (system["name"], key, m[key])
+    assert m["ground_acc@0.5"] <= m["ground_acc@0.25"] and m["spl"] <= m["success"]
+    assert m["distance_to_goal_m"] >= 0
+    assert m["mapper_fps"] is None or m["mapper_fps"] > 0
+    assert 0 < m["latency_p50_s"] <= m["latency_p95_s"]
+    assert m["qa_cider"] is None or 0.0 <= m["qa_cider"] <= 10.0  # CIDEr-D is bounded by 10
+    if system["kind"] != "retrieval":
+        assert m["qa_em@1"] is not None and m["qa_cider"] is not None
