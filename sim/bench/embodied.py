@@ -374,7 +374,8 @@ def write_chart(path: Path, result: dict[str, Any]) -> Path:
     for i, s in enumerate(ran):
         vals = [s["metrics"].get(k) for _, k in keys]
         xs = [x[j] + i * width for j, v in enumerate(vals) if v is not None]
-        ax.bar(xs, [v for v in vals if v is not None], width, label=s["name"])
+        label = s["name"] + (" (untrained)" if s["checkpoint"] == "untrained" else "")
+        ax.bar(xs, [v for v in vals if v is not None], width, label=label)
     ax.set_xticks(x + width * (len(ran) - 1) / 2, [k for k, _ in keys])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
