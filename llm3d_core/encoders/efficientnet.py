@@ -32,6 +32,7 @@ from llm3d_core.encoders.text import get_text_encoder
 
 HEAD_DIM = 1280  # channels after EfficientNet-Lite's conv head + BN + ReLU6
 STRIDE = 32  # each output cell summarises a 32x32 pixel block of the (resized) input
+CROP_BATCH = 16  # crops per forward pass in embed_crops (bounds peak memory)
 PROJECTION_SEED = 0
 # The TF EfficientNet-Lite builder feeds (x - 127) / 128 ("inception-style MEAN and STDDEV for
 # better post-quantization", tensorflow/tpu models/official/efficientnet/lite/
@@ -110,15 +111,19 @@ class EfficientNetLite0Encoder(ImageEncoder):
             raise RuntimeError("embed_crops needs text_aligned: true")
         if not crops:
             return torch.zeros(0, self.text_dim)
+        outs = []
         with torch.inference_mode():
-            batch = []
-            for crop in crops:
-                x = torch.from_numpy(np.array(check_rgb(crop), dtype=np.uint8, order="C")).permute(2, 0, 1)[None].float()
-                batch.append(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
-            x = (torch.cat(batch).to(self.device) - INPUT_MEAN) / INPUT_STD  # (N, 3, size, size)
-            pooled = self.model.extract_features(x).mean(dim=(2, 3))  # (N, 1280)
-            out = self._conse(pooled)  # (N, 384)
-        return out.clone()
+            # In chunks: a map's final object update classifies hundreds of crops, and the network's
+            # activations for all of them at once took GBs (a 4 GB peak on a 250-frame real sequence).
+            for start in range(0, len(crops), CROP_BATCH):
+                batch = []
+                for crop in crops[start:start + CROP_BATCH]:
+                    x = torch.from_numpy(np.array(check_rgb(crop), dtype=np.uint8, order="C")).permute(2, 0, 1)[None].float()
+                    batch.append(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+                x = (torch.cat(batch).to(self.device) - INPUT_MEAN) / INPUT_STD  # (n, 3, size, size)
+                pooled = self.model.extract_features(x).mean(dim=(2, 3))  # (n, 1280)
+                outs.append(self._conse(pooled))  # (n, 384)
+        return torch.cat(outs).clone()  # (N, 384)
 
     def top_classes(self, rgb: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
         """The image-level top-k ImageNet classes (mean of the per-location probabilities), for inspection."""

@@ -24,6 +24,7 @@ def test_bench_render_and_mapper(python_exe, tmp_path, seven_scenes):
     methods = {(r["source"], r["voxel_m"], r["method"].split(" (")[0]) for r in result["rows"]}
     assert len(methods) == 2 * 3  # real + sim at 5 cm: TSDF / fusion / full
     assert all(r["frames"] == 6 and r["fps"] > 0 and r["voxels"] > 0 for r in result["rows"])
+    assert 0.1 < result["streamed_map_peak_gb"] < 20 and "streaming the real sequence" in out.stdout
 
 
 @pytest.mark.slow
