@@ -17,24 +17,27 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner"],
+    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "ros"],
                    help="which benchmark (default embodied: held-out episodes, 3D-LLM vs. baselines, one table)")
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
     p.add_argument("--limit", type=int, default=0, help="mapper: use only the first N frames of each source (0: all)")
     p.add_argument("--voxel", type=float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
     p.add_argument("--no-sim", action="store_true", help="mapper: real frames only")
-    p.add_argument("--config", type=Path, default=None, help="YAML parameter file")
+    p.add_argument("--config", type=Path, default=None, help="YAML parameter file (ros: default launch/llm3d.yaml)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
     p.add_argument("--seed", type=int, default=11000, help="render and mapper: scene seed (default: first test scene)")
     p.add_argument("--ckpt", type=Path, default=None,
-                   help="reasoner, embodied: objects-encoder checkpoint (default: the shipped one; "
-                   "embodied runs it untrained without one)")
+                   help="reasoner, embodied, ros: objects-encoder checkpoint (default: the shipped one; "
+                   "embodied runs it untrained without one; ros then does not time `ask`)")
     p.add_argument("--ckpt-points", type=Path, default=None, help="embodied: points-encoder (Q-Former) checkpoint")
     p.add_argument("--ckpt-2d", type=Path, default=None,
                    help="embodied: checkpoint trained on per-frame 2D features (the 2D baseline)")
     p.add_argument("--quick", action="store_true",
-                   help="embodied: CI-sized smoke run (1 scene, 60 steps, 160x120, 2 questions)")
+                   help="embodied: CI-sized smoke run (1 scene, 60 steps, 160x120, 2 questions); "
+                   "ros: 3 s of 320x240 frames, fewer calls")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="ros: seconds of 30 Hz camera per image size (default 10; --quick 3)")
     p.add_argument("--episodes", type=int, default=None, help="embodied: held-out test scenes (default 3; --quick 1)")
     p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene)")
     p.add_argument("--questions", type=int, default=None,
@@ -46,6 +49,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    if args.what == "ros":  # before torch: this process only publishes and times; the nodes load torch
+        return _ros(args)
     import torch
 
     from sim.bench.table import markdown_table
@@ -135,4 +140,41 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
           f"{args.out.resolve()}/embodied.json, embodied.png")
     (args.out / "embodied.json").write_text(json.dumps(result, indent=1, default=str))
     write_chart(args.out / "embodied.png", result)
+    return 0
+
+
+def _ros(args: argparse.Namespace) -> int:
+    """`llm3d bench ros` (llm3d_ros.bench): camera-to-map latency and drops under 30 Hz, service round trips."""
+    import os
+    import sys
+
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.config import DEFAULT_CONFIG
+    from llm3d_ros.bench import ROS_HEADER, RosBenchConfig, RosBenchError, ros_rows, run_ros_bench
+    from sim.bench.mapper import TARGETS
+    from sim.bench.table import markdown_table
+
+    params = (args.config or DEFAULT_CONFIG).expanduser().resolve()
+    if not params.is_file():
+        print(f"llm3d bench ros: parameter file not found: {params}", file=sys.stderr)
+        return 2
+    overrides: dict = {"checkpoint": args.ckpt or shipped_checkpoint(), "device": args.device or ""}
+    if args.seconds is not None:
+        overrides["seconds"] = args.seconds
+    try:
+        cfg = (RosBenchConfig.quick(args.frames, params, **overrides) if args.quick
+               else RosBenchConfig(frames_dir=args.frames, params_file=params, **overrides))
+        result = run_ros_bench(cfg, log=lambda line: print(f"llm3d bench ros: {line}", file=sys.stderr, flush=True))
+    except (RosBenchError, ValueError, FileNotFoundError) as err:
+        print(f"llm3d bench ros: {err}", file=sys.stderr)
+        return 1
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    result["machine"] = machine
+    print(f"\nros benchmark: llm3d_mapper (own process) with {params}, {cfg.rate_hz:g} Hz camera, {cfg.seconds:g} s per size, "
+          f"ROS_DOMAIN_ID {result['ros_domain_id']}, {machine}; mapper up after {result['mapper_start_s']} s\n")
+    print(markdown_table(ROS_HEADER, ros_rows(result, TARGETS["real_peak_gb"])))
+    print("\nlatency = node clock when the frame's fusion returned - the image stamp (its publish time); sampled "
+          f"from the mapper's status. JSON in {args.out.resolve()}/ros.json")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ros.json").write_text(json.dumps(result, indent=1, default=str))
     return 0

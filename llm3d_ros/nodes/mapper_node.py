@@ -32,7 +32,9 @@ Status (`~/status`, JSON, every `status_period_s`):
      "map": {"voxels": n, "objects": n, "frames": n},
      "timing": {"last_fuse_s": x, "mean_fuse_s": x, "last_latency_s": x},
      "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x}}
-("unsaved": the map changed since the last save; an autosave follows within autosave_period_s.)
+("unsaved": the map changed since the last save; an autosave follows within autosave_period_s.
+"last_latency_s": camera-to-map latency of the last fused frame, the node's clock when its fusion
+returned minus its image stamp; `llm3d bench ros` samples it.)
 Every bad input is counted in "errors" and logged as a warning at most every `warn_period_s`
 per kind; the node keeps running.
 """

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from llm3d_cli.main import main as llm3d_main
-from llm3d_ros.conversions import matrix_to_transform_stamped, numpy_to_image, pointcloud2_to_xyzrgb
+from llm3d_ros.camera_feed import CAMERA_FRAME, CameraFeed, frame_messages
+from llm3d_ros.conversions import numpy_to_image, pointcloud2_to_xyzrgb
 
 pytestmark = pytest.mark.ros
 
-CAMERA_FRAME = "camera_color_optical_frame"
 SMALL_MAPPER = """\
 llm3d_mapper:
   ros__parameters:
@@ -119,10 +119,9 @@ class Harness:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from sensor_msgs.msg import PointCloud2
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
-        from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import MarkerArray
 
         self.rclpy = rclpy
@@ -132,10 +131,7 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.color = self.node.create_publisher(Image, "camera/color/image_raw", 10)
-        self.depth = self.node.create_publisher(Image, "camera/depth/image_raw", 10)
-        self.info = self.node.create_publisher(CameraInfo, "camera/color/camera_info", 10)
-        self.tf = self.node.create_publisher(TFMessage, "/tf", 100)
+        self.feed = CameraFeed(self.node)
         self.clouds: list = []
         self.markers: list = []
         self.status: dict = {}
@@ -145,7 +141,7 @@ class Harness:
         self.node.create_subscription(String, "/llm3d_mapper/status", self._on_status, latched)
         self.save = self.node.create_client(Trigger, "/llm3d_mapper/save_map")
         self.reset = self.node.create_client(Trigger, "/llm3d_mapper/reset_map")
-        self._Trigger, self._TFMessage, self._CameraInfo = Trigger, TFMessage, CameraInfo
+        self._Trigger = Trigger
 
     def _on_status(self, msg) -> None:
         self.status = json.loads(msg.data)
@@ -170,21 +166,7 @@ class Harness:
         return self.node.get_clock().now().nanoseconds
 
     def publish_frame(self, frame, stamp_ns: int, with_tf: bool = True, color_msg=None) -> None:
-        from llm3d_ros.conversions import ns_to_stamp
-
-        stamp = ns_to_stamp(stamp_ns)
-        if with_tf:
-            self.tf.publish(self._TFMessage(transforms=[
-                matrix_to_transform_stamped(frame.T_world_camera, "map", CAMERA_FRAME, stamp)]))
-        h, w = frame.depth.shape
-        info = self._CameraInfo(width=w, height=h, k=[float(v) for v in frame.K.ravel()])
-        info.header.frame_id, info.header.stamp = CAMERA_FRAME, stamp
-        self.info.publish(info)
-        if color_msg is None:
-            color_msg = numpy_to_image(frame.rgb, "rgb8", CAMERA_FRAME)
-        color_msg.header.stamp = stamp
-        self.color.publish(color_msg)
-        self.depth.publish(numpy_to_image(frame.depth, "16UC1", CAMERA_FRAME, stamp))
+        self.feed.publish(frame_messages(frame, CAMERA_FRAME, color_msg), stamp_ns, with_tf)
 
     def call(self, client, bringup: Bringup):
         self.spin_until(client.service_is_ready, 60.0, f"service {client.srv_name}", bringup)
@@ -210,8 +192,7 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
     harness = Harness()
     try:
         # Discovery, plus the node's start-up (torch and the encoder), before any frame is sent.
-        harness.spin_until(lambda: harness.color.get_subscription_count() > 0 and harness.tf.get_subscription_count() > 0
-                           and harness.depth.get_subscription_count() > 0 and harness.status, 120.0,
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
                            "the mapper's subscriptions and first status", bringup)
 
         for i in range(0, 40, 2):  # 20 real frames at a camera's 30 Hz: faster than fusion on a CPU
