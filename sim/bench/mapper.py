@@ -167,5 +167,29 @@ def _stream_main() -> None:
     print(json.dumps({"frames": n, "voxels": len(mapper.voxels), "peak_rss_gb": round(peak, 3)}))
 
 
+def mapper_rows(result: dict) -> list[list[object]]:
+    """Markdown rows: source, voxel, method, p50, p95, frames/s, voxels, map MB, verdict vs target."""
+    out = []
+    rows = result["rows"]
+    for r in rows:
+        verdict = ""
+        ref = next(x for x in rows if x["source"] == r["source"] and x["voxel_m"] == r["voxel_m"]
+                   and x["method"].startswith("Open3D"))
+        if r["method"].startswith("llm3d fusion"):
+            ratio = r["p50_ms"] / ref["p50_ms"]
+            ok = r["fps"] >= TARGETS["fusion_fps"] and ratio <= TARGETS["fusion_vs_tsdf"]
+            verdict = f"{ratio:.1f}x TSDF time; target >= 30 fps, <= 2x: {'met' if ok else 'missed'}"
+        elif r["method"].startswith("llm3d full"):
+            verdict = f"target >= 5 fps: {'met' if r['fps'] >= TARGETS['full_fps'] else 'missed'}"
+        out.append([r["source"], f"{r['voxel_m'] * 100:.0f} cm", r["method"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                    f"{r['fps']:.1f}", r["voxels"], f"{r.get('map_mb', float('nan')):.0f}", verdict])
+    for name, fps in PUBLISHED:
+        out.append(["7-Scenes (real)", "2 cm", name, "", "", f"{fps:.1f}", "", "", "published reference"])
+    return out
+
+
+MAPPER_HEADER = ["frames", "voxel", "method", "p50 ms", "p95 ms", "frames/s", "voxels", "map MB", "vs target"]
+
+
 if __name__ == "__main__":
     _stream_main()
