@@ -20,6 +20,10 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", type=Path, default=None,
                    help="map folder saved by `llm3d map` or the mapper node: answer offline in this process "
                         "(default: ask the running stack)")
+    p.add_argument("--frames", type=Path, default=None,
+                   help="ask about one posed RGB-D view of this frame folder (7-Scenes/TUM layout) instead of a map "
+                        "(UniVLG: the same model on a single frame, before any map exists)")
+    p.add_argument("--index", type=int, default=0, help="with --frames: which frame (default 0)")
     p.add_argument("--session", default="", help="running stack: continue this dialog session")
     p.add_argument("--namespace", default="", help="running stack: namespace of the reasoner's services")
     p.add_argument("--server-timeout", type=float, default=10.0, help="running stack: seconds to wait for it")
@@ -34,7 +38,10 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 @command("ask", "ask the 3D-LLM about the scene (running stack, or a saved map with --map)", _add_args)
 def run(args: argparse.Namespace) -> int:
-    if args.map is None:
+    if args.map is not None and args.frames is not None:
+        print("error: give --map (a scene) or --frames (one view), not both", file=sys.stderr)
+        return 2
+    if args.map is None and args.frames is None:
         return _ask_stack(args)
     return _ask_offline(args)
 
@@ -67,23 +74,32 @@ def _ask_offline(args: argparse.Namespace) -> int:
     from llm3d_core.model.modeling_llm3d import CheckpointError, InputTooLongError, Llm3dModel
     from llm3d_core.model.scene import EmptySceneError, load_map_scene
 
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.geometry import FrameError
+
+    ckpt = args.ckpt or shipped_checkpoint()
     try:
-        if args.ckpt:
-            model = Llm3dModel.from_pretrained(args.ckpt, device=args.device,
+        if ckpt:
+            model = Llm3dModel.from_pretrained(ckpt, device=args.device,
                                                overrides={"device": args.device} if args.device else None)
         else:
             from llm3d_core.model.train import load_train_config
 
             cfg = load_train_config(args.config, {}).model
-            print("warning: no --ckpt given; the scene encoder is untrained", file=sys.stderr)
+            print("warning: no --ckpt given and no shipped checkpoint; the scene encoder is untrained", file=sys.stderr)
             model = Llm3dModel.build(cfg, args.device)
         model.eval()
-        scene = load_map_scene(args.map, model.config.num_points, model.config.seed)
-        answer = model.session(scene, str(args.map)).ask(args.question, args.task)
-    except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError) as err:
+        if args.frames is not None:
+            scene, frame_name = _frame_scene(args, model)
+        else:
+            scene, frame_name = load_map_scene(args.map, model.config.num_points, model.config.seed), "map"
+        answer = model.session(scene, str(args.map or args.frames)).ask(args.question, args.task)
+    except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError,
+            FrameError, IndexError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = {"task": answer.task, "answer": answer.text, "seconds": round(answer.seconds, 3), "tokens": answer.tokens}
+    result = {"task": answer.task, "answer": answer.text, "seconds": round(answer.seconds, 3), "tokens": answer.tokens,
+              "frame": frame_name}
     if answer.box is not None:
         result.update(label=answer.label, box_min=answer.box[:3].round(3).tolist(), box_max=answer.box[3:].round(3).tolist())
     if answer.point is not None:
@@ -93,8 +109,27 @@ def _ask_offline(args: argparse.Namespace) -> int:
     else:
         print(answer.text)
         if answer.box is not None:
-            print(f"box (map frame): min {result['box_min']} max {result['box_max']}")
+            print(f"box ({frame_name} frame): min {result['box_min']} max {result['box_max']}")
         if answer.point is not None:
-            print(f"goal (map frame): {result['goal']}")
+            print(f"goal ({frame_name} frame): {result['goal']}")
         print(f"({answer.tokens} tokens, {answer.seconds:.2f} s)", file=sys.stderr)
     return 0
+
+
+def _frame_scene(args: argparse.Namespace, model):
+    """One view lifted to 3D in camera coordinates with the mapper's encoder (UniVLG sec. 3)."""
+    import dataclasses
+
+    from llm3d_cli.map_cmd import load_mapper_config
+    from llm3d_core.data.frames import open_frame_folder
+    from llm3d_core.encoders import build_image_encoder
+    from llm3d_core.model.single_frame import scene_from_mapper_config
+
+    frames = open_frame_folder(args.frames)
+    if not 0 <= args.index < len(frames):
+        raise IndexError(f"--index {args.index} is outside the {len(frames)} frames of {args.frames}")
+    config = load_mapper_config(args.config, args.device)
+    encoder = build_image_encoder(dataclasses.replace(config.encoder, device=str(model.device)))
+    scene = scene_from_mapper_config(frames[args.index], encoder, config, model.config.num_points, "camera",
+                                     model.config.seed)
+    return scene, "camera"

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from llm3d_cli.main import main
 from llm3d_core.data.frames import SevenScenesFrames
@@ -38,3 +39,14 @@ def test_render_bench_runs():
     result = run_render_bench(seed=1, width=64, height=48, frames=3)
     assert [r["backend"] for r in result["rows"]] == ["egl", "raycast"]
     assert all(r["fps"] > 0 for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_ask_about_one_real_frame_before_any_map(seven_scenes, capsys):
+    """UniVLG's single-view path: one posed RGB-D frame lifted to 3D goes through the same model."""
+    assert main(["ask", "the chair", "--task", "ground", "--frames", str(seven_scenes), "--index", "5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frame"] == "camera" and len(result["box_min"]) == 3
+    assert all(lo <= hi for lo, hi in zip(result["box_min"], result["box_max"]))
+    assert main(["ask", "what is here?", "--frames", str(seven_scenes), "--index", "100000"]) == 2
+    assert "outside the" in capsys.readouterr().err
