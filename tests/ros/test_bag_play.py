@@ -26,7 +26,7 @@ def test_play_into_live_mapper_builds_the_map(seven_scenes, tmp_path):
     bringup = Bringup("--params-file", str(params), "--device", "cpu")
     harness = Harness()
     try:
-        harness.spin_until(lambda: harness.status and harness.color.get_subscription_count() > 0, 120.0,
+        harness.spin_until(lambda: harness.status and harness.feed.color.get_subscription_count() > 0, 120.0,
                            "the mapper's subscriptions and first status", bringup)
         result = {}
         # rate 0.2: ~5 s for the 8 frames, slow enough that the CPU mapper fuses each before the next
