@@ -52,9 +52,7 @@ from llm3d_ros.env import apply_ros_environment
 # rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
 apply_ros_environment(localhost=False)
 
-import rclpy  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
@@ -75,6 +73,7 @@ from llm3d_ros.conversions import (  # noqa: E402
 )
 from llm3d_ros.map_access import map_cloud  # noqa: E402
 from llm3d_ros.nodes.mapper_config import MapperNodeConfig  # noqa: E402
+from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.sync import LatestQueue, StampPairer  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
@@ -340,34 +339,7 @@ class MapperNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters."""
-    apply_ros_environment(localhost=False)
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node: MapperNode | None = None
-    executor: MultiThreadedExecutor | None = None
-    rc = 0
-    try:
-        node = MapperNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        node.start()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ConfigError as err:
-        print(f"{NODE_NAME}: invalid parameters: {err}", file=sys.stderr, flush=True)
-        rc = 2
-    finally:
-        # Order matters (an executor still spinning at exit aborts with rc 134): stop our worker,
-        # shut the executor down, destroy the node, then the context.
-        if node is not None:
-            node.stop()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
-
+    return run_node(MapperNode, NODE_NAME, argv, threads=4, fatal=(ConfigError,))
 
 if __name__ == "__main__":
     sys.exit(main())

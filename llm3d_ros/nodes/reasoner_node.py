@@ -62,7 +62,6 @@ from llm3d_interfaces.action import NavigateTo  # noqa: E402
 from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
 from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -79,6 +78,7 @@ from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
     grounded_to_object3d,
     grounding_markers,
 )
+from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
 
@@ -439,34 +439,7 @@ class ReasonerNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters."""
-    apply_ros_environment(localhost=False)
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node: ReasonerNode | None = None
-    executor: MultiThreadedExecutor | None = None
-    rc = 0
-    try:
-        node = ReasonerNode()
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-        executor.add_node(node)
-        node.start()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ConfigError as err:
-        print(f"{NODE_NAME}: invalid parameters: {err}", file=sys.stderr, flush=True)
-        rc = 2
-    finally:
-        # Order matters (an executor still spinning at exit aborts with rc 134): stop our worker,
-        # shut the executor down, destroy the node, then the context.
-        if node is not None:
-            node.stop()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
-
+    return run_node(ReasonerNode, NODE_NAME, argv, threads=EXECUTOR_THREADS, fatal=(ConfigError,))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,10 +47,8 @@ from llm3d_ros.env import apply_ros_environment
 # rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
 apply_ros_environment(localhost=False)
 
-import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -67,6 +65,7 @@ from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
     odometry_msg,
     twist_to_command,
 )
+from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from sim.follow import ACTIVE, GoalError, PathFollower  # noqa: E402
 from sim.simulator import Simulator  # noqa: E402
@@ -320,39 +319,15 @@ def _identity_transform(parent: str, child: str, stamp):
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters or an unloadable scene."""
-    apply_ros_environment(localhost=False)
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node: SimBridgeNode | None = None
-    executor: SingleThreadedExecutor | None = None
-    rc = 0
-    try:
-        node = SimBridgeNode()
-        node.start()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ConfigError, SceneLoadError) as err:
-        print(f"{NODE_NAME}: {err}", file=sys.stderr, flush=True)
-        rc = 2
-    except ValueError as err:
-        # rclpy refuses overrides it cannot type, e.g. an empty list `[]` in the params file.
-        print(f"{NODE_NAME}: invalid parameters: {err} (an empty list `[]` is not a valid ROS parameter value; "
-              "leave the key out for its default)", file=sys.stderr, flush=True)
-        rc = 2
-    finally:
-        # Order matters (an executor still spinning at exit aborts with rc 134): stop the
-        # simulation thread, shut the executor down, destroy the node, then the context.
-        if node is not None:
-            node.stop()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
 
+    def describe(err: BaseException) -> str:
+        if isinstance(err, (ConfigError, SceneLoadError)):
+            return str(err)
+        # rclpy refuses overrides it cannot type, e.g. an empty list `[]` in the params file.
+        return (f"invalid parameters: {err} (an empty list `[]` is not a valid ROS parameter value; "
+                "leave the key out for its default)")
+
+    return run_node(SimBridgeNode, NODE_NAME, argv, fatal=(ConfigError, SceneLoadError, ValueError), describe=describe)
 
 if __name__ == "__main__":
     sys.exit(main())
