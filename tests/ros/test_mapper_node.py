@@ -40,12 +40,12 @@ llm3d_mapper:
 """
 
 
-class Bringup:
-    """`llm3d bringup` as a child process; collects its (prefixed) output lines."""
+class ChildProcess:
+    """A command run as a child process, its (merged) output collected line by line."""
 
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "llm3d_cli.main", "bringup", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env if env is not None else dict(os.environ))
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -58,11 +58,8 @@ class Bringup:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def node_pids(self) -> list[int]:
-        return [int(m) for m in re.findall(r"started \S+ \(pid (\d+)\)", self.output)]
-
     def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGINT like Ctrl-C; kills bringup and its nodes if they do not stop in time."""
+        """SIGINT like Ctrl-C; kills the process if it does not stop in time."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -70,11 +67,26 @@ class Bringup:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(timeout=5.0)
+        return self.proc.returncode
+
+
+class Bringup(ChildProcess):
+    """`llm3d bringup` as a child process; collects its (prefixed) output lines."""
+
+    def __init__(self, *args: str) -> None:
+        super().__init__([sys.executable, "-m", "llm3d_cli.main", "bringup", *args])
+
+    def node_pids(self) -> list[int]:
+        return [int(m) for m in re.findall(r"started \S+ \(pid (\d+)\)", self.output)]
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGINT like Ctrl-C; kills bringup and its nodes if they do not stop in time."""
+        rc = super().stop(timeout_s)
         for pid in self.node_pids():  # never leak a node, whatever happened above
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        self._reader.join(timeout=5.0)
-        return self.proc.returncode
+        return rc
 
 
 def _alive(pid: int) -> bool:

@@ -11,10 +11,7 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from tests.core.test_reasoner import (
     save_tiny_llm,
     train_tiny_checkpoint,
 )
+from tests.ros.test_mapper_node import ChildProcess
 
 pytestmark = pytest.mark.ros
 
@@ -48,33 +46,13 @@ llm3d_reasoner:
 """
 
 
-class NodeProcess:
+class NodeProcess(ChildProcess):
     """One node started like `ros2 run` would, output collected."""
 
     def __init__(self, params: Path) -> None:
-        cmd = [sys.executable, "-m", "llm3d_ros.nodes.reasoner_node", "--ros-args", "-r", "__node:=llm3d_reasoner",
-               "--params-file", str(params)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(ln.rstrip("\n") for ln in self.proc.stdout),
-                                        daemon=True)
-        self._reader.start()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5.0)
-        return self.proc.returncode
+        super().__init__([sys.executable, "-m", "llm3d_ros.nodes.reasoner_node", "--ros-args", "-r",
+                          "__node:=llm3d_reasoner", "--params-file", str(params)],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 class Robot:
