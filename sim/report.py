@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llm3d_core.mapping.render import atomic_target
+
 if TYPE_CHECKING:
     from sim.demo import DemoResult
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 def _save_fig(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    tmp = atomic_target(path)
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)
@@ -76,7 +78,7 @@ def draw_map(path: Path, points: np.ndarray, colors: np.ndarray, result: "DemoRe
 def save_frame(path: Path, rgb: np.ndarray) -> Path:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    tmp = atomic_target(path)
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(tmp)
     os.replace(tmp, path)
     return path
@@ -109,7 +111,7 @@ def write_report(out_dir: str | Path, result: "DemoResult", mapper: Any) -> Path
     if nav is not None:
         data["navigation"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(nav).items()}
         data["navigation"]["shortest_m"] = nav.shortest_m if np.isfinite(nav.shortest_m) else None
-    tmp = out / f".demo.json.{os.getpid()}.tmp"
+    tmp = atomic_target(out / "demo.json")
     tmp.write_text(json.dumps(data, indent=1, default=float))
     os.replace(tmp, out / "demo.json")
 
@@ -152,7 +154,7 @@ answer p50 {summary['answer_p50_s']} s.</p>
     if result.errors:
         parts.append("<h2>Errors</h2><ul>" + "".join(f"<li>{e(x)}</li>" for x in result.errors) + "</ul>")
     parts.append("</body></html>")
-    tmp = out / f".report.html.{os.getpid()}.tmp"
+    tmp = atomic_target(out / "report.html")
     tmp.write_text("\n".join(parts))
     os.replace(tmp, out / "report.html")
     return out / "report.html"
