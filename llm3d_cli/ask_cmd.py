@@ -120,7 +120,7 @@ def _frame_scene(args: argparse.Namespace, model):
     """One view lifted to 3D in camera coordinates with the mapper's encoder (UniVLG sec. 3)."""
     import dataclasses
 
-    from llm3d_cli.map_cmd import load_mapper_config
+    from llm3d_core.mapping.mapper import load_mapper_config
     from llm3d_core.data.frames import open_frame_folder
     from llm3d_core.encoders import build_image_encoder
     from llm3d_core.model.single_frame import scene_from_mapper_config

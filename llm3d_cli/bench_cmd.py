@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
               f"{result['device']}, {machine}; model load {result['model_load_seconds']} s\n")
         print(markdown_table(REASONER_HEADER, reasoner_rows(result)))
     else:
-        from llm3d_cli.map_cmd import load_mapper_config
+        from llm3d_core.mapping.mapper import load_mapper_config
         from sim.bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench
 
         voxels = tuple(args.voxel) if args.voxel else (0.05, 0.02)

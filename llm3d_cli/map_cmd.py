@@ -33,24 +33,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query", action="append", default=[], help="text query to rank objects (repeatable)")
 
 
-def load_mapper_config(path: Path | None, device: str | None):
-    from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
-    from llm3d_core.mapping.mapper import MapperConfig
-
-    params = node_parameters(load_yaml(path or DEFAULT_CONFIG), "llm3d_mapper").get("mapper", {})
-    config = config_from_dict(MapperConfig, params, "llm3d_mapper.mapper")
-    if device:
-        import dataclasses
-
-        config = dataclasses.replace(config, device=device)
-    return config
-
-
 @command("map", "build a map from posed RGB-D frames (a folder or a bag); save it, a PLY and a top-down PNG", _add_args)
 def run(args: argparse.Namespace) -> int:
     from llm3d_core.bags.errors import BagError
     from llm3d_core.mapping.evaluation import depth_agreement, estimate_up_axis
-    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_core.mapping.mapper import FeatureFusionMapper, load_mapper_config
     from llm3d_core.mapping.render import export_ply, topdown_png
     from llm3d_core.progress import progress
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm3d_core.config import config_from_dict, config_to_dict
+from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, load_yaml, node_parameters
 from llm3d_core.device import resolve_device, validate_device_name
 from llm3d_core.encoders import EncoderConfig, build_image_encoder
 from llm3d_core.geometry import RGBDFrame, backproject, pixel_grid, transform_points, validate_frame
@@ -360,6 +360,14 @@ class FeatureFusionMapper:
         if mapper.encoder.out_dim != meta["feature_dim"]:
             raise MapFileError(f"map.json: feature_dim {meta['feature_dim']} does not match the encoder's {mapper.encoder.out_dim}")
         return mapper
+
+
+def load_mapper_config(path: str | Path | None = None, device: str | None = None) -> MapperConfig:
+    """The `llm3d_mapper: ros__parameters: mapper:` section of a YAML file (default launch/llm3d.yaml),
+    as the CLI, data generation and the benchmarks read it; `device` overrides its device."""
+    params = node_parameters(load_yaml(path or DEFAULT_CONFIG), "llm3d_mapper").get("mapper", {})
+    config = config_from_dict(MapperConfig, params, "llm3d_mapper.mapper")
+    return dataclasses.replace(config, device=device) if device else config
 
 
 def _read_meta(path: Path) -> dict:

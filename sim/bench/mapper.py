@@ -146,7 +146,7 @@ def _stream_main() -> None:
     import json
     import tempfile
 
-    from llm3d_cli.map_cmd import load_mapper_config
+    from llm3d_core.mapping.mapper import load_mapper_config
     from llm3d_core.data.frames import open_frame_folder
 
     p = argparse.ArgumentParser()

@@ -62,15 +62,11 @@ def map_sim_config(base: SimConfig | None = None, width: int = 320, height: int 
 
 def map_mapper_config(base: MapperConfig | None = None, device: str | None = None,
                       config_path: str | Path | None = None) -> MapperConfig:
-    """The `llm3d_mapper: mapper:` config of launch/llm3d.yaml (or `config_path`), as `llm3d map` reads it
-    (llm3d_cli.map_cmd.load_mapper_config; read here directly because sim must not import the CLI),
+    """The `llm3d_mapper: mapper:` config of launch/llm3d.yaml (or `config_path`), as `llm3d map` reads it,
     with periodic object updates off: objects are computed once, at the end."""
-    from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
-    from llm3d_core.mapping.mapper import MapperConfig
+    from llm3d_core.mapping.mapper import load_mapper_config
 
-    if base is None:
-        params = node_parameters(load_yaml(config_path or DEFAULT_CONFIG), "llm3d_mapper").get("mapper", {})
-        base = config_from_dict(MapperConfig, params, "llm3d_mapper.mapper")
+    base = base or load_mapper_config(config_path)
     return dataclasses.replace(base, objects_every=0, **({"device": device} if device else {}))
 
 
