@@ -33,21 +33,22 @@ def run_reasoner_bench(checkpoint: Path | None, model_config: "Llm3dConfig", see
     from llm3d_core.model.scene import scene_from_mapper
     from llm3d_core.reasoner import load_model
     from sim.datagen.generator import generate_records
-    from sim.datagen.maps import build_scene_map
+    from sim.datagen.maps import build_scene_map, map_mapper_config
     from sim.scenes import generate_scene
 
     scene = generate_scene(seed)
     with tempfile.TemporaryDirectory(prefix="llm3d-bench-") as tmp:
         t0 = time.perf_counter()
-        if map_dir is None:
-            map_dir = Path(tmp) / "map"
-            build_scene_map(scene, map_dir)
+        if map_dir is None:  # map the scene here and use that mapper directly (no reload from disk)
+            mapper = FeatureFusionMapper(map_mapper_config(device=device))
+            build_scene_map(scene, Path(tmp) / "map", mapper=mapper)
+        else:
+            mapper = FeatureFusionMapper.load(map_dir)
         map_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         model = load_model(checkpoint, model_config, device or model_config.device,
                            overrides={"device": device} if device else None)
         load_s = time.perf_counter() - t0
-        mapper = FeatureFusionMapper.load(map_dir)
         scene_input = scene_from_mapper(mapper, model.config.num_points, model.config.seed)
     records = generate_records(scene)
     qa = [r for r in records if r["task"] == "qa"][:questions]
