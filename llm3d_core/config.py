@@ -9,6 +9,7 @@ unknown keys with the path of the offending key, so a typo never passes silently
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -124,3 +125,15 @@ def load_config(cls: type[T], node_name: str, path: str | Path | None = None, ov
     params = node_parameters(load_yaml(path or DEFAULT_CONFIG), node_name)
     params.update(overrides or {})
     return config_from_dict(cls, params, node_name)
+
+
+def require_positive(name: str, value: float) -> None:
+    """ValueError naming `name` unless `value` is a finite number > 0 (for config __post_init__ checks)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def require_non_negative(name: str, value: float) -> None:
+    """ValueError naming `name` unless `value` is a finite number >= 0."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

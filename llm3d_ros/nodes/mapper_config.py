@@ -5,9 +5,9 @@ No rclpy here: the CLI and tests build and validate it from the YAML file alone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from llm3d_core.config import require_non_negative, require_positive
 from llm3d_core.mapping.mapper import MapperConfig
 
 
@@ -81,20 +81,20 @@ class MapperNodeConfig:
                 raise ValueError(f"{name} must be a non-empty string, got {value!r}")
         if not isinstance(self.camera_frame, str):
             raise ValueError(f"camera_frame must be a string ('' = the image's frame_id), got {self.camera_frame!r}")
-        _positive("depth_scale", self.depth_scale)
-        _non_negative("sync_tolerance_s", self.sync_tolerance_s)
+        require_positive("depth_scale", self.depth_scale)
+        require_non_negative("sync_tolerance_s", self.sync_tolerance_s)
         if not 1 <= self.queue_size <= 30:
             raise ValueError(f"queue_size must be in [1, 30] (bounded on purpose), got {self.queue_size}")
-        _non_negative("tf_timeout_s", self.tf_timeout_s)
-        _positive("tf_cache_s", self.tf_cache_s)
-        _non_negative("cloud_period_s", self.cloud_period_s)
+        require_non_negative("tf_timeout_s", self.tf_timeout_s)
+        require_positive("tf_cache_s", self.tf_cache_s)
+        require_non_negative("cloud_period_s", self.cloud_period_s)
         if self.cloud_max_points < 1:
             raise ValueError(f"cloud_max_points must be >= 1, got {self.cloud_max_points}")
         if self.marker_style not in ("line_list", "cube"):
             raise ValueError(f"marker_style must be 'line_list' or 'cube', got {self.marker_style!r}")
-        _positive("status_period_s", self.status_period_s)
-        _non_negative("autosave_period_s", self.autosave_period_s)
-        _non_negative("warn_period_s", self.warn_period_s)
+        require_positive("status_period_s", self.status_period_s)
+        require_non_negative("autosave_period_s", self.autosave_period_s)
+        require_non_negative("warn_period_s", self.warn_period_s)
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a string ('' = mapper.device), got {self.device!r}")
         if self.device:
@@ -108,12 +108,3 @@ class MapperNodeConfig:
 
         return dataclasses.replace(self.mapper, device=self.device) if self.device else self.mapper
 
-
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

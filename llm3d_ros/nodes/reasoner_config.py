@@ -7,10 +7,10 @@ ReasonerConfig (sessions, grounding, goal selection).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llm3d_core.config import require_non_negative, require_positive
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
 
@@ -96,9 +96,9 @@ class ReasonerNodeConfig:
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("map_poll_period_s", "status_period_s", "default_success_distance", "max_success_distance",
                      "navigate_timeout_s", "feedback_period_s", "request_timeout_s"):
-            _positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         for name in ("map_refresh_period_s", "tf_timeout_s"):
-            _non_negative(name, getattr(self, name))
+            require_non_negative(name, getattr(self, name))
         if self.default_success_distance > self.max_success_distance:
             raise ValueError(f"default_success_distance ({self.default_success_distance}) exceeds "
                              f"max_success_distance ({self.max_success_distance})")
@@ -130,12 +130,3 @@ class ReasonerNodeConfig:
                 overrides[name] = getattr(self.model, name)
         return overrides
 
-
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
