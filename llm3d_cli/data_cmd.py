@@ -28,6 +28,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--overwrite-maps", action="store_true", help="rebuild maps that exist (default: skip them, so "
                    "an interrupted run resumes)")
     q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
+    q.add_argument("--name", default="", help="write <name>.jsonl instead of <split>.jsonl (extra records for the "
+                   "same scenes, e.g. with another --seed, beside the split's own)")
+    q.add_argument("--tasks", default="", help="comma-separated tasks to keep (default: all)")
+    q.add_argument("--ground", type=int, default=None, help="referring expressions per scene (default 16)")
+    q.add_argument("--navigate", type=int, default=None, help="navigation instructions per scene (default 10)")
 
 
 @command("data", "3D-language training and evaluation data from procedural scenes", _add_args)
@@ -37,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from sim.datagen.dataset import DatasetRequest, generate_dataset
     from sim.datagen.generator import DatagenConfig
 
+    counts = {k: getattr(args, k) for k in ("ground", "navigate") if getattr(args, k) is not None}
     try:
         req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
                              frames_every=args.frames_every, width=args.width, height=args.height,
                              overwrite_maps=args.overwrite_maps,
-                             datagen=DatagenConfig(seed=args.seed))
+                             datagen=DatagenConfig(seed=args.seed, **counts), name=args.name,
+                             tasks=[t for t in args.tasks.split(",") if t.strip()])
     except ValueError as err:
         raise SystemExit(f"llm3d data generate: {err}") from None
     mapper_config = None

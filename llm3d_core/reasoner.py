@@ -112,7 +112,7 @@ class MapSnapshot:
     def navigation(self) -> NavigationMap:
         if self._nav is None:  # only navigation needs the grid; building it is not free on big maps
             points, _ = self.mapper.colored_points()
-            self._nav = NavigationMap.from_points(points, self._goals)
+            self._nav = NavigationMap.from_points(points, self._goals, self.mapper.visited_xy())
         return self._nav
 
 

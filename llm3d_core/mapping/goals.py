@@ -83,7 +83,11 @@ def box_footprint_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
 class NavigationMap:
     """The map's free space for goal selection and validation (built once per map version)."""
 
-    def __init__(self, grid: OccupancyGrid, config: GoalConfig) -> None:
+    def __init__(self, grid: OccupancyGrid, config: GoalConfig, visited_xy: np.ndarray | None = None) -> None:
+        """visited_xy (M, 2): where the robot has been (the mapper's trajectory). The floor under the
+        robot's footprint there is free even where the camera never saw it: a camera at robot height
+        looking ahead does not see the floor within a few metres of the robot, which would otherwise
+        leave the driven corridor, and every goal near it, "unknown"."""
         from scipy import ndimage
 
         self.grid = grid
@@ -96,15 +100,33 @@ class NavigationMap:
         if fill > 0 and floor.any():
             floor = ndimage.binary_dilation(floor, structure=_disk(fill))
         self.free = floor & ~blocked  # (rows, cols)
+        if visited_xy is not None and len(visited_xy):
+            rc = grid.world_to_cell(np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2))
+            rc = rc[grid.inside(rc)]
+            path = np.zeros_like(floor)
+            path[rc[:, 0], rc[:, 1]] = True
+            footprint = ndimage.binary_dilation(path, structure=_disk(radius_cells)) if path.any() else path
+            # Around the path the inflated obstacles still win; on the path itself only observed
+            # obstacles do (the robot stood there), which keeps the driven corridor connected.
+            self.free |= (footprint & ~blocked) | (path & ~obstacle)
         lo = grid.origin
         self.lo = np.asarray(lo, dtype=np.float64)
         self.hi = self.lo + np.array(grid.data.shape[::-1], dtype=np.float64) * grid.cell
 
     @classmethod
-    def from_points(cls, points: np.ndarray, config: GoalConfig) -> "NavigationMap":
-        """From (N, 3) map points, z up."""
-        grid = occupancy_from_points(points, config.floor_z, config.robot_height, config.cell, config.clearance)
-        return cls(grid, config)
+    def from_points(cls, points: np.ndarray, config: GoalConfig,
+                    visited_xy: np.ndarray | None = None) -> "NavigationMap":
+        """From (N, 3) map points, z up, and optionally the robot's driven path (M, 2)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if visited_xy is not None and len(visited_xy):
+            # The grid must cover the path too (the floor right under the robot may hold no point).
+            visited_xy = np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2)
+            floor = np.column_stack([visited_xy, np.full(len(visited_xy), np.nan)])
+            extent = np.concatenate([points, floor])
+        else:
+            extent = points
+        grid = occupancy_from_points(extent, config.floor_z, config.robot_height, config.cell, config.clearance)
+        return cls(grid, config, visited_xy)
 
     @property
     def free_cells(self) -> int:

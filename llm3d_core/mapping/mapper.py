@@ -35,6 +35,8 @@ from llm3d_core.version import __version__
 
 log = logging.getLogger(__name__)
 MAP_FORMAT = 1
+TRAJECTORY_STEP = 0.05  # metres between recorded camera positions
+TRAJECTORY_MAX = 20000  # recorded positions before the trajectory is thinned
 
 
 class MapFileError(RuntimeError):
@@ -102,6 +104,9 @@ class FeatureFusionMapper:
         self.keyframes = KeyframeStore(self.config.crops)
         self.semantics = ObjectSemantics(self.config.crops)
         self.frames = 0
+        # Camera positions (x, y, z) of fused frames, one per TRAJECTORY_STEP metres moved: where the
+        # robot has been is floor it can drive on, also where the camera never saw that floor.
+        self.trajectory: list[tuple[float, float, float]] = []
         self._label_embeddings: torch.Tensor | None = None
 
     @property
@@ -147,11 +152,24 @@ class FeatureFusionMapper:
                 self.keyframes.offer(frame.rgb, depth_m, K, T, frame.timestamp)
             t_encode, t_fuse, t_tsdf = t2 - t1, t3 - t2, time.perf_counter() - t3
         self.frames += 1
+        self._record_position(T[:3, 3])
         if c.objects_every and self.frames % c.objects_every == 0:
             self.update_objects(semantic=False)
         return FrameStats(int(len(v)), touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
 
+    def _record_position(self, position: np.ndarray) -> None:
+        p = tuple(float(v) for v in position)
+        if not self.trajectory or np.linalg.norm(np.subtract(p, self.trajectory[-1])) >= TRAJECTORY_STEP:
+            self.trajectory.append(p)
+            if len(self.trajectory) > TRAJECTORY_MAX:  # bounded: keep every other pose of a long run
+                self.trajectory = self.trajectory[::2]
+
+    def visited_xy(self) -> np.ndarray:
+        """(M, 2) top-down camera positions of the fused frames (the robot's driven path)."""
+        return np.asarray(self.trajectory, dtype=np.float64).reshape(-1, 3)[:, :2]
+
     def reset(self) -> None:
+        self.trajectory = []
         self.voxels.reset()
         if self.tsdf is not None:
             self.tsdf.reset()
@@ -294,7 +312,8 @@ class FeatureFusionMapper:
                 del files["tsdf"]
             meta = {"format": MAP_FORMAT, "save_id": save_id, "files": files, "llm3d_version": __version__,
                     "frames": self.frames, "feature_dim": self.encoder.out_dim, "text_dim": self.text_dim,
-                    "config": config_to_dict(self.config), "tracker": self.tracker.state()}
+                    "config": config_to_dict(self.config), "tracker": self.tracker.state(),
+                    "trajectory": [[round(v, 4) for v in p] for p in self.trajectory]}
             manifest_tmp = path / f".map.json.{save_id}.tmp"
             written.append(manifest_tmp)
             manifest_tmp.write_text(json.dumps(meta, indent=1))
@@ -349,6 +368,7 @@ class FeatureFusionMapper:
         mapper.keyframes.load_state(keyframes)
         mapper.semantics.remember(mapper.tracker.objects)
         mapper.frames = int(meta["frames"])
+        mapper.trajectory = [tuple(float(v) for v in p) for p in meta.get("trajectory", [])]  # older maps: none
         return mapper
 
     @classmethod

@@ -60,6 +60,37 @@ class MaskHeadConfig:
 
 
 @dataclass
+class PointerConfig:
+    """The object pointer (model/object_pointer.py): a grounding answer's six location tokens are
+    copied from the map object the LLM points at, instead of generated one by one.
+
+    Only read when `Llm3dConfig.object_pointer` is true (objects scene encoder).
+    """
+
+    d_model: int = 256  # width of the pointer's query/object transformer
+    num_layers: int = 2  # transformer layers over [query; objects] (relations such as "closest to")
+    num_heads: int = 4
+    dropout: float = 0.1  # a few thousand referring records train it: regularise
+    match_iou: float = 0.25  # a training box's pointer target is the proposal overlapping it most, if at least this
+    loss_weight: float = 1.0  # pointer cross-entropy added to the LM loss (joint training)
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "num_layers", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"pointer.{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"pointer.d_model ({self.d_model}) must be divisible by pointer.num_heads "
+                             f"({self.num_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"pointer.dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.match_iou <= 1.0:
+            raise ValueError(f"pointer.match_iou must be in (0, 1], got {self.match_iou}")
+        if self.loss_weight < 0:
+            raise ValueError(f"pointer.loss_weight must be >= 0, got {self.loss_weight}")
+
+
+@dataclass
 class Llm3dConfig:
     # LLM backbone
     llm_path: str = ""  # local HF causal-LM folder; "" = SmolLM2-135M-Instruct converted from its GGUF package
@@ -93,6 +124,9 @@ class Llm3dConfig:
     # Grounding (fields added after the first checkpoints: their defaults reproduce those exactly)
     grounding_head: str = "location_tokens"  # location_tokens (3D-LLM) | mask (adds UniVLG's mask head beside them)
     mask_head: MaskHeadConfig = field(default_factory=MaskHeadConfig)
+    # objects encoder: ground answers copy the box of the object the LLM points at (object_pointer.py)
+    object_pointer: bool = False
+    pointer: PointerConfig = field(default_factory=PointerConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
 
@@ -115,6 +149,8 @@ class Llm3dConfig:
             raise ValueError(f"dropout values must be in [0, 1), got {self.dropout}, {self.lora_dropout}")
         if self.grounding_head not in GROUNDING_HEADS:
             raise ValueError(f"grounding_head must be one of {GROUNDING_HEADS}, got {self.grounding_head!r}")
+        if self.object_pointer and self.scene_encoder != "objects":
+            raise ValueError("object_pointer needs scene_encoder: objects (it points at object tokens)")
         if not self.freeze_llm and self.lora:
             raise ValueError("lora=true needs freeze_llm=true (LoRA trains adapters on a frozen LLM)")
 

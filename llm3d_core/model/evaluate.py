@@ -137,7 +137,7 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
             log.warning("record %s: %s", rec["id"], err)
             continue
         with torch.no_grad():
-            gen = model.generate(session.prefix, session.prefix_mask, sample, task)
+            gen = model.generate(session.prefix, session.prefix_mask, sample, task, objects=session.batch)
         latency[task].append(gen.seconds)
         row: dict[str, Any] = {"id": rec["id"], "task": task, "prediction": gen.text}
         if task in ("qa", "caption", "dialog"):

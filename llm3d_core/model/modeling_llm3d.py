@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens, decode_box, decode_point
 from llm3d_core.model.mask_head import MaskGrounding, MaskGroundingHead, decode_grounding
+from llm3d_core.model.object_pointer import ObjectPointer, box_bins, object_inputs, pointer_targets
 from llm3d_core.model.prompting import end_of_turn_id, render_prompt, task_instruction
 from llm3d_core.model.scene import SceneInput, collate_scenes
 from llm3d_core.model.scene_encoder import build_scene_encoder
@@ -54,6 +55,8 @@ class Sample:
     # Mask-head training (grounding_head "mask"): the referring expression and its target boxes (T, 6).
     ground_question: str = ""
     ground_boxes: torch.Tensor | None = None
+    # Object-pointer training (config.object_pointer): the box (6,) the answer's location tokens point at.
+    pointer_box: torch.Tensor | None = None
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Generation:
     text: str
     token_ids: list[int]
     seconds: float
+    pointed: int = -1  # object slot the location tokens were copied from (object pointer), -1 = generated
+    pointer_prob: float = 0.0  # the pointer's probability of that slot
 
 
 @dataclass
@@ -72,6 +77,8 @@ class Answer:
     point: np.ndarray | None = None  # navigate: (3,) goal in the map frame
     seconds: float = 0.0
     tokens: int = 0
+    object_index: int = -1  # ground with the object pointer: index of the scene object whose box was copied
+    object_prob: float = 0.0  # and the pointer's probability of it
 
 
 class Llm3dModel(nn.Module):
@@ -116,6 +123,8 @@ class Llm3dModel(nn.Module):
         # UniVLG's mask head exists only when enabled, so checkpoints without it load unchanged;
         # it is built after every older part so their initialisation (same seed) is unchanged too.
         self.mask_head = MaskGroundingHead(self.config, hidden) if config.grounding_head == "mask" else None
+        self.pointer = ObjectPointer(self.config, hidden) if config.object_pointer else None
+        self.use_pointer = True  # False: ground answers generate their location tokens (an ablation switch)
         self.to(emb.device)
 
     # ------------------------------------------------------------------ construction and parts
@@ -235,14 +244,28 @@ class Llm3dModel(nn.Module):
         return embeds, mask.long(), lab
 
     # ------------------------------------------------------------------ training
-    def forward(self, scene: dict[str, torch.Tensor], samples: list[Sample]) -> torch.Tensor:
-        """Mean next-token cross-entropy over the answer tokens (the prompt and scene are not scored)."""
+    def hidden_states(self, scene: dict[str, torch.Tensor], samples: list[Sample]
+                      ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The LLM's last hidden states (B, T, H) over [before | scene prefix | after | target], the
+        labels (B, T) and the prefix length P."""
         prefix, prefix_mask = self.encode_scene(scene)  # (B, P, H), (B, P)
         embeds, mask, labels = self.assemble(samples, prefix, prefix_mask)
         hidden = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state  # (B, T, H)
+        return hidden, labels, prefix.shape[1]
+
+    def forward(self, scene: dict[str, torch.Tensor], samples: list[Sample]) -> torch.Tensor:
+        """Mean next-token cross-entropy over the answer tokens (the prompt and scene are not scored),
+        plus the object pointer's and the mask head's losses where those are enabled."""
+        hidden, labels, prefix_len = self.hidden_states(scene, samples)  # (B, T, H), (B, T)
         scored = labels[:, 1:] != IGNORE  # (B, T-1): position t predicts token t+1
         h = hidden[:, :-1][scored]  # (M, H): only answer positions reach the 49k-way head
         loss = F.cross_entropy(self.logits(h).float(), labels[:, 1:][scored])
+        if self.pointer is not None:
+            ptr_loss = self.pointer_loss(hidden, scene, samples, prefix_len)
+            if ptr_loss is not None:
+                loss = loss + self.config.pointer.loss_weight * ptr_loss
+            elif torch.distributed.is_available() and torch.distributed.is_initialized():
+                loss = loss + 0.0 * sum(p.sum() for p in self.pointer.parameters())
         if self.mask_head is None:
             return loss
         rows = [i for i, s in enumerate(samples) if s.ground_boxes is not None]
@@ -255,6 +278,47 @@ class Llm3dModel(nn.Module):
             # DDP needs a gradient for every parameter on every rank, also when a batch has no ground record.
             loss = loss + 0.0 * sum(p.sum() for p in self.mask_head.parameters())
         return loss
+
+    # ------------------------------------------------------------------ object pointer
+    def pointer_inputs(self, hidden: torch.Tensor, scene: dict[str, torch.Tensor], samples: list[Sample],
+                       prefix_len: int) -> tuple[list[int], dict[str, torch.Tensor]]:
+        """What the pointer sees for the samples whose target has location tokens and a pointer box.
+
+        hidden (B, T, H) from hidden_states(). Returns the rows used and a dict of tensors over
+        them: query (R, H) = the state that predicts the first location token; objects (R, P, H)
+        = the states at the object tokens; the objects' own tensors (object_inputs: object_boxes
+        (R, P, 6), object_mask (R, P), bounds (R, 2, 3), …); target (R,) = slot of the pointer box
+        (-1: no proposal matches it).
+        """
+        rows, query_pos = [], []
+        for i, s in enumerate(samples):
+            first = next((j for j, t in enumerate(s.target) if t >= self.vocab), None)
+            if s.pointer_box is None or first is None:
+                continue
+            rows.append(i)
+            query_pos.append(len(s.before) + prefix_len + len(s.after) + first - 1)
+        if not rows:
+            return [], {}
+        idx = torch.tensor(rows, device=hidden.device)
+        starts = torch.tensor([len(samples[i].before) for i in rows], device=hidden.device)  # (R,)
+        gather = starts[:, None] + torch.arange(prefix_len, device=hidden.device)[None]  # (R, P)
+        objects = hidden[idx[:, None], gather]  # (R, P, H)
+        query = hidden[idx, torch.tensor(query_pos, device=hidden.device)]  # (R, H)
+        inputs = object_inputs(scene, prefix_len, rows, hidden.device)
+        target = pointer_targets(inputs["object_boxes"], inputs["object_mask"], [samples[i].pointer_box for i in rows],
+                                 self.config.pointer.match_iou)
+        return rows, {"query": query, "objects": objects, "target": target, **inputs}
+
+    def pointer_loss(self, hidden: torch.Tensor, scene: dict[str, torch.Tensor], samples: list[Sample],
+                     prefix_len: int) -> torch.Tensor | None:
+        """Cross-entropy of the pointer over object slots (None when no sample has a matched target)."""
+        rows, inp = self.pointer_inputs(hidden, scene, samples, prefix_len)
+        if not rows or not bool((inp["target"] >= 0).any()):
+            return None
+        keep = inp["target"] >= 0
+        sub = {k: v[keep] for k, v in inp.items()}
+        logits = self.pointer(sub["query"], sub["objects"], sub)  # (R', P)
+        return F.cross_entropy(logits, sub["target"])
 
     # ------------------------------------------------------------------ mask grounding (UniVLG sec. 3)
     def question_states(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,24 +376,36 @@ class Llm3dModel(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def generate(self, prefix: torch.Tensor, prefix_mask: torch.Tensor, sample: Sample, task: str = "qa",
-                 max_new_tokens: int | None = None) -> Generation:
+                 max_new_tokens: int | None = None, objects: dict[str, torch.Tensor] | None = None) -> Generation:
         """Greedy decoding with a KV cache, for one prompt; `prefix` (1, P, H) comes from encode_scene.
 
         With config.constrain_locations, the location-token grammar is enforced while decoding:
         ground answers end in exactly six location tokens (max bin >= min bin per axis), navigate
         answers are exactly three, and other tasks cannot emit location tokens.
+        With the object pointer and `objects` (the collated scene: object_boxes, object_mask,
+        bounds), a ground answer's six location tokens are the box of the object it points at.
         """
         t0 = time.perf_counter()
         limit = max_new_tokens or self.config.max_new_tokens
         embeds, mask, _ = self.assemble([sample], prefix, prefix_mask)
         out = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        nb, plen = len(sample.before), prefix.shape[1]
+        object_states = out.last_hidden_state[:, nb: nb + plen]  # (1, P, H)
         past, h = out.past_key_values, out.last_hidden_state[:, -1]  # (1, H)
         generated: list[int] = []
+        use_pointer = (task == "ground" and self.pointer is not None and self.use_pointer and objects is not None
+                       and bool(objects["object_mask"][:, :plen].any()))
         for _ in range(limit):
             logits = self.logits(h)[0].float()  # (V + 256,)
             if self.config.constrain_locations:
                 self._constrain(logits, generated, task, limit)
             nxt = int(logits.argmax())
+            if use_pointer and nxt >= self.vocab and not any(i >= self.vocab for i in generated):
+                slot, prob = self._point(h, object_states, objects, plen)
+                bins = box_bins(objects["object_boxes"][0, slot: slot + 1], objects["bounds"][0])[0]  # (6,)
+                generated += [self.vocab + int(b) for b in bins]
+                text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
+                return Generation(text.strip(), generated, time.perf_counter() - t0, slot, prob)
             if nxt == self.eot_tok:
                 break
             generated.append(nxt)
@@ -339,6 +415,14 @@ class Llm3dModel(nn.Module):
             past, h = out.past_key_values, out.last_hidden_state[:, -1]
         text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
         return Generation(text.strip(), generated, time.perf_counter() - t0)
+
+    def _point(self, h: torch.Tensor, object_states: torch.Tensor, objects: dict[str, torch.Tensor],
+               plen: int) -> tuple[int, float]:
+        """(slot, probability) of the object the pointer picks for query state h (1, H)."""
+        logits = self.pointer(h, object_states, object_inputs(objects, plen, device=self.device))[0]  # (P,)
+        probs = logits.softmax(-1)
+        slot = int(probs.argmax())
+        return slot, float(probs[slot])
 
     def _constrain(self, logits: torch.Tensor, generated: list[int], task: str, limit: int) -> None:
         """Masks logits (V + 256,) in place so that the answer follows the task's location grammar."""
@@ -411,7 +495,9 @@ class Llm3dModel(nn.Module):
         model.eval()
         return model
 
-    def load_trainable(self, weights: Path) -> None:
+    def load_trainable(self, weights: Path, missing_ok: tuple[str, ...] = ()) -> None:
+        """Loads the trainable tensors; names starting with a prefix in `missing_ok` may be absent
+        (a part added on top of an older checkpoint, e.g. the object pointer, then starts fresh)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -420,7 +506,7 @@ class Llm3dModel(nn.Module):
         except (FileNotFoundError, SafetensorError, OSError) as err:
             raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
         expected = {n: p for n, p in self.named_parameters() if p.requires_grad}
-        missing = sorted(set(expected) - set(state))
+        missing = sorted(n for n in set(expected) - set(state) if not n.startswith(missing_ok))
         unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
             raise CheckpointError(f"{weights}: tensors do not match the configured model "
@@ -462,8 +548,9 @@ class Llm3dSession:
         self.scene = scene
         self.scene_id = scene_id
         self.bounds = scene.scene_bounds
+        self.batch = model.collate_scenes([scene])
         with torch.no_grad():
-            self.prefix, self.prefix_mask = model.encode_scene(model.collate_scenes([scene]))  # (1, P, H), (1, P)
+            self.prefix, self.prefix_mask = model.encode_scene(self.batch)  # (1, P, H), (1, P)
         self.history: list[tuple[str, str]] = []
 
     def ask(self, question: str, task: str = "qa", remember: bool | None = None,
@@ -475,8 +562,9 @@ class Llm3dSession:
         """
         history = self.history if task == "dialog" else []
         sample = self.model.make_sample(task, question, history)
-        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens)
-        answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids))
+        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch)
+        answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids), object_index=gen.pointed,
+                        object_prob=gen.pointer_prob)
         if task == "ground":
             answer.label, answer.box = decode_box(gen.text, self.bounds)
         elif task == "navigate":

@@ -41,6 +41,18 @@ def position_embedding(xyz: torch.Tensor, bounds: torch.Tensor, dim_per_axis: in
     return emb.flatten(-2)  # (B, N, 3P)
 
 
+def box_embedding(boxes: torch.Tensor, bounds: torch.Tensor, dim_per_axis: int, bins: int = 256) -> torch.Tensor:
+    """Sinusoidal embedding of box centres (over the scene bounds) and sizes (over the scene extent).
+
+    boxes (B, K, 6) min xyz, max xyz; bounds (B, 2, 3) -> (B, K, 6 * dim_per_axis).
+    """
+    centre = (boxes[..., :3] + boxes[..., 3:]) / 2  # (B, K, 3)
+    size_bounds = torch.stack([torch.zeros_like(bounds[:, 0]), bounds[:, 1] - bounds[:, 0]], dim=1)  # (B, 2, 3)
+    return torch.cat([position_embedding(centre, bounds, dim_per_axis, bins),
+                      position_embedding(boxes[..., 3:] - boxes[..., :3], size_bounds, dim_per_axis, bins)],
+                     dim=-1)  # (B, K, 6P)
+
+
 class PerceiverBlock(nn.Module):
     """Queries cross-attend to the points, then self-attend, then an MLP (pre-norm, residual)."""
 
@@ -110,12 +122,7 @@ class ObjectSceneEncoder(nn.Module):
 
     def forward(self, scene: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        boxes, bounds = scene["object_boxes"], scene["bounds"]  # (B, K, 6), (B, 2, 3)
-        centre = (boxes[..., :3] + boxes[..., 3:]) / 2  # (B, K, 3)
-        size_bounds = torch.stack([torch.zeros_like(bounds[:, 0]), bounds[:, 1] - bounds[:, 0]], dim=1)  # (B, 2, 3)
-        box_emb = torch.cat([position_embedding(centre, bounds, c.pos_dim, c.num_bins),
-                             position_embedding(boxes[..., 3:] - boxes[..., :3], size_bounds, c.pos_dim, c.num_bins)],
-                            dim=-1)  # (B, K, 6P)
+        box_emb = box_embedding(scene["object_boxes"], scene["bounds"], c.pos_dim, c.num_bins)  # (B, K, 6P)
         text = scene["object_text"][..., : c.text_dim]  # (B, K, T)
         x = (self.feat(scene["object_features"]) + self.text(text) + self.box(box_emb)
              + self.color(scene["object_colors"]))  # (B, K, d)

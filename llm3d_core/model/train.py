@@ -59,8 +59,24 @@ class TrainConfig:
     shuffle_buffer: int = 2048
     skip_missing_scenes: bool = False  # train on the records whose scene map exists (maps still being generated)
     resume: bool = False
+    # joint: the LM loss (and enabled heads) over all parts | pointer: only the object pointer, on the
+    # frozen states of init_from (pointer_training.py)
+    stage: str = "joint"
+    init_from: str = ""  # checkpoint folder whose weights start the model (parts it lacks start fresh)
+    pointer_epochs: int = 40
+    pointer_lr: float = 1e-3
+    pointer_batch: int = 64
+    pointer_val_split: str = "val"  # the pointer keeps its best epoch on this split
+    pointer_extra: list[str] = field(default_factory=list)  # more record files DATA/<name>.jsonl for the pointer
 
     def __post_init__(self) -> None:
+        if self.stage not in ("joint", "pointer"):
+            raise ValueError(f"stage must be joint or pointer, got {self.stage!r}")
+        for name in ("pointer_epochs", "pointer_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.pointer_lr > 0:
+            raise ValueError(f"pointer_lr must be > 0, got {self.pointer_lr}")
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -96,6 +112,8 @@ def make_batch(model: Llm3dModel, items: list[tuple[dict[str, Any], SceneInput]]
                 # UniVLG sec. 3: the mask head learns the same referring expressions, from their boxes.
                 samples[-1].ground_question = str(rec.get("question") or ground_label(rec))
                 samples[-1].ground_boxes = torch.tensor(rec["boxes"], dtype=torch.float32).reshape(-1, 6)  # (T, 6)
+            if rec["task"] == "ground" and model.config.object_pointer:
+                samples[-1].pointer_box = torch.tensor(rec["boxes"][0], dtype=torch.float32)  # (6,)
             scenes.append(scene)
         except InputTooLongError as err:
             log.warning("skipping record %s: %s", rec.get("id"), err)
@@ -191,6 +209,10 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
 
     if not cfg.data or not cfg.out:
         raise ValueError("TrainConfig needs data and out folders")
+    if cfg.stage == "pointer":
+        from llm3d_core.model.pointer_training import train_pointer
+
+        return train_pointer(cfg, model)
     rank, world, local_rank = _init_distributed()
     seed_everything(cfg.seed + rank)
     out = Path(cfg.out)
@@ -204,6 +226,9 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
     model.to(device)
     if resume:
         model.load_trainable(out / "model.safetensors")
+    elif cfg.init_from:
+        # Parts the starting checkpoint lacks (a head added on top of it) keep their fresh initialisation.
+        model.load_trainable(Path(cfg.init_from) / "model.safetensors", missing_ok=("pointer.", "mask_head."))
     optimizer, scheduler = make_optimizer(model, cfg)
     step, history = 0, []
     if resume:

@@ -64,7 +64,7 @@ class RetrievalBaseline:
             raise ReasonerError(f"nothing in the map matches '{instruction.strip()}'")
         if self._nav is None:
             points, _ = self.mapper.colored_points()
-            self._nav = NavigationMap.from_points(points, self.goals)
+            self._nav = NavigationMap.from_points(points, self.goals, self.mapper.visited_xy())
         try:
             goal = self._nav.choose_goal(targets[0].box, robot_xy, max_distance)
         except GoalError as err:

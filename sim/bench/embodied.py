@@ -129,6 +129,7 @@ class System:
     model: "Llm3dModel | None" = None
     checkpoint: str = ""
     hint: str = ""  # how to give the missing checkpoint
+    pointer: bool = True  # llm3d with an object pointer: False generates the location tokens instead
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -155,7 +156,8 @@ class _Scores:
 # ---------------------------------------------------------------------- systems
 def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | None, model_config: "Llm3dConfig",
                  device: str | None = None) -> list[System]:
-    """The four rows. The objects row runs untrained when `ckpt` is None (labelled so); the points
+    """The rows (a fifth, generated location tokens, when the objects checkpoint has an object pointer).
+    The objects row runs untrained when `ckpt` is None (labelled so); the points
     and 2D rows load only from a given checkpoint. Raises CheckpointError / LlmLoadError / ValueError."""
     from llm3d_core.reasoner import load_model
 
@@ -182,7 +184,13 @@ def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | No
     if ckpt_2d is not None:
         frames.model, frames.checkpoint = load(ckpt_2d, None, "--ckpt-2d"), str(ckpt_2d)
     retrieval = System("open-vocabulary retrieval (no LLM)", "retrieval", checkpoint="-")
-    return [objects, points, retrieval, frames]
+    rows = [objects, points, retrieval, frames]
+    if objects.model is not None and objects.model.pointer is not None:
+        # Same checkpoint, location tokens generated one by one (3D-LLM sec. 3.4) instead of copied
+        # from the object the pointer picks: what the pointer adds to grounding and navigation.
+        rows.insert(1, System("3D-LLM, objects encoder, generated location tokens", "llm3d", objects.model,
+                              objects.checkpoint, pointer=False))
+    return rows
 
 
 # ---------------------------------------------------------------------- the run
@@ -243,6 +251,8 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                         + (0 if s.kind == "retrieval" else len(picked["qa"]) + len(picked["plan"])) for s in runnable)
             bar = progress(total, f"requests {scene.scene_id}") if progress else None
             for system in runnable:
+                if system.model is not None:
+                    system.model.use_pointer = system.pointer  # rows may share one model
                 if system.kind == "retrieval":
                     runner: Any = RetrievalBaseline(mapper)
                 elif system.kind == "frames2d":

@@ -46,9 +46,21 @@ class DatasetRequest:
     height: int = 240
     overwrite_maps: bool = False  # False: a scene whose map is already saved is skipped (an interrupted run resumes)
     datagen: DatagenConfig = field(default_factory=DatagenConfig)
+    # Records go to <name>.jsonl (default: the split's name), so extra records for the same scenes
+    # (another generator seed, more of one task) can sit beside <split>.jsonl and share its maps.
+    name: str = ""
+    tasks: list[str] = field(default_factory=list)  # keep only these tasks (empty: all)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        self.name = self.name or self.split
+        if not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"name must be letters, digits, '_' or '-', got {self.name!r}")
+        from sim.datagen.schema import TASKS
+
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad:
+            raise ValueError(f"tasks must be among {TASKS}, got {bad}")
         if self.scenes < 1:
             raise ValueError(f"scenes must be >= 1, got {self.scenes}")
         seeds(self.split, self.scenes, self.start)  # unknown split / too many scenes: ValueError naming the range
@@ -86,13 +98,15 @@ def generate_dataset(req: DatasetRequest, sim_config: SimConfig | None = None,
     t0 = time.perf_counter()
     scene_ids, records_all = [], []
     scenes: list[Scene] = []
-    jsonl = out / f"{req.split}.jsonl"
+    jsonl = out / f"{req.name}.jsonl"
     tmp = jsonl.with_suffix(".jsonl.tmp")
     with tmp.open("w") as f:
         for seed in wrap(seeds(req.split, req.scenes, req.start), desc=f"{req.split} scenes", total=req.scenes):
             scene = generate_scene(seed, sim_config.scene)
             scene.save(out / "scenes" / scene.scene_id)
             records = generate_records(scene, req.datagen, agent=sim_config.agent)
+            if req.tasks:
+                records = [r for r in records if r["task"] in req.tasks]
             for rec in records:
                 f.write(json.dumps(validate_record(rec)) + "\n")
             scene_ids.append(scene.scene_id)
@@ -102,7 +116,7 @@ def generate_dataset(req: DatasetRequest, sim_config: SimConfig | None = None,
     tmp.replace(jsonl)
     entry = {"scenes": scene_ids, "seeds": seeds(req.split, req.scenes, req.start), **summarize(records_all),
              "records_seconds": round(time.perf_counter() - t0, 2), "jsonl": str(jsonl)}
-    _write_summary(out, req.split, entry)
+    _write_summary(out, req.name, entry)
     if req.maps:
         entry["maps"] = _build_maps(req, scenes, sim_config, entry, wrap, mapper_config)
     return entry

@@ -2,6 +2,7 @@
 bad checkpoints and bad inputs give clear errors, the dataset reads the generator's JSONL."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,9 @@ import torch
 from llm3d_core.model.location_tokens import encode_box
 from llm3d_core.model.modeling_llm3d import CheckpointError, InputTooLongError, Llm3dModel
 from llm3d_core.model.scene import EmptySceneError, SceneInput, scene_from_arrays
+
+# The tiny models run on CPU; LLM3D_TEST_DEVICE=cuda runs the same tests on a GPU (device check).
+TEST_DEVICE = os.environ.get("LLM3D_TEST_DEVICE", "cpu")
 
 # ---------------------------------------------------------------------- tiny stand-ins
 # A byte-level BPE tokenizer and a 2-layer Llama built in memory (no files, no model hub), so
@@ -58,7 +62,7 @@ def tiny_config(**overrides):
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
 
     base = dict(feature_dim=16, text_dim=8, num_points=64, pos_dim=8, d_model=32, num_queries=4, num_layers=1,
-                num_heads=2, max_objects=6, max_input_tokens=400, max_new_tokens=12, device="cpu")
+                num_heads=2, max_objects=6, max_input_tokens=400, max_new_tokens=12, device=TEST_DEVICE)
     base.update(overrides)
     return Llm3dConfig(**base)
 
@@ -67,7 +71,8 @@ def tiny_model(seed: int = 0, **overrides):
     from llm3d_core.model.modeling_llm3d import Llm3dModel
 
     tok = tiny_tokenizer()
-    return Llm3dModel(tiny_config(**overrides), tiny_llm(len(tok), seed), tok)
+    model = Llm3dModel(tiny_config(**overrides), tiny_llm(len(tok), seed), tok)
+    return model.to(TEST_DEVICE)
 
 
 def tiny_scene(seed: int = 0, num_points: int = 64, feature_dim: int = 16, objects: int = 3):
