@@ -101,7 +101,7 @@ class NavigationMap:
             floor = ndimage.binary_dilation(floor, structure=_disk(fill))
         self.free = floor & ~blocked  # (rows, cols)
         if visited_xy is not None and len(visited_xy):
-            rc = grid.world_to_cell(np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2))
+            rc = grid.world_to_cell(_densify(np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2), config.cell))
             rc = rc[grid.inside(rc)]
             path = np.zeros_like(floor)
             path[rc[:, 0], rc[:, 1]] = True
@@ -192,6 +192,20 @@ class NavigationMap:
         goal = GoalPose(float(gx), float(gy), float(yaw), float(dist[best]))
         self.validate(goal.x, goal.y, goal.yaw)  # an internal error here means a bug, but never publish it unchecked
         return goal
+
+
+def _densify(xy: np.ndarray, cell: float, max_gap: float = 0.5) -> np.ndarray:
+    """Points every half cell along consecutive path positions (M, 2) -> (M', 2), so the path's cells
+    are connected; a jump longer than max_gap metres (a relocalisation, a restart) is not bridged."""
+    out = [xy[:1]]
+    for a, b in zip(xy[:-1], xy[1:]):
+        gap = float(np.linalg.norm(b - a))
+        if 0 < gap <= max_gap:
+            t = np.linspace(0.0, 1.0, int(np.ceil(gap / (cell / 2))) + 1)[1:, None]  # (n, 1)
+            out.append(a + t * (b - a))
+        else:
+            out.append(b[None])
+    return np.concatenate(out)
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -71,11 +71,15 @@ class PointerConfig:
     num_layers: int = 2  # transformer layers over [query; objects] (relations such as "closest to")
     num_heads: int = 4
     dropout: float = 0.1  # a few thousand referring records train it: regularise
+    # Also read the referring expression's tokens (the LLM's input embeddings, no extra LLM pass):
+    # relations name a second object ("the box closest to the chair") that the query state may blur.
+    question_tokens: bool = False
+    max_question_tokens: int = 32
     match_iou: float = 0.25  # a training box's pointer target is the proposal overlapping it most, if at least this
     loss_weight: float = 1.0  # pointer cross-entropy added to the LM loss (joint training)
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "num_layers", "num_heads"):
+        for name in ("d_model", "num_layers", "num_heads", "max_question_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"pointer.{name} must be a positive integer, got {value!r}")

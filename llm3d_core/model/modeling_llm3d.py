@@ -218,7 +218,10 @@ class Llm3dModel(nn.Module):
         if target is not None:
             tgt = self.to_model_ids(self.tokenizer(target, add_special_tokens=False)["input_ids"]) + [self.eot_tok]
             tgt = tgt[: self.config.max_new_tokens + 1]
-        return Sample(before, after, tgt)
+        sample = Sample(before, after, tgt)
+        if task == "ground":
+            sample.ground_question = question  # the referring expression, for the pointer and the mask head
+        return sample
 
     def assemble(self, samples: list[Sample], prefix: torch.Tensor, prefix_mask: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -305,9 +308,29 @@ class Llm3dModel(nn.Module):
         objects = hidden[idx[:, None], gather]  # (R, P, H)
         query = hidden[idx, torch.tensor(query_pos, device=hidden.device)]  # (R, H)
         inputs = object_inputs(scene, prefix_len, rows, hidden.device)
+        if self.config.pointer.question_tokens:
+            inputs.update(self.question_words([samples[i].ground_question for i in rows]))
         target = pointer_targets(inputs["object_boxes"], inputs["object_mask"], [samples[i].pointer_box for i in rows],
                                  self.config.pointer.match_iou)
         return rows, {"query": query, "objects": objects, "target": target, **inputs}
+
+    def question_ids(self, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model-space token ids (B, L) of referring expressions (at most pointer.max_question_tokens;
+        an empty question is one end-of-turn token) and their padding (B, L), True = padding."""
+        limit = self.config.pointer.max_question_tokens
+        ids = [self.to_model_ids(self.tokenizer(q, add_special_tokens=False)["input_ids"])[:limit] or [self.eot_tok]
+               for q in questions]
+        padded = nn.utils.rnn.pad_sequence([torch.tensor(i) for i in ids], batch_first=True)  # (B, L)
+        lengths = torch.tensor([len(i) for i in ids])
+        return padded, torch.arange(padded.shape[1])[None] >= lengths[:, None]
+
+    def question_words(self, questions: list[str], ids: tuple[torch.Tensor, torch.Tensor] | None = None
+                       ) -> dict[str, torch.Tensor]:
+        """The pointer's word inputs: the LLM's input embeddings of the questions (B, L, H), padding (B, L)."""
+        padded, pad = ids if ids is not None else self.question_ids(questions)
+        with torch.no_grad():  # the LLM's embeddings are frozen
+            words = self.embed_ids(padded.to(self.device))
+        return {"words": words, "words_pad": pad.to(self.device)}
 
     def pointer_loss(self, hidden: torch.Tensor, scene: dict[str, torch.Tensor], samples: list[Sample],
                      prefix_len: int) -> torch.Tensor | None:
@@ -401,7 +424,7 @@ class Llm3dModel(nn.Module):
                 self._constrain(logits, generated, task, limit)
             nxt = int(logits.argmax())
             if use_pointer and nxt >= self.vocab and not any(i >= self.vocab for i in generated):
-                slot, prob = self._point(h, object_states, objects, plen)
+                slot, prob = self._point(h, object_states, objects, plen, sample.ground_question)
                 bins = box_bins(objects["object_boxes"][0, slot: slot + 1], objects["bounds"][0])[0]  # (6,)
                 generated += [self.vocab + int(b) for b in bins]
                 text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
@@ -417,9 +440,12 @@ class Llm3dModel(nn.Module):
         return Generation(text.strip(), generated, time.perf_counter() - t0)
 
     def _point(self, h: torch.Tensor, object_states: torch.Tensor, objects: dict[str, torch.Tensor],
-               plen: int) -> tuple[int, float]:
+               plen: int, question: str) -> tuple[int, float]:
         """(slot, probability) of the object the pointer picks for query state h (1, H)."""
-        logits = self.pointer(h, object_states, object_inputs(objects, plen, device=self.device))[0]  # (P,)
+        inputs = object_inputs(objects, plen, device=self.device)
+        if self.config.pointer.question_tokens:
+            inputs.update(self.question_words([question]))
+        logits = self.pointer(h, object_states, inputs)[0]  # (P,)
         probs = logits.softmax(-1)
         slot = int(probs.argmax())
         return slot, float(probs[slot])

@@ -44,6 +44,10 @@ class ObjectPointer(nn.Module):
         self.text = nn.Sequential(nn.LayerNorm(c.text_dim), nn.Linear(c.text_dim, p.d_model))
         self.color = nn.Sequential(nn.Linear(3, p.d_model), nn.GELU(), nn.Linear(p.d_model, p.d_model))
         self.text_dim = c.text_dim
+        self.words = None
+        if p.question_tokens:  # built last: checkpoints without it keep their initialisation order
+            self.words = nn.Sequential(nn.LayerNorm(llm_hidden), nn.Linear(llm_hidden, p.d_model))
+            self.word_type = nn.Parameter(torch.randn(p.d_model) * 0.02)
         self.query_type = nn.Parameter(torch.randn(p.d_model) * 0.02)  # tells the query slot from objects
         layer = nn.TransformerEncoderLayer(p.d_model, p.num_heads, 4 * p.d_model, p.dropout, batch_first=True,
                                            norm_first=True)
@@ -56,7 +60,8 @@ class ObjectPointer(nn.Module):
     def forward(self, query: torch.Tensor, objects: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """query (B, H), objects (B, K, H) = the LLM states; inputs = the objects' own tensors, sliced
         to K slots: object_boxes (B, K, 6), bounds (B, 2, 3), object_mask (B, K) True = object,
-        object_features (B, K, D), object_text (B, K, T), object_colors (B, K, 3)
+        object_features (B, K, D), object_text (B, K, T), object_colors (B, K, 3); with
+        pointer.question_tokens also words (B, L, H) and words_pad (B, L) True = padding
         -> logits (B, K), -inf where object_mask is False. Every row needs at least one object."""
         mask = inputs["object_mask"]
         if not bool(mask.any(dim=1).all()):
@@ -68,10 +73,17 @@ class ObjectPointer(nn.Module):
              + self.feature(inputs["object_features"].to(dtype))
              + self.text(inputs["object_text"][..., : self.text_dim].to(dtype))
              + self.color(inputs["object_colors"].to(dtype)))  # (B, K, d)
-        x = torch.cat([q[:, None], o], dim=1)  # (B, 1 + K, d)
-        pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)  # (B, 1 + K) True = padding
-        x = self.norm(self.layers(x, src_key_padding_mask=pad))  # (B, 1 + K, d)
-        logits = (self.q_out(x[:, 0])[:, None] * self.k_out(x[:, 1:])).sum(-1) * self.scale  # (B, K)
+        parts, pads = [q[:, None]], [torch.zeros_like(mask[:, :1])]
+        if self.words is not None:
+            parts.append(self.words(inputs["words"].to(dtype)) + self.word_type)  # (B, L, d)
+            pads.append(inputs["words_pad"])
+        parts.append(o)
+        pads.append(~mask)
+        x = torch.cat(parts, dim=1)  # (B, 1 [+ L] + K, d)
+        pad = torch.cat(pads, dim=1)  # True = padding
+        x = self.norm(self.layers(x, src_key_padding_mask=pad))
+        k = mask.shape[1]
+        logits = (self.q_out(x[:, 0])[:, None] * self.k_out(x[:, -k:])).sum(-1) * self.scale  # (B, K)
         return logits.float().masked_fill(~mask, float("-inf"))
 
 

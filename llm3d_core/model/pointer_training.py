@@ -50,11 +50,15 @@ def referring_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _fingerprint(model_dir: str | Path, records: list[dict[str, Any]]) -> str:
-    """Changes when the frozen model or the records change (the extracted states would)."""
+    """Changes when the frozen model's weights or the records change (the extracted states would);
+    the pointer's own tensors are left out, so retraining it reuses the states."""
+    from safetensors.torch import load_file
+
     h = hashlib.sha256()
-    with open(Path(model_dir) / "model.safetensors", "rb") as f:
-        h.update(f.read(1 << 20))
-    h.update(str(os.path.getsize(Path(model_dir) / "model.safetensors")).encode())
+    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    for name in sorted(k for k in weights if not k.startswith("pointer.")):
+        h.update(name.encode())
+        h.update(weights[name].float().numpy().tobytes())
     h.update(json.dumps([r["id"] for r in records]).encode())
     return h.hexdigest()[:16]
 
@@ -112,16 +116,26 @@ def attach_object_inputs(model: Llm3dModel, data_dir: str | Path, records: list[
     batch = model.collate_scenes([store.get(sid) for sid in scene_ids])
     row = {sid: i for i, sid in enumerate(scene_ids)}
     objects = object_inputs(batch, model.config.max_objects)
-    return {**states, **{f"scene_{k}": v for k, v in objects.items()},
-            "scene": torch.tensor([row[str(records[int(n)]["scene_id"])] for n in states["record"]])}
+    out = {**states, **{f"scene_{k}": v for k, v in objects.items()},
+           "scene": torch.tensor([row[str(records[int(n)]["scene_id"])] for n in states["record"]])}
+    if model.config.pointer.question_tokens:
+        ids, pad = model.question_ids([str(records[int(n)]["question"]) for n in states["record"]])
+        out.update({"word_ids": ids, "words_pad": pad})
+    return out
 
 
-def batch_inputs(states: dict[str, torch.Tensor], idx: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-    """Rows `idx` of the states, with their scenes' object inputs gathered under their own names."""
+def batch_inputs(model: Llm3dModel, states: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rows `idx` of the states, with their scenes' object inputs gathered under their own names
+    (and the questions' word embeddings when the pointer reads them)."""
+    device = model.device
     scene = states["scene"][idx]
     out = {k: states[k][idx].to(device) for k in ("query", "objects", "target", "gt")}
     out["query"], out["objects"] = out["query"].float(), out["objects"].float()
     out.update({k[len("scene_"):]: v[scene].to(device) for k, v in states.items() if k.startswith("scene_")})
+    if "word_ids" in states:
+        ids, pad = states["word_ids"][idx], states["words_pad"][idx]
+        keep = int((~pad).sum(1).max())  # drop padding columns no row of the batch uses
+        out.update(model.question_words([], (ids[:, :keep], pad[:, :keep])))
     return out
 
 
@@ -176,7 +190,7 @@ def pointer_accuracy(model: Llm3dModel, states: dict[str, torch.Tensor], batch: 
     n = states["query"].shape[0]
     with torch.no_grad():
         for i in range(0, n, batch):
-            s = batch_inputs(states, torch.arange(i, min(i + batch, n)), model.device)
+            s = batch_inputs(model, states, torch.arange(i, min(i + batch, n)))
             logits = model.pointer(s["query"], s["objects"], s)
             choice = logits.argmax(-1)  # (b,)
             hits += int((choice == s["target"]).sum())
@@ -237,7 +251,7 @@ def train_pointer(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[s
         order = usable[torch.randperm(len(usable), generator=gen)]
         losses = []
         for i in range(0, len(order), cfg.pointer_batch):
-            s = batch_inputs(train_states, order[i: i + cfg.pointer_batch], model.device)
+            s = batch_inputs(model, train_states, order[i: i + cfg.pointer_batch])
             logits = model.pointer(s["query"], s["objects"], s)
             loss = F.cross_entropy(logits, s["target"])
             opt.zero_grad(set_to_none=True)

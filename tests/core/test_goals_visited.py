@@ -17,7 +17,8 @@ def corridor_points() -> np.ndarray:
 def test_the_driven_path_is_free_and_connects_the_robot_to_goals():
     cfg = GoalConfig()
     points = corridor_points()
-    path = np.column_stack([np.arange(0.2, 4.2, 0.05), np.zeros(80)])  # the robot drove x 0.2 -> 4.2
+    # The robot drove x 0.2 -> 4.2, its positions recorded 45 cm apart (wider than its footprint).
+    path = np.column_stack([np.arange(0.2, 4.3, 0.45), np.zeros(10)])
     without = NavigationMap.from_points(points, cfg)
     with_path = NavigationMap.from_points(points, cfg, visited_xy=path)
     assert not without.is_free(1.0, 0.0) and with_path.is_free(1.0, 0.0)
@@ -25,6 +26,9 @@ def test_the_driven_path_is_free_and_connects_the_robot_to_goals():
     box = np.array([1.8, -0.55, 0.0, 2.2, -0.45, 0.8])  # a target against the wall, in the unseen stretch
     goal = with_path.choose_goal(box, robot_xy=np.array([0.2, 0.0]), max_distance=1.0)
     assert goal.target_distance <= 1.0 and with_path.is_free(goal.x, goal.y)
+    reach = with_path.reachable(np.array([0.2, 0.0]))
+    far_end = with_path.grid.world_to_cell(np.array([[5.5, 0.0]]))[0]
+    assert reach[far_end[0], far_end[1]]  # the path joins the robot to the floor seen at the far end
     # The path alone extends the grid: a robot that drove beyond every mapped point still gets a grid there.
     far = NavigationMap.from_points(points, cfg, visited_xy=np.array([[-2.0, 0.0], [-1.9, 0.0]]))
     assert far.is_free(-2.0, 0.0)

@@ -138,7 +138,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     assert not any(k.startswith("llm.") for k in saved["keys"])  # the frozen LLM is not stored
 
     tok = tiny_tokenizer()
-    loaded = Llm3dModel.from_pretrained(tmp_path / "ckpt", llm=tiny_llm(len(tok), seed=0), tokenizer=tok)
+    loaded = Llm3dModel.from_pretrained(tmp_path / "ckpt", llm=tiny_llm(len(tok), seed=0), tokenizer=tok,
+                                        device=TEST_DEVICE)
     prefix_b, mask_b = loaded.encode_scene(loaded.collate_scenes([scene]))
     assert torch.equal(prefix, prefix_b)
     out_b = loaded.generate(prefix_b, mask_b, loaded.make_sample("ground", "the chair"), "ground")
@@ -312,7 +313,7 @@ def test_lora_option_trains_adapters_and_checkpoints_them(tmp_path):
     assert any("lora_" in k for k in keys) and not any("lora_" not in k and k.startswith("llm.") for k in keys)
     model.save_pretrained(tmp_path / "ckpt")
     vocab = len(tiny_tokenizer())
-    loaded = Llm3dModel.from_pretrained(tmp_path / "ckpt", llm=tiny_llm(vocab), tokenizer=tiny_tokenizer())
+    loaded = Llm3dModel.from_pretrained(tmp_path / "ckpt", llm=tiny_llm(vocab), tokenizer=tiny_tokenizer(), device=TEST_DEVICE)
     assert all(torch.equal(v, loaded.trainable_state_dict()[k]) for k, v in model.trainable_state_dict().items())
 
 

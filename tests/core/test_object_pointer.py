@@ -14,10 +14,10 @@ from tests.core.test_model import np_box, tiny_config, tiny_llm, tiny_model, tin
 POINTER = dict(scene_encoder="objects", object_pointer=True, pointer={"d_model": 32, "num_layers": 1, "num_heads": 2})
 
 
-def pointer_model(seed: int = 0):
+def pointer_model(seed: int = 0, **pointer):
     from llm3d_core.model.configuration_llm3d import PointerConfig
 
-    return tiny_model(seed, **{**POINTER, "pointer": PointerConfig(**POINTER["pointer"])})
+    return tiny_model(seed, **{**POINTER, "pointer": PointerConfig(**{**POINTER["pointer"], **pointer})})
 
 
 def test_pointer_targets_pick_the_most_overlapping_object_or_none():
@@ -40,10 +40,11 @@ def test_config_refuses_a_pointer_without_object_tokens():
         PointerConfig(match_iou=0.0)
 
 
-def test_joint_training_trains_the_pointer_to_the_referred_object():
+@pytest.mark.parametrize("words", [False, True])
+def test_joint_training_trains_the_pointer_to_the_referred_object(words):
     from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
 
-    model = pointer_model()
+    model = pointer_model(question_tokens=words)
     scene = tiny_scene(1)
     box = np_box(scene, 2)
     sample = model.make_sample("ground", "the chair", target="chair " + encode_box(box, scene.scene_bounds))
@@ -52,6 +53,7 @@ def test_joint_training_trains_the_pointer_to_the_referred_object():
     hidden, _, plen = model.hidden_states(*batch)
     rows, inp = model.pointer_inputs(hidden, batch[0], batch[1], plen)
     assert rows == [0] and inp["target"].tolist() == [2] and inp["objects"].shape == (1, plen, 64)
+    assert ("words" in inp) == words
     opt, sched = make_optimizer(model, TrainConfig(data="x", out="y", lr=3e-3, warmup_steps=0, max_steps=30))
     before = [p.clone() for p in model.pointer.parameters()]
     losses = [train_step(model, [batch], opt, sched) for _ in range(10)]
@@ -65,8 +67,9 @@ def test_joint_training_trains_the_pointer_to_the_referred_object():
     assert int(logits.argmax()) == 2
 
 
-def test_ground_answer_copies_an_object_box_and_decodes_with_the_strict_grammar():
-    model = pointer_model()
+@pytest.mark.parametrize("words", [False, True])
+def test_ground_answer_copies_an_object_box_and_decodes_with_the_strict_grammar(words):
+    model = pointer_model(question_tokens=words)
     model.eval()
     scene = tiny_scene(0)
     answer = model.session(scene).ask("the chair", "ground")
@@ -104,7 +107,7 @@ def test_pointer_stage_trains_only_the_pointer_and_reuses_its_states(tmp_path):
     train(base_cfg, model=tiny_model(scene_encoder="objects"))
     cfg = TrainConfig(data=str(root), out=str(tmp_path / "ptr"), model=pointer_model().config, stage="pointer",
                       init_from=str(tmp_path / "base"), batch_size=2, pointer_epochs=3, pointer_batch=2)
-    summary = train(cfg, model=pointer_model(seed=1))
+    summary = train(cfg, model=pointer_model(seed=1, question_tokens=True))
     state = json.loads((tmp_path / "ptr" / "pointer_state.json").read_text())
     assert state["stage"] == "pointer" and len(state["history"]) == 3
     # four ground records + the navigate one with a box (re-cast as ground); three of them match an object
@@ -115,7 +118,7 @@ def test_pointer_stage_trains_only_the_pointer_and_reuses_its_states(tmp_path):
     assert all(torch.equal(base[k], new[k]) for k in base)  # every other trained weight unchanged
     assert (root / "pointer_states" / "train.safetensors").is_file()
     mtime = (root / "pointer_states" / "train.safetensors").stat().st_mtime_ns
-    train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "ptr2")}), model=pointer_model(seed=1))
+    train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "ptr2")}), model=pointer_model(seed=2))
     assert (root / "pointer_states" / "train.safetensors").stat().st_mtime_ns == mtime  # cached states reused
 
     tok = tiny_tokenizer()

@@ -370,8 +370,23 @@ def test_splits_are_disjoint(tmp_path):
     assert (tmp_path / "scenes" / "sim_010000" / "scene.json").is_file()
 
 
+def test_extra_records_beside_a_split(tmp_path):
+    from llm3d_cli.main import main
+
+    generate_dataset(DatasetRequest("val", 1, tmp_path))
+    assert main(["data", "generate", "--split", "val", "--scenes", "1", "--seed", "1", "--ground", "30",
+                 "--navigate", "5", "--tasks", "ground,navigate", "--name", "val_referring", "--out", str(tmp_path)]) == 0
+    extra = [json.loads(line) for line in (tmp_path / "val_referring.jsonl").read_text().splitlines()]
+    own = [json.loads(line) for line in (tmp_path / "val.jsonl").read_text().splitlines()]
+    assert {r["task"] for r in extra} == {"ground", "navigate"} and {r["scene_id"] for r in extra} == {"sim_010000"}
+    assert sum(r["task"] == "ground" for r in extra) > sum(r["task"] == "ground" for r in own)
+    assert set(json.loads((tmp_path / "summary.json").read_text())) == {"val", "val_referring"}
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"split": "dev", "scenes": 2}, "split must be one of train, val, test"),
+    ({"split": "val", "scenes": 1, "name": "a/b"}, "name must be letters"),
+    ({"split": "val", "scenes": 1, "tasks": ["ground", "chat"]}, "tasks must be among"),
     ({"split": "val", "scenes": 1001}, "has 1000 seeds"),
     ({"split": "test", "scenes": 10, "start": 995}, "has 1000 seeds"),
     ({"split": "train", "scenes": 0}, "scenes must be >= 1"),
