@@ -266,7 +266,9 @@ class Reasoner:
         results = []
         for i in order[:limit]:
             obj = objects[i]
-            label = obj.label or (model_label if i == order[0] else "")
+            # The model's category word names its own pick better than the map's label (an ImageNet
+            # classifier's guess through ConSE); other objects keep the map's label.
+            label = model_label if (model_box is not None and model_label and i == match) else obj.label
             box = np.concatenate([obj.box_min, obj.box_max]).astype(np.float64)
             results.append(Grounded(int(obj.id), label, float(scores[i]), box, source))
         return results
