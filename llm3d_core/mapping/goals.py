@@ -100,6 +100,7 @@ class NavigationMap:
         if fill > 0 and floor.any():
             floor = ndimage.binary_dilation(floor, structure=_disk(fill))
         self.free = floor & ~blocked  # (rows, cols)
+        self.observed_free = self.free.copy()  # free floor the camera saw (without the driven path)
         if visited_xy is not None and len(visited_xy):
             rc = grid.world_to_cell(_densify(np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2), config.cell))
             rc = rc[grid.inside(rc)]
@@ -148,20 +149,26 @@ class NavigationMap:
                             f"(an obstacle within {self.config.robot_radius} m, or unmapped)")
 
     def reachable(self, start_xy: np.ndarray | None) -> np.ndarray:
-        """Free cells (rows, cols) connected to the free cell nearest `start_xy`; all free cells when None.
+        """Free cells (rows, cols) connected to the free cell nearest `start_xy`, or to the observed
+        free floor nearest it; all free cells when None.
 
-        The robot's own cell is often not "free" in the map (the camera never sees the floor under
-        the robot), so the search starts from the nearest free cell.
+        The camera rarely sees the floor right around the robot, so the robot's own footprint (free
+        through the driven path) can be cut off from the floor it sees a metre or two ahead by
+        unobserved cells; the robot is taken to reach that floor too, as it would without a path.
         """
         from scipy import ndimage
 
         if start_xy is None or not self.free.any():
             return self.free
         rc = self.grid.world_to_cell(np.asarray(start_xy, dtype=np.float64).reshape(1, 2))[0]
-        cells = np.argwhere(self.free)  # (M, 2)
-        nearest = cells[np.argmin(((cells - rc) ** 2).sum(axis=1))]
         labels, _ = ndimage.label(self.free, structure=np.ones((3, 3), bool))
-        return labels == labels[nearest[0], nearest[1]]
+        keep = set()
+        for mask in (self.free, self.observed_free):
+            cells = np.argwhere(mask)  # (M, 2)
+            if len(cells):
+                nearest = cells[np.argmin(((cells - rc) ** 2).sum(axis=1))]
+                keep.add(int(labels[nearest[0], nearest[1]]))
+        return np.isin(labels, list(keep))
 
     def choose_goal(self, box: np.ndarray, robot_xy: np.ndarray | None = None,
                     max_distance: float | None = None) -> GoalPose:

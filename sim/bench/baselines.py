@@ -84,6 +84,9 @@ class _ObjectFreeMap:
     def colored_points(self) -> tuple[np.ndarray, np.ndarray]:
         return self._mapper.colored_points()
 
+    def visited_xy(self) -> np.ndarray:
+        return self._mapper.visited_xy()
+
 
 def frame_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", tokens: "FrameTokens", version: str,
                    ) -> Reasoner:

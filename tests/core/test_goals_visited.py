@@ -49,3 +49,16 @@ def test_mapper_trajectory_survives_save_and_load(tmp_path):
     np.testing.assert_allclose(loaded.visited_xy(), mapper.visited_xy(), atol=1e-4)
     loaded.reset()
     assert loaded.visited_xy().shape == (0, 2)
+
+
+def test_a_robot_that_has_not_moved_still_reaches_the_floor_it_sees_ahead():
+    """Its footprint is free but cut off from the seen floor by the camera's blind zone."""
+    cfg = GoalConfig()
+    nav = NavigationMap.from_points(corridor_points(), cfg, visited_xy=np.array([[0.5, 0.0]]))
+    reach = nav.reachable(np.array([0.5, 0.0]))
+    for x in (0.5, 5.0):  # the footprint and the floor seen at the far end
+        rc = nav.grid.world_to_cell(np.array([[x, 0.0]]))[0]
+        assert reach[rc[0], rc[1]]
+    box = np.array([4.5, -0.55, 0.0, 4.8, -0.45, 0.8])
+    goal = nav.choose_goal(box, robot_xy=np.array([0.5, 0.0]), max_distance=1.0)
+    assert goal.target_distance <= 1.0 and goal.x > 3.5
