@@ -118,15 +118,9 @@ class NavigationMap:
     def from_points(cls, points: np.ndarray, config: GoalConfig,
                     visited_xy: np.ndarray | None = None) -> "NavigationMap":
         """From (N, 3) map points, z up, and optionally the robot's driven path (M, 2)."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        if visited_xy is not None and len(visited_xy):
-            # The grid must cover the path too (the floor right under the robot may hold no point).
-            visited_xy = np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2)
-            floor = np.column_stack([visited_xy, np.full(len(visited_xy), np.nan)])
-            extent = np.concatenate([points, floor])
-        else:
-            extent = points
-        grid = occupancy_from_points(extent, config.floor_z, config.robot_height, config.cell, config.clearance)
+        # The grid covers the path too: the floor right under the robot may hold no point.
+        grid = occupancy_from_points(points, config.floor_z, config.robot_height, config.cell, config.clearance,
+                                     extent_xy=visited_xy)
         return cls(grid, config, visited_xy)
 
     @property

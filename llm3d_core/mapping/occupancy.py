@@ -36,17 +36,21 @@ class OccupancyGrid:
 
 
 def occupancy_from_points(points: np.ndarray, floor_z: float, robot_height: float, cell: float,
-                          clearance: float = 0.1) -> OccupancyGrid:
-    """Builds the grid from (N, 3) world points with z up."""
+                          clearance: float = 0.1, extent_xy: np.ndarray | None = None) -> OccupancyGrid:
+    """Builds the grid from (N, 3) world points with z up; extent_xy (M, 2) are positions the grid
+    must also cover (unknown cells unless points fall there)."""
     if not cell > 0:
         raise ValueError(f"cell must be > 0, got {cell}")
     if not robot_height > clearance:
         raise ValueError(f"robot_height must exceed clearance {clearance}, got {robot_height}")
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    if len(points) == 0:
+    xy = points[:, :2]
+    if extent_xy is not None:
+        xy = np.concatenate([xy, np.asarray(extent_xy, dtype=np.float64).reshape(-1, 2)])
+    if len(xy) == 0:
         return OccupancyGrid(np.full((1, 1), UNKNOWN, np.int8), np.zeros(2), cell)
-    origin = points[:, :2].min(axis=0) - cell
-    shape = np.ceil((points[:, :2].max(axis=0) + cell - origin) / cell).astype(int)[::-1] + 1  # rows, cols
+    origin = xy.min(axis=0) - cell
+    shape = np.ceil((xy.max(axis=0) + cell - origin) / cell).astype(int)[::-1] + 1  # rows, cols
     grid = np.full(shape, UNKNOWN, np.int8)
     rc = np.floor((points[:, :2] - origin) / cell).astype(np.int64)[:, ::-1]
     z = points[:, 2] - floor_z

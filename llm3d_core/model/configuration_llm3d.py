@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm3d_core.config import require_non_negative
 from llm3d_core.device import validate_device_name
 
 SCENE_ENCODERS = ("points", "objects")
@@ -16,6 +17,17 @@ MASK_TEXT_SOURCES = ("hidden", "embeddings")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
                          "Answer briefly. Locations are written with <loc_i> tokens.")
+
+
+def require_sizes(config: Any, names: tuple[str, ...], prefix: str = "") -> None:
+    """ValueError unless every field in `names` is a positive integer and d_model splits into num_heads."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{prefix}{name} must be a positive integer, got {value!r}")
+    if config.d_model % config.num_heads:
+        raise ValueError(f"{prefix}d_model ({config.d_model}) must be divisible by {prefix}num_heads "
+                         f"({config.num_heads})")
 
 
 @dataclass
@@ -44,19 +56,12 @@ class MaskHeadConfig:
     giou_weight: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("num_queries", "num_layers", "d_model", "num_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"mask_head.{name} must be a positive integer, got {value!r}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"mask_head.d_model ({self.d_model}) must be divisible by mask_head.num_heads "
-                             f"({self.num_heads})")
+        require_sizes(self, ("num_queries", "num_layers", "d_model", "num_heads"), "mask_head.")
         if self.text_source not in MASK_TEXT_SOURCES:
             raise ValueError(f"mask_head.text_source must be one of {MASK_TEXT_SOURCES}, got {self.text_source!r}")
         for name in ("target_margin", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
                      "no_object_weight", "box_l1_weight", "giou_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"mask_head.{name} must be >= 0, got {getattr(self, name)}")
+            require_non_negative(f"mask_head.{name}", getattr(self, name))
 
 
 @dataclass
@@ -79,19 +84,12 @@ class PointerConfig:
     loss_weight: float = 1.0  # pointer cross-entropy added to the LM loss (joint training)
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "num_layers", "num_heads", "max_question_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"pointer.{name} must be a positive integer, got {value!r}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"pointer.d_model ({self.d_model}) must be divisible by pointer.num_heads "
-                             f"({self.num_heads})")
+        require_sizes(self, ("d_model", "num_layers", "num_heads", "max_question_tokens"), "pointer.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"pointer.dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.match_iou <= 1.0:
             raise ValueError(f"pointer.match_iou must be in (0, 1], got {self.match_iou}")
-        if self.loss_weight < 0:
-            raise ValueError(f"pointer.loss_weight must be >= 0, got {self.loss_weight}")
+        require_non_negative("pointer.loss_weight", self.loss_weight)
 
 
 @dataclass
@@ -138,15 +136,10 @@ class Llm3dConfig:
         validate_device_name(self.device)
         if self.scene_encoder not in SCENE_ENCODERS:
             raise ValueError(f"scene_encoder must be one of {SCENE_ENCODERS}, got {self.scene_encoder!r}")
-        for name in ("feature_dim", "text_dim", "num_points", "num_bins", "pos_dim", "d_model", "num_queries",
-                     "num_layers", "num_heads", "max_objects", "max_input_tokens", "max_new_tokens", "lora_r"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_sizes(self, ("feature_dim", "text_dim", "num_points", "num_bins", "pos_dim", "d_model", "num_queries",
+                             "num_layers", "num_heads", "max_objects", "max_input_tokens", "max_new_tokens", "lora_r"))
         if self.pos_dim % 2:
             raise ValueError(f"pos_dim must be even (sin and cos halves), got {self.pos_dim}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
         if self.num_bins != 256:
             raise ValueError(f"num_bins must be 256 (the <loc_0..255> vocabulary), got {self.num_bins}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.lora_dropout < 1.0:

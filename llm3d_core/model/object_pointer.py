@@ -28,6 +28,7 @@ import torch.nn as nn
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.model.location_tokens import SceneBounds, quantize
 from llm3d_core.model.scene_encoder import box_embedding
+from llm3d_core.model.univlg_losses import box_iou_3d
 
 
 class ObjectPointer(nn.Module):
@@ -99,16 +100,6 @@ def object_inputs(scene: dict[str, torch.Tensor], slots: int, rows: list[int] | 
     return {k: v.to(device) if device is not None else v for k, v in out.items()}
 
 
-def box_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Axis-aligned 3D IoU of boxes a (…, K, 6) against one box b (…, 6) -> (…, K)."""
-    lo = torch.maximum(a[..., :3], b[..., None, :3])  # (…, K, 3)
-    hi = torch.minimum(a[..., 3:], b[..., None, 3:])
-    inter = (hi - lo).clamp_min(0).prod(-1)  # (…, K)
-    vol_a = (a[..., 3:] - a[..., :3]).clamp_min(0).prod(-1)
-    vol_b = (b[..., 3:] - b[..., :3]).clamp_min(0).prod(-1)[..., None]
-    return inter / (vol_a + vol_b - inter).clamp_min(1e-12)
-
-
 def pointer_targets(boxes: torch.Tensor, mask: torch.Tensor, targets: list[torch.Tensor | None],
                     min_iou: float) -> torch.Tensor:
     """The slot each target box points at: the object overlapping it most, if by at least min_iou.
@@ -122,7 +113,7 @@ def pointer_targets(boxes: torch.Tensor, mask: torch.Tensor, targets: list[torch
             continue
         box = box.to(boxes.device, boxes.dtype)
         box = torch.cat([torch.minimum(box[:3], box[3:]), torch.maximum(box[:3], box[3:])])
-        iou = box_iou_matrix(boxes[i], box).masked_fill(~mask[i], -1.0)  # (K,)
+        iou = box_iou_3d(boxes[i], box[None]).masked_fill(~mask[i], -1.0)  # (K,)
         best = int(iou.argmax())
         if float(iou[best]) >= min_iou:
             out[i] = best

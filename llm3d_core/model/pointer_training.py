@@ -29,8 +29,9 @@ import torch.nn.functional as F
 
 from llm3d_core.model.data import SceneStore, ground_label, read_records
 from llm3d_core.model.location_tokens import encode_box
-from llm3d_core.model.object_pointer import box_iou_matrix, object_inputs
+from llm3d_core.model.object_pointer import object_inputs
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sample
+from llm3d_core.model.univlg_losses import box_iou_3d
 
 if TYPE_CHECKING:
     from llm3d_core.model.train import TrainConfig
@@ -49,9 +50,9 @@ def referring_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def _fingerprint(model_dir: str | Path, records: list[dict[str, Any]]) -> str:
-    """Changes when the frozen model's weights or the records change (the extracted states would);
-    the pointer's own tensors are left out, so retraining it reuses the states."""
+def weights_hash(model_dir: str | Path) -> "hashlib._Hash":
+    """SHA-256 over the checkpoint's tensors but the pointer's own, which the extracted states do
+    not depend on (retraining the pointer reuses them). Read once per run, extended per record file."""
     from safetensors.torch import load_file
 
     h = hashlib.sha256()
@@ -59,6 +60,12 @@ def _fingerprint(model_dir: str | Path, records: list[dict[str, Any]]) -> str:
     for name in sorted(k for k in weights if not k.startswith("pointer.")):
         h.update(name.encode())
         h.update(weights[name].float().numpy().tobytes())
+    return h
+
+
+def _fingerprint(weights: "hashlib._Hash", records: list[dict[str, Any]]) -> str:
+    """Changes when the frozen model's weights or the records change (the extracted states would)."""
+    h = weights.copy()
     h.update(json.dumps([r["id"] for r in records]).encode())
     return h.hexdigest()[:16]
 
@@ -139,28 +146,30 @@ def batch_inputs(model: Llm3dModel, states: dict[str, torch.Tensor], idx: torch.
     return out
 
 
-def cached_states(model: Llm3dModel, cfg: "TrainConfig", names: list[str]) -> dict[str, torch.Tensor]:
+def cached_states(model: Llm3dModel, cfg: "TrainConfig", names: list[str],
+                  weights: "hashlib._Hash") -> dict[str, torch.Tensor]:
     """extract_states for the records of DATA/<name>.jsonl for each name, each cached in
     DATA/pointer_states/<name>.safetensors (beside the scene caches: hundreds of MB that do not
-    belong in a checkpoint folder), concatenated, with their object inputs attached."""
+    belong in a checkpoint folder), concatenated, with their object inputs attached.
+    weights: weights_hash(cfg.init_from), which keys the caches."""
     records: list[dict[str, Any]] = []
     parts = []
     for name in names:
         recs = referring_records(Path(cfg.data) / f"{name}.jsonl")
-        states = _cached_llm_states(model, cfg, name, recs)
+        states = _cached_llm_states(model, cfg, name, recs, weights)
         parts.append({**states, "record": states["record"] + len(records)})
         records += recs
     merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     return attach_object_inputs(model, cfg.data, records, merged)
 
 
-def _cached_llm_states(model: Llm3dModel, cfg: "TrainConfig", split: str,
-                       records: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+def _cached_llm_states(model: Llm3dModel, cfg: "TrainConfig", split: str, records: list[dict[str, Any]],
+                       weights: "hashlib._Hash") -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file, save_file
 
     if not records:
         raise ValueError(f"{Path(cfg.data) / (split + '.jsonl')} has no ground or navigate records with boxes")
-    key = _fingerprint(cfg.init_from, records)
+    key = _fingerprint(weights, records)
     path = Path(cfg.data) / "pointer_states" / f"{split}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
@@ -195,7 +204,7 @@ def pointer_accuracy(model: Llm3dModel, states: dict[str, torch.Tensor], batch: 
             choice = logits.argmax(-1)  # (b,)
             hits += int((choice == s["target"]).sum())
             chosen = s["object_boxes"][torch.arange(len(choice)), choice]  # (b, 6)
-            iou = box_iou_matrix(chosen[:, None], s["gt"])[:, 0]  # (b,)
+            iou = box_iou_3d(chosen, s["gt"])  # (b,)
             acc25 += int((iou >= 0.25).sum())
             acc50 += int((iou >= 0.5).sum())
     with_target = max(1, int((states["target"] >= 0).sum()))
@@ -208,7 +217,7 @@ def train_pointer(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[s
     `model` may be passed pre-built with its pointer (tests inject a tiny LLM); the weights of
     cfg.init_from are loaded into it either way.
     """
-    from dataclasses import asdict
+    from dataclasses import replace
 
     from llm3d_core.model.modeling_llm3d import read_checkpoint_config
     from llm3d_core.progress import progress
@@ -221,15 +230,15 @@ def train_pointer(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[s
     if base.scene_encoder != "objects":
         raise ValueError(f"{cfg.init_from} uses the {base.scene_encoder} scene encoder; the pointer needs objects")
     if model is None:
-        overrides = {"object_pointer": True, "pointer": asdict(cfg.model.pointer), "device": cfg.model.device}
-        model = Llm3dModel.build(read_checkpoint_config(cfg.init_from, overrides))
+        model = Llm3dModel.build(replace(base, object_pointer=True, pointer=cfg.model.pointer, device=cfg.model.device))
     if model.pointer is None:
         raise ValueError("the model passed to train_pointer has no object pointer (object_pointer: false)")
     model.load_trainable(Path(cfg.init_from) / "model.safetensors", missing_ok=("pointer.",))
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    train_states = cached_states(model, cfg, [cfg.split, *cfg.pointer_extra])
-    val_states = cached_states(model, cfg, [cfg.pointer_val_split])
+    weights = weights_hash(cfg.init_from)
+    train_states = cached_states(model, cfg, [cfg.split, *cfg.pointer_extra], weights)
+    val_states = cached_states(model, cfg, [cfg.pointer_val_split], weights)
     extract_s = time.perf_counter() - t0
     n = train_states["query"].shape[0]
     usable = torch.nonzero(train_states["target"] >= 0).flatten()

@@ -83,14 +83,25 @@ def box_volume(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[..., 3:] - boxes[..., :3]).clamp_min(0).prod(dim=-1)  # (…,)
 
 
+def _intersection_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersection and union volumes of paired boxes (…, 6), (…, 6) -> (…,), (…,)."""
+    inter = (torch.minimum(a[..., 3:], b[..., 3:]) - torch.maximum(a[..., :3], b[..., :3])).clamp_min(0).prod(dim=-1)
+    return inter, box_volume(a) + box_volume(b) - inter
+
+
+def box_iou_3d(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """IoU of paired axis-aligned 3D boxes [min xyz, max xyz]: (…, 6), (…, 6) -> (…,) (broadcasts)."""
+    inter, union = _intersection_union(a, b)
+    return inter / (union + eps)
+
+
 def generalized_box_iou_3d(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
     """Generalised IoU (Rezatofighi et al. 2019) of paired axis-aligned 3D boxes: (M, 6), (M, 6) -> (M,).
 
     GIoU = IoU - (|C| - |A u B|) / |C| with C the smallest box enclosing both; unlike IoU it still
     has a gradient when the boxes do not overlap.
     """
-    inter = (torch.minimum(a[:, 3:], b[:, 3:]) - torch.maximum(a[:, :3], b[:, :3])).clamp_min(0).prod(dim=-1)  # (M,)
-    union = box_volume(a) + box_volume(b) - inter  # (M,)
+    inter, union = _intersection_union(a, b)  # (M,), (M,)
     hull = (torch.maximum(a[:, 3:], b[:, 3:]) - torch.minimum(a[:, :3], b[:, :3])).clamp_min(0).prod(dim=-1)  # (M,)
     iou = inter / (union + eps)
     return iou - (hull - union) / (hull + eps)

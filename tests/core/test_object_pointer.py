@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from llm3d_core.model.location_tokens import decode_box, encode_box
-from llm3d_core.model.object_pointer import box_bins, box_iou_matrix, pointer_targets
+from llm3d_core.model.object_pointer import box_bins, pointer_targets
+from llm3d_core.model.univlg_losses import box_iou_3d
 from tests.core.test_model import np_box, tiny_config, tiny_llm, tiny_model, tiny_scene, tiny_tokenizer, write_tiny_dataset
 
 POINTER = dict(scene_encoder="objects", object_pointer=True, pointer={"d_model": 32, "num_layers": 1, "num_heads": 2})
@@ -27,7 +28,7 @@ def test_pointer_targets_pick_the_most_overlapping_object_or_none():
     assert pointer_targets(boxes, mask, [target], 0.25).tolist() == [0]
     assert pointer_targets(boxes, mask, [torch.tensor([5.0, 5, 5, 6, 6, 6])], 0.25).tolist() == [-1]
     assert pointer_targets(boxes, mask, [None], 0.25).tolist() == [-1]
-    iou = box_iou_matrix(boxes[0], target)
+    iou = box_iou_3d(boxes[0], target[None])
     assert iou[0] == pytest.approx(0.95) and iou[1] == 0.0
 
 
