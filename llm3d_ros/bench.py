@@ -30,13 +30,9 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +42,7 @@ import numpy as np
 import yaml
 
 from llm3d_core.geometry import RGBDFrame
+from llm3d_ros.child_process import ChildProcess as BaseChildProcess
 from llm3d_ros.env import apply_ros_environment, ros_environment
 
 MAPPER_NODE = "llm3d_mapper"
@@ -129,50 +126,19 @@ class RosBenchConfig:
 
 
 # ---------------------------------------------------------------------------- processes
-class ChildProcess:
+class ChildProcess(BaseChildProcess):
     """A node (or the echo) in its own process; keeps its last output lines for error messages."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        self.name = name
         # Own session: a Ctrl-C in the terminal reaches the bench, which stops its children in order.
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     bufsize=1, start_new_session=True)
-        self.lines: deque[str] = deque(maxlen=40)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        super().__init__(cmd, env, name, max_lines=40, new_session=True)
 
     def check(self) -> None:
         if self.proc.poll() is not None:
-            tail = "\n".join(self.lines)
-            raise RosBenchError(f"{self.name} exited with code {self.proc.returncode}; its last output:\n{tail}")
+            raise RosBenchError(f"{self.name} exited with code {self.proc.returncode}; its last output:\n{self.output}")
 
-    def memory_gb(self) -> dict[str, float]:
-        """Peak (VmHWM) and current (VmRSS) resident memory of the process, in GB."""
-        values: dict[str, float] = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    values["peak_gb" if key == "VmHWM" else "rss_gb"] = round(int(rest.split()[0]) * 1024 / 1e9, 3)
-        except OSError:  # not on Linux, or already gone
-            pass
-        return values
-
-    def stop(self, grace_s: float = 15.0) -> int | None:
-        """SIGINT (a clean rclpy shutdown), SIGKILL after grace_s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=2.0)
-        return self.proc.returncode
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        return super().stop(timeout_s)
 
 
 def _node_process(name: str, params_file: Path, device: str, env: dict[str, str]) -> ChildProcess:

@@ -5,9 +5,7 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from llm3d_cli.main import main as llm3d_main
 from llm3d_ros.camera_feed import CAMERA_FRAME, CameraFeed, frame_messages
+from llm3d_ros.child_process import ChildProcess
 from llm3d_ros.conversions import numpy_to_image, pointcloud2_to_xyzrgb
 
 pytestmark = pytest.mark.ros
@@ -38,37 +37,6 @@ llm3d_mapper:
         feature_dim: 16
         text_aligned: false
 """
-
-
-class ChildProcess:
-    """A command run as a child process, its (merged) output collected line by line."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=env if env is not None else dict(os.environ))
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGINT like Ctrl-C; kills the process if it does not stop in time."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5.0)
-        return self.proc.returncode
 
 
 class Bringup(ChildProcess):

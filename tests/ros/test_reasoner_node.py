@@ -24,7 +24,7 @@ from tests.core.test_reasoner import (
     save_tiny_llm,
     train_tiny_checkpoint,
 )
-from tests.ros.test_mapper_node import ChildProcess
+from llm3d_ros.child_process import ChildProcess
 
 pytestmark = pytest.mark.ros
 
