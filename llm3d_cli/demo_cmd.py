@@ -22,6 +22,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (default launch/llm3d.yaml)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
     p.add_argument("--quick", action="store_true", help="a short exploration and fewer requests (smoke test)")
+    p.add_argument("--ros", action="store_true",
+                   help="run the episode through the ROS 2 stack: `llm3d bringup --sim` (sim bridge, mapper, "
+                        "reasoner processes), the route driven on goal_pose, requests through the clients")
 
 
 @command("demo", "the main job end to end: explore a held-out scene, map, ask, ground, plan, navigate; HTML report",
@@ -53,11 +56,22 @@ def run(args: argparse.Namespace) -> int:
         if ckpt is None:
             print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the model is untrained and its "
                   "answers are arbitrary", file=sys.stderr)
-        model = load_model(ckpt, load_train_config(args.config, {}).model, args.device or "auto",
-                           overrides={"device": args.device} if args.device else None)
-        result, mapper = run_demo(cfg, model, str(ckpt or ""), args.device, progress=progress_bar)
-        report = write_report(args.out, result, mapper)
-        mapper.save(args.out / "map")
+        if args.ros:
+            from llm3d_ros.demo import run_ros_demo
+
+            # The reasoner node loads the model; the mapper node saves the map into OUT/map itself.
+            result, mapper = run_ros_demo(cfg, str(ckpt or ""), args.out, args.config, args.device,
+                                          progress=progress_bar)
+            report = write_report(args.out, result, mapper)
+        else:
+            model = load_model(ckpt, load_train_config(args.config, {}).model, args.device or "auto",
+                               overrides={"device": args.device} if args.device else None)
+            result, mapper = run_demo(cfg, model, str(ckpt or ""), args.device, progress=progress_bar)
+            report = write_report(args.out, result, mapper)
+            mapper.save(args.out / "map")
+    except RuntimeError as err:  # the ROS stack failed: its message carries the nodes' last output
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,9 +7,10 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
   turns as `dialog` with the session's history. Sessions are bounded (least recently used evicted)
   and expire after `session_ttl_s` idle.
 - `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
-  the model's location-token box (3D-LLM section 3.4; UniVLG, Jain et al. 2025, decodes boxes the
-  same way) matched to the map objects by 3D IoU, and the mapper's open-vocabulary object query
-  (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
+  the model's box matched to the map objects by 3D IoU, and the mapper's open-vocabulary object
+  query (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
+  The model's box comes from its location tokens (3D-LLM section 3.4) or, with `box_source: mask`,
+  from UniVLG's mask head (Jain et al. 2025, sec. 3: the box of the points of the decoded mask).
 - `plan`: numbered steps from the model's `plan` task.
 - `navigation_goal`: grounds the target, then picks a reachable free pose facing it on the map's
   occupancy grid (`llm3d_core.mapping.goals`).
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from llm3d_core.model.scene import SceneInput
 
 GROUNDING_MODES = ("model", "map", "both")
+BOX_SOURCES = ("location_tokens", "mask", "auto")
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
 
 
@@ -54,6 +56,10 @@ class ReasonerConfig:
         grounding: 'model' (the 3D-LLM's box, matched to map objects), 'map' (the mapper's
             open-vocabulary query) or 'both' (scores averaged; 'map' evidence only exists for
             maps with text-aligned features, otherwise 'both' is 'model').
+        box_source: where the model's box comes from: 'location_tokens' (the 3D-LLM answer's six
+            tokens, copied by the object pointer when the checkpoint has one), 'mask' (UniVLG's
+            mask head; needs a checkpoint with one) or 'auto' (the mask head when the checkpoint
+            has one, else the location tokens).
         max_results: objects returned by ground when the request asks for 0.
         max_sessions: dialog sessions kept; beyond it the least recently used one is dropped.
         session_ttl_s: a session idle this long is dropped (0: never).
@@ -62,6 +68,7 @@ class ReasonerConfig:
     """
 
     grounding: str = "both"
+    box_source: str = "location_tokens"
     max_results: int = 5
     max_sessions: int = 16
     session_ttl_s: float = 600.0
@@ -71,6 +78,8 @@ class ReasonerConfig:
     def __post_init__(self) -> None:
         if self.grounding not in GROUNDING_MODES:
             raise ValueError(f"grounding must be one of {GROUNDING_MODES}, got {self.grounding!r}")
+        if self.box_source not in BOX_SOURCES:
+            raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
         for name in ("max_results", "max_sessions", "max_question_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -107,6 +116,15 @@ class MapSnapshot:
         self.version = version
         self._goals = goals
         self._nav: NavigationMap | None = None
+        self._dense: dict[int, "SceneInput"] = {}
+
+    def dense_scene(self, num_points: int, seed: int = 0) -> "SceneInput":
+        """The map sampled at `num_points` (the mask head's density), built once per map version."""
+        from llm3d_core.model.scene import scene_from_mapper
+
+        if num_points not in self._dense:
+            self._dense[num_points] = scene_from_mapper(self.mapper, num_points, seed)
+        return self._dense[num_points]
 
     @property
     def navigation(self) -> NavigationMap:
@@ -132,6 +150,9 @@ class Reasoner:
         from llm3d_core.model.scene import scene_from_mapper
 
         cfg = self.model.config
+        if self.config.box_source == "mask" and self.model.mask_head is None:
+            raise ReasonerError("box_source is 'mask' but the checkpoint has no mask head (grounding_head is "
+                                f"{cfg.grounding_head!r}); use one trained with train.stage: mask")
         scene = scene_from_mapper(mapper, cfg.num_points, cfg.seed)
         if scene.feature_dim != cfg.feature_dim:
             raise ReasonerError(f"the map's features have D={scene.feature_dim} but the model expects "
@@ -231,17 +252,24 @@ class Reasoner:
                                 "(mapper.encoder.text_aligned false, or nothing mapped yet)")
         objects = list(snap.mapper.objects)
 
-        model_box, model_label = None, ""
+        model_box, model_label, mask_box = None, "", False
         if use_model:
             try:
                 answer = self._oneshot_session().ask(query, "ground", remember=False)
             except (LocationDecodeError, InputTooLongError) as err:
                 raise ReasonerError(f"the model could not ground '{query}': {err}") from err
             model_box, model_label = answer.box, answer.label
+            if self.uses_mask_head:
+                found = self.model.ground_mask(snap.dense_scene(self.model.config.mask_head.num_points,
+                                                                self.model.config.seed), query)
+                if found.box is None:  # every query's mask is empty: the head sees no such object
+                    raise ReasonerError(f"the mask head found no points for '{query}'")
+                model_box, mask_box = np.asarray(found.box, dtype=np.float64), True
         if not objects:
             if model_box is None:
                 return []
-            return [Grounded(-1, model_label, 1.0, np.asarray(model_box, dtype=np.float64), "model")]
+            return [Grounded(-1, model_label, 1.0, np.asarray(model_box, dtype=np.float64),
+                             "mask" if mask_box else "model")]
 
         evidence: list[list[float]] = [[] for _ in objects]
         if model_box is not None:
@@ -262,7 +290,8 @@ class Reasoner:
         if model_box is not None and not use_map:
             order.remove(match)
             order.insert(0, match)  # the model's choice leads even when it overlaps nothing
-        source = "+".join(s for s, on in (("model", model_box is not None), ("map", use_map)) if on)
+        source = "+".join(s for s, on in (("mask" if mask_box else "model", model_box is not None), ("map", use_map))
+                          if on)
         results = []
         for i in order[:limit]:
             obj = objects[i]
@@ -270,8 +299,16 @@ class Reasoner:
             # classifier's guess through ConSE); other objects keep the map's label.
             label = model_label if (model_box is not None and model_label and i == match) else obj.label
             box = np.concatenate([obj.box_min, obj.box_max]).astype(np.float64)
+            if mask_box and i == match:
+                box = model_box  # the mask's own box is the head's answer (UniVLG); the id names its object
             results.append(Grounded(int(obj.id), label, float(scores[i]), box, source))
         return results
+
+    @property
+    def uses_mask_head(self) -> bool:
+        """True when the model's grounding box comes from the mask head (see ReasonerConfig.box_source)."""
+        src = self.config.box_source
+        return self.model.mask_head is not None and src in ("mask", "auto")
 
     # ------------------------------------------------------------------ planning
     def plan(self, instruction: str) -> list[str]:

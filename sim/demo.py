@@ -117,13 +117,16 @@ class DemoResult:
     answer_seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     final_view: np.ndarray | None = None  # (H, W, 3) what the robot sees where it stopped
+    # how it ran: in one process (sim.demo), or through the ROS 2 nodes (llm3d_ros.demo)
+    stack: str = "in-process (llm3d demo)"
 
     def summary(self) -> dict[str, Any]:
         """Numbers for the console and the JSON file."""
         lat = sorted(self.answer_seconds)
         nav = self.navigation
         return {
-            "scene": self.scene_id, "split": self.split, "checkpoint": self.checkpoint or "untrained",
+            "scene": self.scene_id, "split": self.split, "stack": self.stack,
+            "checkpoint": self.checkpoint or "untrained",
             "frames": self.frames, "fused": self.fused, "coverage": round(self.coverage, 3), "objects": self.objects,
             "map_seconds": round(self.map_seconds, 1), "mapper_fps": round(self.fps, 2),
             "qa_correct": f"{sum(q['correct'] for q in self.qa)}/{len(self.qa)}",
@@ -335,6 +338,19 @@ def _spread(items: list, k: int) -> list:
     return [items[i] for i in idx]
 
 
+def shortest_path_m(grid: Any, inst: Any, start_xy: np.ndarray, success_distance: float) -> float:
+    """Geodesic metres from start_xy to the success region of instance `inst` on the navigation grid
+    (inf when it cannot be reached): SPL's shortest path."""
+    from sim.datagen.generator import goal_cells
+
+    try:
+        cells = goal_cells(grid, inst, success_distance, grid.largest_component())
+        return float(grid.distance_field(cells).at(np.asarray(start_xy, dtype=np.float64)[:2])) if len(cells) \
+            else math.inf
+    except ValueError:
+        return math.inf
+
+
 def navigate(sim: Any, reasoner: Any, rec: dict, scene: Any, cfg: DemoConfig) -> NavigationResult:
     """Grounds the instruction, drives to the reasoner's goal, scores against the true target.
 
@@ -344,18 +360,13 @@ def navigate(sim: Any, reasoner: Any, rec: dict, scene: Any, cfg: DemoConfig) ->
     """
     from llm3d_core.mapping.goals import box_footprint_distance
     from llm3d_core.reasoner import ReasonerError
-    from sim.datagen.generator import goal_cells
     from sim.follow import ACTIVE, REACHED, GoalError, PathFollower
 
     agent, grid = sim.agent, sim.grid
     start = agent.position.copy()
     inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])
     truth_box = np.concatenate([inst.box_min, inst.box_max])
-    try:
-        cells = goal_cells(grid, inst, cfg.success_distance, grid.largest_component())
-        shortest = grid.distance_field(cells).at(start) if len(cells) else math.inf
-    except ValueError:
-        shortest = math.inf
+    shortest = shortest_path_m(grid, inst, start, cfg.success_distance)
     path = [start.copy()]
     try:
         target, goal = reasoner.navigation_goal(rec["question"], start, cfg.success_distance)

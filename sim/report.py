@@ -106,7 +106,8 @@ def write_report(out_dir: str | Path, result: "DemoResult", mapper: Any) -> Path
         frames.append(save_frame(out / "frame_goal.png", result.final_view).name)
     summary = result.summary()
     data = {"summary": summary, "caption": result.caption, "qa": result.qa, "grounding": result.grounding,
-            "plans": result.plans, "navigation": None}
+            "plans": result.plans, "navigation": None,
+            "explore_path_xy": np.asarray(result.explore_path_xy).round(3).tolist()}
     nav = result.navigation
     if nav is not None:
         data["navigation"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(nav).items()}
@@ -121,7 +122,7 @@ def write_report(out_dir: str | Path, result: "DemoResult", mapper: Any) -> Path
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}} th{{background:#f3f3f3}} .ok{{color:green;font-weight:bold}}
 .bad{{color:#c00;font-weight:bold}} img{{max-width:100%}} .frames img{{width:24%;margin:.2%}} code{{background:#f5f5f5}}</style>
 </head><body><h1>llm3d demo — {e(result.scene_id)} ({e(result.split)} split, never trained on)</h1>
-<p>Model: <code>{e(summary['checkpoint'])}</code>. Explored {result.frames} frames, fused {result.fused}
+<p>Run: {e(summary['stack'])}. Model: <code>{e(summary['checkpoint'])}</code>. Explored {result.frames} frames, fused {result.fused}
 ({summary['mapper_fps']} fused frames/s), coverage {summary['coverage']}, {result.objects} objects in the map.
 QA {summary['qa_correct']} exact, grounding {summary['grounding_acc@0.25']} at IoU&ge;0.25,
 answer p50 {summary['answer_p50_s']} s.</p>

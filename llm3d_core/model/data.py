@@ -187,6 +187,12 @@ class SceneStore:
         return scene
 
 
+def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64) -> SceneStore:
+    """Scene caches sampled at another density (the mask head's), in scene_cache_<N>/ beside the
+    encoder's, built from the same maps."""
+    return SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_{num_points}", capacity)
+
+
 class JsonlSceneDataset(IterableDataset):
     """Streams (record, scene) pairs from DIR/<split>.jsonl; shards over DDP ranks and loader workers.
 

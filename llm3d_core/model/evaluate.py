@@ -6,7 +6,8 @@
 - grounding: Acc@0.25 / Acc@0.5 of the 3D axis-aligned box IoU, split unique / multiple /
   overall (ScanRefer, Chen et al. 2020); an answer that breaks the location grammar counts as a miss;
 - grounding_mask: the same for UniVLG's mask head (box of the decoded mask) on the same records,
-  when the model has one (grounding_head: mask); an empty mask counts as a miss;
+  when the model has one (grounding_head: mask), over its own denser sample of each map
+  (mask_head.num_points; the encoder's sample where no map is at hand); an empty mask counts as a miss;
 - plan: step accuracy (position-wise normalised match of numbered steps);
 - navigate: distance of the decoded goal to the true goal (metres) and success within 0.5 m;
 - latency per task (p50 / mean seconds per answer).
@@ -18,6 +19,7 @@ import json
 import logging
 import re
 import string
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -98,12 +100,13 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
              tasks: list[str] | None = None, predictions_out: str | Path | None = None,
              meteor: bool = True, skip_missing_scenes: bool = False) -> dict[str, Any]:
     """Runs the model on DIR/<split>.jsonl and returns the metrics (see module docstring)."""
-    from llm3d_core.model.data import SceneStore
+    from llm3d_core.model.data import SceneStore, dense_scene_store
     from llm3d_core.progress import progress
 
     model.eval()
     path = Path(data_dir) / f"{split}.jsonl"
     store = SceneStore(data_dir, model.config.num_points, capacity=4)
+    mask_store = dense_scene_store(data_dir, model.config.mask_head.num_points, capacity=2)
     records = [r for r in read_records(path) if (not tasks or r["task"] in tasks)
                and (not skip_missing_scenes or store.available(str(r["scene_id"])))]
     # Interleave scenes by record index so that a --limit still covers every task; consecutive
@@ -154,7 +157,10 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
             ground["unique" if rec.get("unique", True) else "multiple"].append(iou)
             row["iou"] = iou
             if model.mask_head is not None:
-                found = model.ground_mask(session.scene, str(rec.get("question") or "object"))
+                dense = mask_store.get(sid) if mask_store.available(sid) else session.scene
+                t0 = time.perf_counter()
+                found = model.ground_mask(dense, str(rec.get("question") or "object"))
+                latency["ground_mask"].append(time.perf_counter() - t0)
                 row["iou_mask"] = box_iou_3d(found.box, rec["boxes"][0]) if found.box is not None else 0.0
                 ground_mask["unique" if rec.get("unique", True) else "multiple"].append(row["iou_mask"])
         elif task == "plan":

@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.model.scene_encoder import position_embedding
-from llm3d_core.model.univlg_losses import (LossWeights, mask_to_box, scene_grounding_losses,
+from llm3d_core.model.univlg_losses import (LossWeights, extreme_orders, mask_to_box, scene_grounding_losses,
                                             target_masks_from_boxes)
 
 
@@ -58,9 +58,15 @@ class MaskDecoderLayer(nn.Module):
 
     def forward(self, q: torch.Tensor, pts: torch.Tensor, text: torch.Tensor, text_pad: torch.Tensor,
                 point_block: torch.Tensor | None) -> torch.Tensor:
-        """q (B, Q, d), pts (B, N, d), text (B, L, d), text_pad (B, L) True = padding,
-        point_block (B * heads, Q, N) True = this query may not attend to this point."""
-        q = q + self.points(self.norm_p(q), pts, pts, attn_mask=point_block, need_weights=False)[0]  # (B, Q, d)
+        """q (B, Q, d), pts (B, N, d) or (1, N, d) shared by the B questions, text (B, L, d), text_pad
+        (B, L) True = padding, point_block (S * heads, Q', N) True = this query may not attend to this
+        point, with S = pts' batch and Q' = B * Q / S."""
+        b, nq, d = q.shape
+        # Queries attend to points independently of each other, so B questions about one scene are
+        # one sequence of B * Q queries over the points: the points' keys and values are projected once.
+        qp = q.reshape(pts.shape[0], -1, d)  # (S, Q', d)
+        att = self.points(self.norm_p(qp), pts, pts, attn_mask=point_block, need_weights=False)[0]  # (S, Q', d)
+        q = q + att.reshape(b, nq, d)  # (B, Q, d)
         q = q + self.text(self.norm_t(q), text, text, key_padding_mask=text_pad, need_weights=False)[0]  # (B, Q, d)
         s = self.norm_s(q)
         q = q + self.self_attn(s, s, s, need_weights=False)[0]  # (B, Q, d)
@@ -97,7 +103,7 @@ class MaskGroundingHead(nn.Module):
     def predict(self, q: torch.Tensor, point_mask_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask logits (B, Q, N) by dot product, and scores (B, Q), from queries (B, Q, d)."""
         qn = self.query_norm(q)  # (B, Q, d)
-        logits = torch.einsum("bqd,bnd->bqn", self.query_mask(qn), point_mask_emb)  # (B, Q, N)
+        logits = self.query_mask(qn) @ point_mask_emb.transpose(1, 2)  # (B, Q, N); point_mask_emb (B or 1, N, d)
         return logits, self.score(qn)[..., 0]  # (B, Q, N), (B, Q)
 
     def forward(self, scene: dict[str, torch.Tensor], text: torch.Tensor, text_pad: torch.Tensor
@@ -105,13 +111,18 @@ class MaskGroundingHead(nn.Module):
         """Predictions [(mask logits (B, Q, N), scores (B, Q))] of the initial queries and of every
         layer (Mask2Former predicts before the first layer too, for its masked attention); the last is final.
 
-        text (B, L, text_width) question token states, text_pad (B, L) True = padding.
+        text (B, L, text_width) question token states, text_pad (B, L) True = padding. The scene
+        batch is B scenes, or one scene that all B questions are about (its points are embedded once).
         """
         m = self.config.mask_head
-        pts = self.embed_points(scene)  # (B, N, d)
-        pmask = self.point_mask(self.point_norm(pts))  # (B, N, d)
+        pts = self.embed_points(scene)  # (S, N, d), S = B or 1
+        if pts.shape[0] not in (1, text.shape[0]):
+            raise ValueError(f"{pts.shape[0]} scenes for {text.shape[0]} questions: give one scene per question "
+                             "or one scene for all")
+        pmask = self.point_mask(self.point_norm(pts))  # (S, N, d)
         txt = self.text_in(text.to(pts.dtype))  # (B, L, d)
-        q = self.queries[None].expand(pts.shape[0], -1, -1)  # (B, Q, d)
+        b, s = text.shape[0], pts.shape[0]
+        q = self.queries[None].expand(b, -1, -1)  # (B, Q, d)
         outputs = [self.predict(q, pmask)]
         for layer in self.layers:
             block = None
@@ -119,7 +130,8 @@ class MaskGroundingHead(nn.Module):
                 block = outputs[-1][0].detach() < 0  # (B, Q, N): sigmoid < 0.5
                 # A query whose mask is empty would attend to nothing (NaN); Mask2Former lets it see everything.
                 block[block.all(dim=-1)] = False
-                block = block.repeat_interleave(m.num_heads, dim=0)  # (B * heads, Q, N)
+                block = block.reshape(s, -1, block.shape[-1])  # (S, Q', N), as the layer groups the queries
+                block = block.repeat_interleave(m.num_heads, dim=0)  # (S * heads, Q', N)
             q = layer(q, pts, txt, text_pad, block)  # (B, Q, d)
             outputs.append(self.predict(q, pmask))
         return outputs
@@ -134,7 +146,8 @@ class MaskGroundingHead(nn.Module):
                target_boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """UniVLG sec. 3 losses, summed over layers (deep supervision) and averaged over scenes.
 
-        target_boxes[b] (T_b, 6): the referred object(s) of scene b. A target whose box holds none
+        target_boxes[b] (T_b, 6): the referred object(s) of question b (in scene b, or in the one
+        shared scene). A target whose box holds none
         of the sampled points has no mask to learn and is left out; a scene left without targets
         adds nothing (its queries are not told "nothing here", which would be false).
         Returns the terms and "total"; "scenes" counts the scenes that contributed.
@@ -144,8 +157,14 @@ class MaskGroundingHead(nn.Module):
         w = self.loss_weights()
         terms: dict[str, torch.Tensor] = {}
         scenes = 0
+        shared = scene["points"].shape[0] == 1  # one scene for every question (see forward)
+        # One unbind per layer, not an index per question: each index's backward would fill a
+        # zero tensor of the whole batch's masks.
+        per_question = [(logits.unbind(0), scores.unbind(0)) for logits, scores in used]
+        orders = extreme_orders(scene["points"][0]) if shared else None
         for b, boxes in enumerate(target_boxes):
-            points = scene["points"][b]  # (N, 3)
+            sb = 0 if shared else b
+            points = scene["points"][sb]  # (N, 3)
             boxes = boxes.to(points.device, points.dtype).reshape(-1, 6)  # (T, 6)
             boxes = torch.cat([torch.minimum(boxes[:, :3], boxes[:, 3:]), torch.maximum(boxes[:, :3], boxes[:, 3:])], 1)
             masks = target_masks_from_boxes(points, boxes, m.target_margin)  # (T, N)
@@ -153,10 +172,10 @@ class MaskGroundingHead(nn.Module):
             if not bool(keep.any()):
                 continue
             scenes += 1
-            extent = scene["bounds"][b, 1] - scene["bounds"][b, 0]  # (3,)
-            for logits, scores in used:
+            extent = scene["bounds"][sb, 1] - scene["bounds"][sb, 0]  # (3,)
+            for logits, scores in per_question:
                 for k, v in scene_grounding_losses(logits[b], scores[b], points, masks[keep], boxes[keep], extent,
-                                                   w).items():
+                                                   w, orders).items():
                     terms[k] = terms.get(k, 0.0) + v
         anchor = (outputs[-1][0].sum() + outputs[-1][1].sum()) * 0.0  # keeps the graph when no scene contributed
         out = {k: v / max(scenes, 1) for k, v in terms.items()}

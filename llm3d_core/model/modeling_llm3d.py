@@ -373,12 +373,13 @@ class Llm3dModel(nn.Module):
                             target_boxes: list[torch.Tensor]) -> torch.Tensor:
         """UniVLG's grounding loss (mask BCE + Dice, Hungarian matching, score, box L1 + GIoU) for a batch.
 
-        scene_batch: collated scenes (B, …); questions: B referring expressions; target_boxes[b] (T_b, 6).
+        scene_batch: collated scenes (B, …), or one scene (1, …) all questions are about; questions: B
+        referring expressions; target_boxes[b] (T_b, 6).
         """
         head = self._require_mask_head()
-        if not len(questions) == len(target_boxes) == scene_batch["points"].shape[0]:
+        if not len(questions) == len(target_boxes) or scene_batch["points"].shape[0] not in (1, len(questions)):
             raise ValueError(f"{scene_batch['points'].shape[0]} scenes, {len(questions)} questions and "
-                             f"{len(target_boxes)} target box sets must match")
+                             f"{len(target_boxes)} target box sets must match (or one scene for all questions)")
         scene_batch = {k: v.to(self.device) for k, v in scene_batch.items()}
         text, pad = self.question_states(questions)  # (B, L, H), (B, L)
         return head.losses(head(scene_batch, text, pad), scene_batch, list(target_boxes))["total"]

@@ -51,13 +51,14 @@ def referring_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def weights_hash(model_dir: str | Path) -> "hashlib._Hash":
-    """SHA-256 over the checkpoint's tensors but the pointer's own, which the extracted states do
-    not depend on (retraining the pointer reuses them). Read once per run, extended per record file."""
+    """SHA-256 over the checkpoint's tensors but the pointer's and the mask head's, which the
+    extracted states do not depend on (retraining the pointer reuses them). Read once per run,
+    extended per record file."""
     from safetensors.torch import load_file
 
     h = hashlib.sha256()
     weights = load_file(str(Path(model_dir) / "model.safetensors"))
-    for name in sorted(k for k in weights if not k.startswith("pointer.")):
+    for name in sorted(k for k in weights if not k.startswith(("pointer.", "mask_head."))):
         h.update(name.encode())
         h.update(weights[name].float().numpy().tobytes())
     return h
@@ -280,11 +281,20 @@ def train_pointer(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[s
     model.pointer.load_state_dict(best_state)
     train_acc = pointer_accuracy(model, train_states)
     val_acc = pointer_accuracy(model, val_states)
-    model.save_pretrained(out, extra={"stage": "pointer", "init_from": str(cfg.init_from)})
-    summary = {"stage": "pointer", "init_from": str(cfg.init_from), "train": train_acc, "val": val_acc,
-               "best_epoch": max(history, key=lambda h: h["val_acc25"])["epoch"], "history": history,
-               "extract_seconds": round(extract_s, 1), "seconds": round(time.perf_counter() - t0, 1)}
-    (out / POINTER_STATE).write_text(json.dumps(summary, indent=1))
-    return {"steps": total, "history": [{"step": h["epoch"], "loss": h["loss"]} for h in history],
+    return save_head_stage(model, cfg, "pointer", POINTER_STATE, {"train": train_acc, "val": val_acc},
+                           history, total, t0, extract_seconds=round(extract_s, 1))
+
+
+def save_head_stage(model: Llm3dModel, cfg: "TrainConfig", stage: str, state_name: str, scores: dict[str, Any],
+                    history: list[dict[str, Any]], steps: int, t0: float, **extra: Any) -> dict[str, Any]:
+    """Saves a head stage's checkpoint to cfg.out with its summary (scores, best epoch by val Acc@0.25,
+    the epochs' history, timings) as `state_name` beside it; returns train()'s summary with it under `stage`."""
+    out = Path(cfg.out)
+    model.save_pretrained(out, extra={"stage": stage, "init_from": str(cfg.init_from)})
+    summary = {"stage": stage, "init_from": str(cfg.init_from), **scores,
+               "best_epoch": max(history, key=lambda h: h["val_acc25"])["epoch"], "history": history, **extra,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    (out / state_name).write_text(json.dumps(summary, indent=1))
+    return {"steps": steps, "history": [{"step": h["epoch"], "loss": h["loss"]} for h in history],
             "seconds": summary["seconds"], "step_seconds_median": 0.0, "parameters": model.parameter_counts(),
-            "out": str(out), "pointer": summary}
+            "out": str(out), stage: summary}

@@ -34,6 +34,7 @@ from llm3d_core.model.scene import SceneInput
 
 log = logging.getLogger(__name__)
 STATE_PT, STATE_JSON = "trainer_state.pt", "trainer_state.json"
+STAGES = ("joint", "pointer", "mask")
 
 
 @dataclass
@@ -60,23 +61,28 @@ class TrainConfig:
     skip_missing_scenes: bool = False  # train on the records whose scene map exists (maps still being generated)
     resume: bool = False
     # joint: the LM loss (and enabled heads) over all parts | pointer: only the object pointer, on the
-    # frozen states of init_from (pointer_training.py)
+    # frozen states of init_from (pointer_training.py) | mask: only UniVLG's mask head (mask_training.py)
     stage: str = "joint"
     init_from: str = ""  # checkpoint folder whose weights start the model (parts it lacks start fresh)
     pointer_epochs: int = 40
     pointer_lr: float = 1e-3
     pointer_batch: int = 64
-    pointer_val_split: str = "val"  # the pointer keeps its best epoch on this split
-    pointer_extra: list[str] = field(default_factory=list)  # more record files DATA/<name>.jsonl for the pointer
+    pointer_val_split: str = "val"  # the pointer (and the mask head) keep their best epoch on this split
+    # more record files DATA/<name>.jsonl for the pointer and mask stages
+    pointer_extra: list[str] = field(default_factory=list)
+    mask_epochs: int = 6
+    mask_lr: float = 3e-4
+    mask_batch: int = 32  # questions about one scene per step (the scene's points are embedded once)
 
     def __post_init__(self) -> None:
-        if self.stage not in ("joint", "pointer"):
-            raise ValueError(f"stage must be joint or pointer, got {self.stage!r}")
-        for name in ("pointer_epochs", "pointer_batch"):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        for name in ("pointer_epochs", "pointer_batch", "mask_epochs", "mask_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.pointer_lr > 0:
-            raise ValueError(f"pointer_lr must be > 0, got {self.pointer_lr}")
+        for name in ("pointer_lr", "mask_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -213,6 +219,10 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
         from llm3d_core.model.pointer_training import train_pointer
 
         return train_pointer(cfg, model)
+    if cfg.stage == "mask":
+        from llm3d_core.model.mask_training import train_mask_head
+
+        return train_mask_head(cfg, model)
     rank, world, local_rank = _init_distributed()
     seed_everything(cfg.seed + rank)
     out = Path(cfg.out)

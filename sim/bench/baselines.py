@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from sim.frames2d import FrameTokens
 
 
-def map_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", version: str) -> Reasoner:
-    """The 3D-LLM on the fused map, grounding with its own boxes (matched to map objects)."""
-    reasoner = Reasoner(model, ReasonerConfig(grounding="model"))
+def map_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", version: str,
+                 box_source: str = "location_tokens") -> Reasoner:
+    """The 3D-LLM on the fused map, grounding with its own boxes (matched to map objects); box_source
+    'mask' takes them from UniVLG's mask head instead of the location tokens."""
+    reasoner = Reasoner(model, ReasonerConfig(grounding="model", box_source=box_source))
     reasoner.set_map(mapper, version)
     return reasoner
 

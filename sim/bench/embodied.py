@@ -26,7 +26,10 @@ Systems (rows): the 3D-LLM with the objects encoder (the shipped checkpoint, or 
 model when there is none, labelled so), the 3D-LLM with the points encoder (with a checkpoint),
 the open-vocabulary retrieval baseline (no LLM), and the 2D baseline (the same LLM on per-frame
 2D features, sim.frames2d; with a checkpoint trained on that input). A system without a
-checkpoint gets a row that says so instead of numbers.
+checkpoint gets a row that says so instead of numbers. Rows of the same objects checkpoint run
+differently: its location tokens generated one by one instead of copied by the object pointer
+(when it has one), UniVLG's mask head for the boxes (when it has one), and a single lifted view
+per request instead of the map (sim.bench.single_frame).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from llm3d_core.model.modeling_llm3d import Llm3dModel
     from sim.demo import DemoConfig
 
-KINDS = ("llm3d", "retrieval", "frames2d")
+KINDS = ("llm3d", "retrieval", "frames2d", "frame")
 NO_CHECKPOINT = "no checkpoint"
 
 
@@ -119,7 +122,8 @@ class EmbodiedConfig:
 class System:
     """One row: a named system and what it runs on.
 
-    kind: llm3d (the 3D-LLM on the fused map) | retrieval (map query, no LLM) | frames2d (2D baseline).
+    kind: llm3d (the 3D-LLM on the fused map) | retrieval (map query, no LLM) | frames2d (2D baseline)
+        | frame (the 3D-LLM on one lifted view per request, sim.bench.single_frame).
     model: the LLM for llm3d and frames2d; None with a checkpoint of "" means "no checkpoint".
     checkpoint: folder, "untrained", or "" when there is none.
     """
@@ -130,6 +134,7 @@ class System:
     checkpoint: str = ""
     hint: str = ""  # how to give the missing checkpoint
     pointer: bool = True  # llm3d with an object pointer: False generates the location tokens instead
+    box_source: str = "location_tokens"  # llm3d: "mask" grounds with UniVLG's mask head (ReasonerConfig.box_source)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -156,7 +161,8 @@ class _Scores:
 # ---------------------------------------------------------------------- systems
 def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | None, model_config: "Llm3dConfig",
                  device: str | None = None) -> list[System]:
-    """The rows (a fifth, generated location tokens, when the objects checkpoint has an object pointer).
+    """The rows (plus generated location tokens when the objects checkpoint has an object pointer,
+    and UniVLG's mask head when it has one).
     The objects row runs untrained when `ckpt` is None (labelled so); the points
     and 2D rows load only from a given checkpoint. Raises CheckpointError / LlmLoadError / ValueError."""
     from llm3d_core.reasoner import load_model
@@ -190,6 +196,16 @@ def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | No
         # from the object the pointer picks: what the pointer adds to grounding and navigation.
         rows.insert(1, System("3D-LLM, objects encoder, generated location tokens", "llm3d", objects.model,
                               objects.checkpoint, pointer=False))
+    if objects.model is not None and objects.checkpoint != "untrained":
+        # Same checkpoint on one lifted view per request instead of the map (UniVLG's 2D input):
+        # the issue's "single-frame vs map".
+        rows.insert(rows.index(points), System("3D-LLM, objects encoder, single frame (same weights)", "frame",
+                                               objects.model, objects.checkpoint))
+    if objects.model is not None and objects.model.mask_head is not None:
+        # Same checkpoint, boxes from UniVLG's mask head over the map's points (the box of the
+        # decoded mask) instead of location tokens: the issue's "location tokens vs mask head".
+        rows.insert(2, System("3D-LLM, objects encoder, UniVLG mask head (same weights)", "llm3d", objects.model,
+                              objects.checkpoint, box_source="mask"))
     return rows
 
 
@@ -219,6 +235,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
     from sim.bench.baselines import RetrievalBaseline, frame_reasoner, map_reasoner
     from sim.datagen.maps import map_sim_config
     from sim.demo import explore_and_map, pick_requests
+    from sim.bench.single_frame import FrameViews, SingleFrameRunner, request_targets
     from sim.frames2d import FrameTokens
     from sim.scenes import seeds
     from sim.simulator import Simulator
@@ -231,8 +248,15 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
         sim = Simulator(map_sim_config(width=cfg.width, height=cfg.height, max_steps=cfg.max_steps))
         try:
             tokens = FrameTokens(grid=cfg.frame_grid)
-            mapped = explore_and_map(sim, seed, dcfg, device, progress,
-                                     on_fused=lambda frame, fmap: tokens.add(frame.rgb, fmap))
+            views = FrameViews()
+            keep_views = any(s.kind == "frame" and s.runnable for s in systems)
+
+            def on_fused(frame: Any, fmap: Any) -> None:
+                tokens.add(frame.rgb, fmap)
+                if keep_views:
+                    views.add(frame, fmap)
+
+            mapped = explore_and_map(sim, seed, dcfg, device, progress, on_fused=on_fused)
             scene, mapper = mapped.scene, mapped.mapper
             tokens.text_dim = mapper.text_dim
             seen = {o.instance_id for o in mapper.objects} if cfg.seen_only else None
@@ -257,9 +281,11 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                     runner: Any = RetrievalBaseline(mapper)
                 elif system.kind == "frames2d":
                     runner = frame_reasoner(system.model, mapper, tokens, scene.scene_id)
+                elif system.kind == "frame":
+                    runner = SingleFrameRunner(system.model, mapper, views, request_targets(picked), scene.scene_id)
                 else:
-                    runner = map_reasoner(system.model, mapper, scene.scene_id)
-                if system.kind != "frames2d":
+                    runner = map_reasoner(system.model, mapper, scene.scene_id, system.box_source)
+                if system.kind not in ("frames2d", "frame"):  # they do not answer from the map
                     scores[system.name].mapper_fps.append(mapped.fps)
                 _run_requests(system, runner, picked, starts, sim, scene, dcfg, scores[system.name], bar)
             if bar is not None:

@@ -185,3 +185,30 @@ def test_ground_plan_and_navigation_goal(sim_reasoner):
     assert goal.target_distance <= 0.75
     with pytest.raises(ReasonerError, match="outside the mapped area"):
         sim_reasoner.validate_goal(100.0, 0.0, 0.0)
+
+
+def test_mask_head_box_source(tmp_path, sim_reasoner):
+    """box_source 'mask': the model's box is the decoded mask's (over the map's denser sample), the
+    leading result names the object it overlaps most; a checkpoint without a head is refused."""
+    from llm3d_core.model.configuration_llm3d import MaskHeadConfig
+    from llm3d_core.reasoner import load_model
+    mapper = sim_reasoner.map.mapper
+    with pytest.raises(ReasonerError, match="no mask head"):
+        Reasoner(sim_reasoner.model, ReasonerConfig(box_source="mask")).set_map(mapper, "v1")
+    with pytest.raises(ValueError, match="box_source"):
+        ReasonerConfig(box_source="guess")
+    llm = save_tiny_llm(tmp_path / "llm")
+    head = MaskHeadConfig(num_queries=4, num_layers=1, d_model=16, num_heads=2, num_points=512)
+    model = load_model(None, tiny_model_config(llm, grounding_head="mask", mask_head=head), "cpu")
+    reasoner = Reasoner(model, ReasonerConfig(grounding="model", box_source="mask"))
+    reasoner.set_map(mapper, "v1")
+    assert reasoner.uses_mask_head
+    dense = reasoner.map.dense_scene(512, model.config.seed)
+    assert dense.points.shape[0] == 512 and reasoner.map.dense_scene(512) is dense  # built once per map version
+    results = reasoner.ground("the table", 2)  # this seeded random head masks some points
+    found = model.ground_mask(dense, "the table")
+    assert results[0].source == "mask" and np.allclose(results[0].box, found.box)
+    assert results[0].id in {o.id for o in mapper.objects}
+    auto = Reasoner(sim_reasoner.model, ReasonerConfig(box_source="auto"))
+    auto.set_map(mapper, "v1")
+    assert not auto.uses_mask_head  # auto without a head: the location tokens

@@ -109,6 +109,69 @@ def test_a_few_steps_of_the_mask_head_lower_its_loss():
     assert np.all(result.box[:3] <= result.box[3:]) and 0.0 <= result.score <= 1.0
 
 
+def test_questions_about_one_scene_share_its_points_and_match_per_question_batches():
+    model = mask_model()
+    model.eval()
+    scene = object_scene()
+    questions = ["the chair near the table", "a chair", "the lamp"]
+    text, pad = model.question_states(questions)
+    with torch.no_grad():
+        shared = model.mask_head(model.collate_scenes([scene]), text, pad)
+        repeated = model.mask_head(model.collate_scenes([scene] * 3), text, pad)
+    for (l1, s1), (l2, s2) in zip(shared, repeated):
+        torch.testing.assert_close(l1, l2, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(s1, s2, atol=1e-4, rtol=1e-4)
+    boxes = [scene.object_boxes[:1]] * 3
+    one = model.mask_grounding_loss(model.collate_scenes([scene]), questions, boxes)
+    three = model.mask_grounding_loss(model.collate_scenes([scene] * 3), questions, boxes)
+    torch.testing.assert_close(one, three, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="must match"):
+        model.mask_grounding_loss(model.collate_scenes([scene] * 2), questions, boxes)
+
+
+def test_mask_stage_trains_only_the_mask_head_on_denser_points(tmp_path):
+    from safetensors.torch import load_file
+
+    from llm3d_core.model.data import dense_scene_store, scene_cache_path
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from llm3d_core.model.train import TrainConfig, train
+    from tests.core.test_model import tiny_config, write_tiny_dataset
+
+    root = write_tiny_dataset(tmp_path / "data")
+    dense = 256  # the head's own point density: caches in scene_cache_256/, beside the encoder's 64 points
+    for split in ("train", "val"):
+        with (root / f"{split}.jsonl").open("a") as f:
+            for n, (sid, seed) in enumerate([("scene_a", 0), ("scene_b", 1)]):
+                scene = object_scene(seed, dense)
+                scene.features = scene.features[:, :16]
+                scene.object_features = scene.object_features[:, :16]
+                scene.save(scene_cache_path(root, sid, dense_scene_store(root, dense).cache_dir))
+                f.write(json.dumps({"id": f"{split}-ref-{n}", "scene_id": sid, "task": "ground",
+                                    "boxes": [scene.object_boxes[0].tolist()], "question": "the big chair",
+                                    "answers": ["chair"]}) + "\n")
+    train(TrainConfig(data=str(root), out=str(tmp_path / "base"), model=tiny_config(), batch_size=2, max_steps=1,
+                      log_every=1), model=tiny_model())
+    head = mask_model(seed=1, mask_head={"num_points": dense})
+    cfg = TrainConfig(data=str(root), out=str(tmp_path / "mask"), model=head.config, stage="mask",
+                      init_from=str(tmp_path / "base"), mask_epochs=8, mask_batch=4, mask_lr=3e-3)
+    summary = train(cfg, model=head)
+    state = json.loads((tmp_path / "mask" / "mask_state.json").read_text())
+    assert state["stage"] == "mask" and len(state["history"]) == 8 and state["num_points"] == dense
+    assert state["train_records"] == 4 and state["val"]["records"] == 4  # the 2 ground records + 2 added, per split
+    assert state["history"][-1]["loss"] < state["history"][0]["loss"], state["history"]
+    assert summary["mask"]["val"]["acc25"] == max(h["val_acc25"] for h in state["history"])  # the best epoch kept
+    base, new = load_file(tmp_path / "base" / "model.safetensors"), load_file(tmp_path / "mask" / "model.safetensors")
+    assert any(k.startswith("mask_head.") for k in new)
+    assert all(torch.equal(base[k], new[k]) for k in base)  # every other trained weight unchanged
+    tok = tiny_tokenizer()
+    loaded = Llm3dModel.from_pretrained(tmp_path / "mask", llm=tiny_llm(len(tok)), tokenizer=tok)
+    assert loaded.mask_head is not None and loaded.config.mask_head.num_points == dense
+    found = loaded.ground_mask(object_scene(0, dense), "the big chair")
+    assert found.mask.shape == (dense,)
+    with pytest.raises(ValueError, match="init_from"):
+        train(TrainConfig(**{**cfg.__dict__, "init_from": ""}), model=mask_model())
+
+
 def test_trainer_adds_the_mask_loss_for_ground_records_only_when_enabled():
     from llm3d_core.model.train import make_batch
 

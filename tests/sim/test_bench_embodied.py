@@ -93,13 +93,24 @@ def test_bench_embodied_quick(tmp_path, capsys):
     assert len(result["episodes"]) == 1 and result["episodes"][0]["scene"]
     assert result["episodes"][0]["fused"] > 0 and result["episodes"][0]["objects"] > 0
     kinds = _by_kind(result)
-    # With an object pointer in the objects checkpoint (the shipped one has it) a fifth row runs the
-    # same weights with generated location tokens.
-    pointer = len(kinds["llm3d"]) == 3
-    assert len(result["systems"]) == 4 + pointer and len(result["rows"]) == 4 + pointer
+    # The same objects weights run more rows: generated location tokens (with an object pointer),
+    # UniVLG's mask head (with one) and a single view per request (a trained checkpoint).
+    names = [s["name"] for s in kinds["llm3d"]]
+    pointer = any("generated location tokens" in n for n in names)
+    mask = any("mask head" in n for n in names)
+    frame = "frame" in kinds
+    extra = pointer + mask + frame
+    assert len(result["systems"]) == 4 + extra and len(result["rows"]) == 4 + extra
     objects, points = kinds["llm3d"][0], kinds["llm3d"][-1]
-    if pointer:
-        assert kinds["llm3d"][1]["status"] == "ok" and "generated location tokens" in kinds["llm3d"][1]["name"]
+    assert frame == (objects["checkpoint"] != "untrained")
+    for row in kinds["llm3d"][1:-1] + kinds.get("frame", []):
+        assert row["status"] == "ok" and row["checkpoint"] == objects["checkpoint"]
+        _check_ranges(row)
+    if frame:  # one view: no map objects to match, no mapper
+        single = kinds["frame"][0]
+        assert single["metrics"]["mapper_fps"] is None
+        assert all(single["counts"][k] == objects["counts"][k] for k in ("qa", "ground", "plan", "navigate"))
+        assert all(g["object_id"] == -1 for g in single["grounding"])
     assert objects["status"] == "ok" and points["status"] == NO_CHECKPOINT
     assert kinds["frames2d"][0]["status"] == NO_CHECKPOINT
     retrieval = kinds["retrieval"][0]
@@ -152,3 +163,27 @@ def _check_ranges(system: dict) -> None:
     assert m["qa_cider"] is None or 0.0 <= m["qa_cider"] <= 10.0  # CIDEr-D is bounded by 10
     if system["kind"] != "retrieval":
         assert m["qa_em@1"] is not None and m["qa_cider"] is not None
+
+
+def test_single_frame_row_picks_the_view_that_shows_the_object():
+    import torch
+
+    from llm3d_core.geometry import RGBDFrame
+    from sim.bench.single_frame import FrameViews, request_targets
+
+    def frame(ids):
+        inst = np.array(ids, dtype=np.int64).reshape(2, 2)
+        return RGBDFrame(rgb=np.zeros((2, 2, 3), np.uint8), depth=np.ones((2, 2), np.float32),
+                         K=np.eye(3), T_world_camera=np.eye(4), instance_ids=inst)
+
+    views = FrameViews()
+    with pytest.raises(ValueError, match="no frames"):
+        views.best_view(3)
+    for ids in ([0, 3, 0, 0], [3, 3, 3, 5], [5, 5, 0, 0]):
+        views.add(frame(ids), torch.zeros(4, 1, 1))
+    assert len(views) == 3 and views.features[0].dtype == torch.float16
+    assert views.best_view(3) == 1 and views.best_view(5) == 2
+    assert views.best_view(9) == 2 and views.best_view(None) == 2  # unseen or no object: what it sees now
+    picked = {"qa": [{"question": "What color is the sofa? ", "object_ids": [5]}, {"question": "How many?"}],
+              "ground": [{"question": "the lamp", "object_ids": [3, 4]}]}
+    assert request_targets(picked) == {"What color is the sofa?": 5, "the lamp": 3}

@@ -1,0 +1,204 @@
+"""Training UniVLG's mask head on a trained 3D-LLM's frozen parts (`train.stage: mask`).
+
+The mask head (mask_head.py; UniVLG, Jain et al., ICML 2025, sec. 3) reads the scene's points and
+the referring expression's LLM states. With the rest of the model frozen, the question states are
+fixed per record, so they are computed once (one short LLM pass per question) and only the head
+trains, on the losses of the paper (mask BCE + Dice after Hungarian matching, the query score, and
+the box L1 + GIoU on the box enclosing each predicted mask). Every other weight is untouched, so
+the model's answers, its location tokens and its object pointer stay exactly as they were.
+
+Decisions where the paper's setting differs:
+- Points: the head reads `mask_head.num_points` points sampled from each map (scene caches at
+  that density, scene_cache_<N>/), more than the scene encoder's 2048, since the box of a mask
+  is only as tight as the points in it.
+- Batches are questions about one scene: the scene's points are embedded once per batch and all
+  questions' queries attend to them together (MaskGroundingHead.forward), which is what makes a
+  CPU epoch take minutes.
+- Records: `ground` records, and `navigate` records as referring expressions (as the pointer
+  stage). The epoch with the best Acc@0.25 on the validation split is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from llm3d_core.model.data import dense_scene_store
+from llm3d_core.model.mask_head import decode_grounding
+from llm3d_core.model.modeling_llm3d import Llm3dModel
+from llm3d_core.model.pointer_training import referring_records, save_head_stage
+from llm3d_core.model.univlg_losses import box_iou_3d
+
+if TYPE_CHECKING:
+    from llm3d_core.model.data import SceneStore
+    from llm3d_core.model.train import TrainConfig
+
+log = logging.getLogger(__name__)
+MASK_STATE = "mask_state.json"  # beside the checkpoint; trainer_state.json stays the base model's
+
+
+def ordered_box(box: Any) -> torch.Tensor:
+    """(6,) [min xyz, max xyz] from an annotated box whose corners may come in either order."""
+    b = torch.as_tensor(box, dtype=torch.float32).reshape(6)
+    return torch.cat([torch.minimum(b[:3], b[3:]), torch.maximum(b[:3], b[3:])])
+
+
+@torch.no_grad()
+def question_states(model: Llm3dModel, questions: list[str], batch: int = 64) -> list[torch.Tensor]:
+    """Each question's token states (L_i, H), fp16 on the CPU (the head's text input, computed once)."""
+    from llm3d_core.progress import progress
+
+    out: list[torch.Tensor] = []
+    chunks = [questions[i: i + batch] for i in range(0, len(questions), batch)]
+    for chunk in progress(chunks, desc="question states", total=len(chunks)):
+        states, pad = model.question_states(chunk)  # (b, L, H), (b, L)
+        out += [s[~p].half().cpu() for s, p in zip(states, pad)]
+    return out
+
+
+def pad_states(states: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacks (L_i, H) states into (B, L, H) and the padding (B, L) (True = padding)."""
+    text = torch.nn.utils.rnn.pad_sequence([s.float() for s in states], batch_first=True).to(device)  # (B, L, H)
+    lengths = torch.tensor([s.shape[0] for s in states], device=device)
+    return text, torch.arange(text.shape[1], device=device)[None] >= lengths[:, None]
+
+
+class ReferringSet:
+    """Referring records with their question states, grouped by scene for one-scene batches."""
+
+    def __init__(self, model: Llm3dModel, records: list[dict[str, Any]], store: "SceneStore") -> None:
+        self.records = [r for r in records if store.available(str(r["scene_id"]))]
+        if len(self.records) < len(records):
+            log.warning("%d referring records have no scene map and are left out", len(records) - len(self.records))
+        self.store = store
+        self.states = question_states(model, [str(r["question"]) for r in self.records])
+        self.boxes = [ordered_box(r["boxes"][0]) for r in self.records]
+        self.by_scene: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(self.records):
+            self.by_scene[str(r["scene_id"])].append(i)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def batches(self, size: int, rng: random.Random | None = None) -> list[tuple[str, list[int]]]:
+        """(scene_id, record indices) batches of at most `size` questions about one scene; shuffled with rng."""
+        out = []
+        for sid in sorted(self.by_scene):
+            idx = list(self.by_scene[sid])
+            if rng is not None:
+                rng.shuffle(idx)
+            out += [(sid, idx[i: i + size]) for i in range(0, len(idx), size)]
+        if rng is not None:
+            rng.shuffle(out)
+        return out
+
+    def inputs(self, model: Llm3dModel, sid: str, idx: list[int]
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The scene batch (1, …) and the questions' text (B, L, H) and padding (B, L)."""
+        scene = {k: v.to(model.device) for k, v in model.collate_scenes([self.store.get(sid)]).items()}
+        text, pad = pad_states([self.states[i] for i in idx], model.device)
+        return scene, text, pad
+
+
+@torch.no_grad()
+def mask_accuracy(model: Llm3dModel, data: ReferringSet, batch: int = 32) -> dict[str, float]:
+    """Acc@0.25 / Acc@0.5 of the decoded masks' boxes (an empty mask is a miss), and the mean IoU."""
+    head = model.mask_head
+    head.eval()
+    ious = []
+    for sid, idx in data.batches(batch):
+        scene, text, pad = data.inputs(model, sid, idx)
+        logits, scores = head(scene, text, pad)[-1]  # (B, Q, N), (B, Q)
+        for j, i in enumerate(idx):
+            found = decode_grounding(scene["points"][0], logits[j], scores[j])
+            ious.append(float(box_iou_3d(torch.as_tensor(found.box, dtype=torch.float32), data.boxes[i]))
+                        if found.box is not None else 0.0)
+    iou = np.asarray(ious) if ious else np.zeros(1)
+    return {"acc25": float((iou >= 0.25).mean()), "acc50": float((iou >= 0.5).mean()), "mean_iou": float(iou.mean()),
+            "records": len(ious)}
+
+
+def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[str, Any]:
+    """Stage `mask`: load cfg.init_from, add (or keep) the mask head, train only it, save to cfg.out.
+
+    `model` may be passed pre-built with its mask head (tests inject a tiny LLM); the weights of
+    cfg.init_from are loaded into it either way (a mask head they hold is trained further).
+    """
+    from llm3d_core.model.modeling_llm3d import read_checkpoint_config
+    from llm3d_core.progress import progress
+
+    if not cfg.init_from:
+        raise ValueError("train.stage mask needs train.init_from: the trained checkpoint whose parts it keeps")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        base = read_checkpoint_config(cfg.init_from)
+        model = Llm3dModel.build(replace(base, grounding_head="mask", mask_head=cfg.model.mask_head,
+                                         device=cfg.model.device))
+    if model.mask_head is None:
+        raise ValueError("the model passed to train_mask_head has no mask head (grounding_head is not mask)")
+    model.load_trainable(Path(cfg.init_from) / "model.safetensors", missing_ok=("mask_head.",))
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    t0 = time.perf_counter()
+    m = model.config.mask_head
+    store = dense_scene_store(cfg.data, m.num_points, capacity=256)
+    model.eval()  # the frozen parts; the head switches to train mode per epoch
+    train_recs = [r for name in [cfg.split, *cfg.pointer_extra]
+                  for r in referring_records(Path(cfg.data) / f"{name}.jsonl")]
+    train_set = ReferringSet(model, train_recs, store)
+    val_set = ReferringSet(model, referring_records(Path(cfg.data) / f"{cfg.pointer_val_split}.jsonl"), store)
+    if not len(train_set):
+        raise ValueError(f"no referring records with a scene map in {cfg.data} ({cfg.split}, {cfg.pointer_extra})")
+    prep_s = time.perf_counter() - t0
+    log.info("mask head: %d training records in %d scenes, %d val records; prepared in %.0f s", len(train_set),
+             len(train_set.by_scene), len(val_set), prep_s)
+    params = list(model.mask_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.mask_lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(train_set.batches(cfg.mask_batch))
+    total = steps_per_epoch * cfg.mask_epochs
+    warmup = max(1, steps_per_epoch // 2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    best, best_state, history = -1.0, None, []
+    for epoch in range(cfg.mask_epochs):
+        model.mask_head.train()
+        losses, terms = [], defaultdict(list)
+        for sid, idx in progress(train_set.batches(cfg.mask_batch, rng), desc=f"mask epoch {epoch + 1}",
+                                 total=steps_per_epoch):
+            scene, text, pad = train_set.inputs(model, sid, idx)
+            got = model.mask_head.losses(model.mask_head(scene, text, pad), scene, [train_set.boxes[i] for i in idx])
+            if float(got["scenes"]) == 0:  # no target holds a sampled point: nothing to learn here
+                continue
+            opt.zero_grad(set_to_none=True)
+            got["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(float(got["total"].detach()))
+            for k, v in got.items():
+                if k not in ("total", "scenes"):
+                    terms[k].append(float(v.detach()))
+        val = mask_accuracy(model, val_set)
+        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
+                        **{k: round(float(np.mean(v)), 4) for k, v in terms.items()},
+                        **{f"val_{k}": round(v, 4) for k, v in val.items() if k != "records"}})
+        log.info("mask epoch %d: loss %.4f, val Acc@0.25 %.3f, Acc@0.5 %.3f, mean IoU %.3f", epoch + 1,
+                 history[-1]["loss"], val["acc25"], val["acc50"], val["mean_iou"])
+        if val["acc25"] > best:
+            best = val["acc25"]
+            best_state = {k: v.detach().clone() for k, v in model.mask_head.state_dict().items()}
+    model.mask_head.load_state_dict(best_state)
+    val_acc = mask_accuracy(model, val_set)
+    return save_head_stage(model, cfg, "mask", MASK_STATE, {"num_points": m.num_points,
+                                                          "train_records": len(train_set), "val": val_acc},
+                           history, total, t0, prepare_seconds=round(prep_s, 1))
