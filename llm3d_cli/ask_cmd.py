@@ -34,6 +34,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (model from llm3d_reasoner.model)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--mask-head", action="store_true",
+                   help="offline --task ground: also the box of UniVLG's mask head (the box of the decoded mask over "
+                        "a denser sample of the scene; needs a checkpoint trained with train.stage: mask)")
 
 
 @command("ask", "ask the 3D-LLM about the scene (running stack, or a saved map with --map)", _add_args)
@@ -89,11 +92,20 @@ def _ask_offline(args: argparse.Namespace) -> int:
             print("warning: no --ckpt given and no shipped checkpoint; the scene encoder is untrained", file=sys.stderr)
             model = Llm3dModel.build(cfg, args.device)
         model.eval()
+        if args.mask_head and (args.task != "ground" or model.mask_head is None):
+            raise ValueError("--mask-head needs --task ground and a checkpoint with a mask head "
+                             f"(this one's grounding_head is {model.config.grounding_head!r})")
         if args.frames is not None:
             scene, frame_name = _frame_scene(args, model)
         else:
             scene, frame_name = load_map_scene(args.map, model.config.num_points, model.config.seed), "map"
         answer = model.session(scene, str(args.map or args.frames)).ask(args.question, args.task)
+        found = None
+        if args.mask_head:
+            n = model.config.mask_head.num_points
+            dense = _frame_scene(args, model, n)[0] if args.frames is not None else load_map_scene(
+                args.map, n, model.config.seed)
+            found = model.ground_mask(dense, args.question)
     except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError,
             FrameError, IndexError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -104,6 +116,10 @@ def _ask_offline(args: argparse.Namespace) -> int:
         result.update(label=answer.label, box_min=answer.box[:3].round(3).tolist(), box_max=answer.box[3:].round(3).tolist())
     if answer.point is not None:
         result["goal"] = answer.point.round(3).tolist()
+    if found is not None:
+        result["mask_head"] = {"score": round(found.score, 4), "points": int(found.mask.sum()),
+                               **({"box_min": found.box[:3].round(3).tolist(), "box_max": found.box[3:].round(3).tolist()}
+                                  if found.box is not None else {"box_min": None, "box_max": None})}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -112,12 +128,18 @@ def _ask_offline(args: argparse.Namespace) -> int:
             print(f"box ({frame_name} frame): min {result['box_min']} max {result['box_max']}")
         if answer.point is not None:
             print(f"goal ({frame_name} frame): {result['goal']}")
+        if found is not None:
+            m = result["mask_head"]
+            print(f"mask head box ({frame_name} frame): min {m['box_min']} max {m['box_max']} "
+                  f"({m['points']} points, score {m['score']:.2f})" if found.box is not None
+                  else "mask head: no query masks any point")
         print(f"({answer.tokens} tokens, {answer.seconds:.2f} s)", file=sys.stderr)
     return 0
 
 
-def _frame_scene(args: argparse.Namespace, model):
-    """One view lifted to 3D in camera coordinates with the mapper's encoder (UniVLG sec. 3)."""
+def _frame_scene(args: argparse.Namespace, model, num_points: int = 0):
+    """One view lifted to 3D in camera coordinates with the mapper's encoder (UniVLG sec. 3);
+    num_points: how many points to sample (0: the scene encoder's)."""
     import dataclasses
 
     from llm3d_core.mapping.mapper import load_mapper_config
@@ -130,6 +152,6 @@ def _frame_scene(args: argparse.Namespace, model):
         raise IndexError(f"--index {args.index} is outside the {len(frames)} frames of {args.frames}")
     config = load_mapper_config(args.config, args.device)
     encoder = build_image_encoder(dataclasses.replace(config.encoder, device=str(model.device)))
-    scene = scene_from_mapper_config(frames[args.index], encoder, config, model.config.num_points, "camera",
-                                     model.config.seed)
+    scene = scene_from_mapper_config(frames[args.index], encoder, config, num_points or model.config.num_points,
+                                     "camera", model.config.seed)
     return scene, "camera"

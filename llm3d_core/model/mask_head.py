@@ -22,6 +22,7 @@ Choices where the paper's setting differs from ours:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -143,18 +144,20 @@ class MaskGroundingHead(nn.Module):
                            m.giou_weight)
 
     def losses(self, outputs: list[tuple[torch.Tensor, torch.Tensor]], scene: dict[str, torch.Tensor],
-               target_boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+               target_boxes: list[torch.Tensor], box_scale: float = 1.0) -> dict[str, torch.Tensor]:
         """UniVLG sec. 3 losses, summed over layers (deep supervision) and averaged over scenes.
 
         target_boxes[b] (T_b, 6): the referred object(s) of question b (in scene b, or in the one
         shared scene). A target whose box holds none
         of the sampled points has no mask to learn and is left out; a scene left without targets
         adds nothing (its queries are not told "nothing here", which would be false).
+        box_scale multiplies the box terms' weights (a training schedule may bring them in late).
         Returns the terms and "total"; "scenes" counts the scenes that contributed.
         """
         m = self.config.mask_head
         used = outputs if m.deep_supervision else outputs[-1:]
         w = self.loss_weights()
+        w = replace(w, box_l1=w.box_l1 * box_scale, giou=w.giou * box_scale)
         terms: dict[str, torch.Tensor] = {}
         scenes = 0
         shared = scene["points"].shape[0] == 1  # one scene for every question (see forward)

@@ -16,6 +16,10 @@ Decisions where the paper's setting differs:
   CPU epoch take minutes.
 - Records: `ground` records, and `navigate` records as referring expressions (as the pointer
   stage). The epoch with the best Acc@0.25 on the validation split is kept.
+- The box loss joins at epoch `train.mask_box_from_epoch`: from random masks, whose enclosing
+  boxes span the scene, it dominated the loss and the masks did not form (Acc@0.25 on the training
+  scenes after 180 steps: 0 % with it from the start, 5 % without); once masks cover their
+  objects it does what the paper uses it for, trimming stray points.
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict
         for sid, idx in progress(train_set.batches(cfg.mask_batch, rng), desc=f"mask epoch {epoch + 1}",
                                  total=steps_per_epoch):
             scene, text, pad = train_set.inputs(model, sid, idx)
-            got = model.mask_head.losses(model.mask_head(scene, text, pad), scene, [train_set.boxes[i] for i in idx])
+            got = model.mask_head.losses(model.mask_head(scene, text, pad), scene, [train_set.boxes[i] for i in idx],
+                                         box_scale=float(epoch + 1 >= cfg.mask_box_from_epoch))
             if float(got["scenes"]) == 0:  # no target holds a sampled point: nothing to learn here
                 continue
             opt.zero_grad(set_to_none=True)

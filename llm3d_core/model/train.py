@@ -73,11 +73,12 @@ class TrainConfig:
     mask_epochs: int = 6
     mask_lr: float = 3e-4
     mask_batch: int = 32  # questions about one scene per step (the scene's points are embedded once)
+    mask_box_from_epoch: int = 1  # the mask head's box loss (L1 + GIoU) counts from this epoch on (1: always)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        for name in ("pointer_epochs", "pointer_batch", "mask_epochs", "mask_batch"):
+        for name in ("pointer_epochs", "pointer_batch", "mask_epochs", "mask_batch", "mask_box_from_epoch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("pointer_lr", "mask_lr"):

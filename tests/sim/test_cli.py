@@ -50,3 +50,12 @@ def test_ask_about_one_real_frame_before_any_map(seven_scenes, capsys):
     assert all(lo <= hi for lo, hi in zip(result["box_min"], result["box_max"]))
     assert main(["ask", "what is here?", "--frames", str(seven_scenes), "--index", "100000"]) == 2
     assert "outside the" in capsys.readouterr().err
+    # The shipped checkpoint's UniVLG mask head grounds the same view from a denser sample of it.
+    assert main(["ask", "the chair", "--task", "ground", "--frames", str(seven_scenes), "--index", "5", "--json",
+                 "--mask-head"]) == 0
+    mask = json.loads(capsys.readouterr().out)["mask_head"]
+    assert 0.0 <= mask["score"] <= 1.0 and mask["points"] >= 0
+    if mask["box_min"] is not None:
+        assert mask["points"] > 0 and all(lo <= hi for lo, hi in zip(mask["box_min"], mask["box_max"]))
+    assert main(["ask", "what is here?", "--frames", str(seven_scenes), "--mask-head"]) == 2  # ground only
+    assert "--mask-head needs --task ground" in capsys.readouterr().err
