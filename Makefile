@@ -5,13 +5,17 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup demo test test-fast doctor clean
+.PHONY: setup demo demo-ros test test-fast doctor clean
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/llm3d demo $(DEMO_ARGS)
+
+# The same episode through the ROS 2 nodes (bringup --sim, goal_pose, the services and the action).
+demo-ros: setup
+	$(VENV)/bin/llm3d demo --ros $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -202,6 +202,8 @@ def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict
         if val["acc25"] > best:
             best = val["acc25"]
             best_state = {k: v.detach().clone() for k, v in model.mask_head.state_dict().items()}
+            # The best head so far is on disk: a run stopped early still leaves a usable checkpoint.
+            model.save_pretrained(out, extra={"stage": "mask", "init_from": str(cfg.init_from), "epoch": epoch + 1})
     model.mask_head.load_state_dict(best_state)
     val_acc = mask_accuracy(model, val_set)
     return save_head_stage(model, cfg, "mask", MASK_STATE, {"num_points": m.num_points,
