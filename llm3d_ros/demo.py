@@ -392,8 +392,7 @@ def _wait_for_map(reasoner: ClientReasoner, stack: Any, timeout_s: float) -> Non
 def navigate_ros(client: "Llm3dClient", driver: DemoDriver, rec: dict, scene: Any, grid: Any, cfg: "DemoConfig",
                  rcfg: RosDemoConfig) -> "NavigationResult":
     """navigate_to through the action; scored like sim.demo.navigate (habitat-lab Success and SPL)."""
-    from llm3d_core.mapping.goals import box_footprint_distance
-    from sim.demo import NavigationResult, shortest_path_m
+    from sim.demo import NavigationResult, score_navigation, shortest_path_m
 
     start = driver.pose()
     inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])
@@ -404,10 +403,7 @@ def navigate_ros(client: "Llm3dClient", driver: DemoDriver, rec: dict, scene: An
     time.sleep(0.5)  # the last TF of the stopped robot
     end = driver.pose()
     path_xy = np.array([start[:2], *driver.path[first:], end[:2]])
-    driven = float(np.linalg.norm(np.diff(path_xy, axis=0), axis=1).sum())
-    dist = float(box_footprint_distance(end[None, :2], truth_box)[0])
-    success = dist <= cfg.success_distance
-    spl = float(success) * (shortest / max(shortest, driven, 1e-9)) if math.isfinite(shortest) else 0.0
+    driven, dist, success, spl = score_navigation(path_xy, truth_box, shortest, cfg.success_distance)
     target = reply.target
     goal = list(reply.final_pose) if reply.final_pose else list(end)  # where the action ended
     state = {"succeeded": "reached", "aborted": "failed"}.get(reply.status, reply.status)

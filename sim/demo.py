@@ -351,6 +351,19 @@ def shortest_path_m(grid: Any, inst: Any, start_xy: np.ndarray, success_distance
         return math.inf
 
 
+def score_navigation(path_xy: np.ndarray, truth_box: np.ndarray, shortest: float,
+                     success_distance: float) -> tuple[float, float, bool, float]:
+    """(driven metres, distance from the path's end to the target's footprint, success, SPL) of a
+    drive path_xy (T, 2), with habitat-lab's ObjectNav definitions (see `navigate`)."""
+    from llm3d_core.mapping.goals import box_footprint_distance
+
+    driven = float(np.linalg.norm(np.diff(path_xy, axis=0), axis=1).sum()) if len(path_xy) > 1 else 0.0
+    dist = float(box_footprint_distance(path_xy[-1:], truth_box)[0])
+    success = dist <= success_distance
+    spl = float(success) * (shortest / max(shortest, driven, 1e-9)) if math.isfinite(shortest) else 0.0
+    return driven, dist, success, spl
+
+
 def navigate(sim: Any, reasoner: Any, rec: dict, scene: Any, cfg: DemoConfig) -> NavigationResult:
     """Grounds the instruction, drives to the reasoner's goal, scores against the true target.
 
@@ -389,10 +402,7 @@ def navigate(sim: Any, reasoner: Any, rec: dict, scene: Any, cfg: DemoConfig) ->
     except GoalError as err:
         state, message = "failed", str(err)
     path_xy = np.array(path)
-    driven = float(np.linalg.norm(np.diff(path_xy, axis=0), axis=1).sum()) if len(path_xy) > 1 else 0.0
-    dist = float(box_footprint_distance(agent.position[None], truth_box)[0])
-    success = dist <= cfg.success_distance
-    spl = float(success) * (shortest / max(shortest, driven, 1e-9)) if math.isfinite(shortest) else 0.0
+    driven, dist, success, spl = score_navigation(path_xy, truth_box, shortest, cfg.success_distance)
     return NavigationResult(rec["question"], target.label, inst.category, [goal.x, goal.y, goal.yaw], path_xy,
                             "reached" if state == REACHED else state, message, dist, success, spl, shortest, driven,
                             cfg.success_distance)

@@ -31,8 +31,8 @@ import torch.nn as nn
 
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.model.scene_encoder import position_embedding
-from llm3d_core.model.univlg_losses import (LossWeights, extreme_orders, mask_to_box, scene_grounding_losses,
-                                            target_masks_from_boxes)
+from llm3d_core.model.univlg_losses import (LossWeights, extreme_orders, mask_to_box, ordered_boxes,
+                                            scene_grounding_losses, target_masks_from_boxes)
 
 
 class MaskGrounding(NamedTuple):
@@ -164,17 +164,18 @@ class MaskGroundingHead(nn.Module):
         # One unbind per layer, not an index per question: each index's backward would fill a
         # zero tensor of the whole batch's masks.
         per_question = [(logits.unbind(0), scores.unbind(0)) for logits, scores in used]
-        orders = extreme_orders(scene["points"][0]) if shared else None
+        shared_orders = extreme_orders(scene["points"][0]) if shared else None
         for b, boxes in enumerate(target_boxes):
             sb = 0 if shared else b
             points = scene["points"][sb]  # (N, 3)
             boxes = boxes.to(points.device, points.dtype).reshape(-1, 6)  # (T, 6)
-            boxes = torch.cat([torch.minimum(boxes[:, :3], boxes[:, 3:]), torch.maximum(boxes[:, :3], boxes[:, 3:])], 1)
+            boxes = ordered_boxes(boxes)  # (T, 6)
             masks = target_masks_from_boxes(points, boxes, m.target_margin)  # (T, N)
             keep = masks.any(dim=1)  # (T,)
             if not bool(keep.any()):
                 continue
             scenes += 1
+            orders = shared_orders if shared else extreme_orders(points)  # once per scene, not per layer
             extent = scene["bounds"][sb, 1] - scene["bounds"][sb, 0]  # (3,)
             for logits, scores in per_question:
                 for k, v in scene_grounding_losses(logits[b], scores[b], points, masks[keep], boxes[keep], extent,

@@ -40,7 +40,7 @@ from llm3d_core.model.data import dense_scene_store
 from llm3d_core.model.mask_head import decode_grounding
 from llm3d_core.model.modeling_llm3d import Llm3dModel
 from llm3d_core.model.pointer_training import referring_records, save_head_stage
-from llm3d_core.model.univlg_losses import box_iou_3d
+from llm3d_core.model.univlg_losses import box_iou_3d, ordered_boxes
 
 if TYPE_CHECKING:
     from llm3d_core.model.data import SceneStore
@@ -48,12 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MASK_STATE = "mask_state.json"  # beside the checkpoint; trainer_state.json stays the base model's
-
-
-def ordered_box(box: Any) -> torch.Tensor:
-    """(6,) [min xyz, max xyz] from an annotated box whose corners may come in either order."""
-    b = torch.as_tensor(box, dtype=torch.float32).reshape(6)
-    return torch.cat([torch.minimum(b[:3], b[3:]), torch.maximum(b[:3], b[3:])])
 
 
 @torch.no_grad()
@@ -85,7 +79,8 @@ class ReferringSet:
             log.warning("%d referring records have no scene map and are left out", len(records) - len(self.records))
         self.store = store
         self.states = question_states(model, [str(r["question"]) for r in self.records])
-        self.boxes = [ordered_box(r["boxes"][0]) for r in self.records]
+        self.boxes = [ordered_boxes(torch.as_tensor(r["boxes"][0], dtype=torch.float32).reshape(6))
+                      for r in self.records]
         self.by_scene: dict[str, list[int]] = defaultdict(list)
         for i, r in enumerate(self.records):
             self.by_scene[str(r["scene_id"])].append(i)

@@ -28,7 +28,7 @@ import torch.nn as nn
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.model.location_tokens import SceneBounds, quantize
 from llm3d_core.model.scene_encoder import box_embedding
-from llm3d_core.model.univlg_losses import box_iou_3d
+from llm3d_core.model.univlg_losses import box_iou_3d, ordered_boxes
 
 
 class ObjectPointer(nn.Module):
@@ -111,8 +111,7 @@ def pointer_targets(boxes: torch.Tensor, mask: torch.Tensor, targets: list[torch
     for i, box in enumerate(targets):
         if box is None or not bool(mask[i].any()):
             continue
-        box = box.to(boxes.device, boxes.dtype)
-        box = torch.cat([torch.minimum(box[:3], box[3:]), torch.maximum(box[:3], box[3:])])
+        box = ordered_boxes(box.to(boxes.device, boxes.dtype))
         iou = box_iou_3d(boxes[i], box[None]).masked_fill(~mask[i], -1.0)  # (K,)
         best = int(iou.argmax())
         if float(iou[best]) >= min_iou:

@@ -31,7 +31,7 @@ from llm3d_core.model.data import SceneStore, ground_label, read_records
 from llm3d_core.model.location_tokens import encode_box
 from llm3d_core.model.object_pointer import object_inputs
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sample
-from llm3d_core.model.univlg_losses import box_iou_3d
+from llm3d_core.model.univlg_losses import box_iou_3d, ordered_boxes
 
 if TYPE_CHECKING:
     from llm3d_core.model.train import TrainConfig
@@ -89,8 +89,7 @@ def extract_states(model: Llm3dModel, data_dir: str | Path, records: list[dict[s
         for n in batch:
             rec = records[n]
             scene = store.get(str(rec["scene_id"]))
-            box = torch.tensor(rec["boxes"][0], dtype=torch.float64)
-            box = torch.cat([torch.minimum(box[:3], box[3:]), torch.maximum(box[:3], box[3:])])
+            box = ordered_boxes(torch.tensor(rec["boxes"][0], dtype=torch.float64))
             try:
                 sample = model.make_sample("ground", str(rec["question"]), None,
                                            f"{ground_label(rec)} {encode_box(box.numpy(), scene.scene_bounds)}")

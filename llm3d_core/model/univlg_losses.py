@@ -42,6 +42,12 @@ def target_masks_from_boxes(points: torch.Tensor, boxes: torch.Tensor, margin: f
     return ((points[None] >= lo) & (points[None] <= hi)).all(dim=-1)  # (T, N)
 
 
+def ordered_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes (…, 6) whose corners may come in either order -> [min xyz, max xyz] (…, 6)."""
+    return torch.cat([torch.minimum(boxes[..., :3], boxes[..., 3:]), torch.maximum(boxes[..., :3], boxes[..., 3:])],
+                     dim=-1)
+
+
 def mask_to_box(points: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray) -> np.ndarray | None:
     """The axis-aligned box (6,) [min xyz, max xyz] of the masked points; None for an empty mask.
 

@@ -26,6 +26,7 @@ from llm3d_core.reasoner import Grounded, MapSnapshot, Reasoner, ReasonerConfig,
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from llm3d_core.model.scene import SceneInput
     from sim.frames2d import FrameTokens
 
 
@@ -101,6 +102,13 @@ def frame_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", tokens: "
     if scene.feature_dim != cfg.feature_dim:
         raise ValueError(f"the frames' features have D={scene.feature_dim} but the 2D checkpoint expects "
                          f"feature_dim={cfg.feature_dim}")
+    return object_free_reasoner(model, mapper, scene, version)
+
+
+def object_free_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", scene: "SceneInput",
+                         version: str) -> Reasoner:
+    """The model answering from `scene` (not the map's), grounding with its own raw box, and driving
+    on the map's geometry (_ObjectFreeMap)."""
     reasoner = Reasoner(model, ReasonerConfig(grounding="model"))
     view: Any = _ObjectFreeMap(mapper)
     reasoner.map = MapSnapshot(view, scene, version, reasoner.config.goals)

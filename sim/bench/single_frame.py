@@ -16,12 +16,12 @@ weights, but shows the model one fused frame instead of the fused map:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from llm3d_core.reasoner import Grounded, MapSnapshot, Reasoner, ReasonerConfig
+from llm3d_core.reasoner import Grounded, Reasoner
 
 if TYPE_CHECKING:
     from llm3d_core.geometry import RGBDFrame
@@ -66,22 +66,19 @@ class SingleFrameRunner:
         """targets: request text -> the instance id it is about (the view is chosen by it)."""
         self.model, self.mapper, self.views, self.targets, self.version = model, mapper, views, targets, version
         self._reasoners: dict[int, Reasoner] = {}
-        self.used_views: list[int] = []
 
     def reasoner_for(self, text: str) -> Reasoner:
         from llm3d_core.model.single_frame import scene_from_frame
-        from sim.bench.baselines import _ObjectFreeMap
+        from sim.bench.baselines import object_free_reasoner
 
         i = self.views.best_view(self.targets.get(text.strip()))
-        self.used_views.append(i)
         if i not in self._reasoners:
             cfg, mcfg = self.model.config, self.mapper.config
             scene = scene_from_frame(self.views.frames[i], self.mapper.encoder, cfg.num_points, "world",
                                      mcfg.sample_stride, mcfg.depth_min, mcfg.depth_max, cfg.seed,
                                      feature_map=self.views.features[i].float())
-            reasoner = Reasoner(self.model, ReasonerConfig(grounding="model"))
-            view: Any = _ObjectFreeMap(self.mapper)  # drive on the map's geometry; ground in the frame
-            reasoner.map = MapSnapshot(view, scene, f"{self.version}/frame{i}", reasoner.config.goals)
+            # Ground in the frame, drive on the map's geometry.
+            reasoner = object_free_reasoner(self.model, self.mapper, scene, f"{self.version}/frame{i}")
             self._reasoners = {i: reasoner}  # one frame scene at a time: requests of one view come together
         return self._reasoners[i]
 
