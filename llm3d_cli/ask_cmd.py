@@ -95,7 +95,9 @@ def _ask_offline(args: argparse.Namespace) -> int:
         if args.mask_head and (args.task != "ground" or model.mask_head is None):
             raise ValueError("--mask-head needs --task ground and a checkpoint with a mask head "
                              f"(this one's grounding_head is {model.config.grounding_head!r})")
-        if args.frames is not None:
+        if model.config.scene_input == "frames2d":
+            scene, frame_name = _frames2d_scene(args, model), "map"
+        elif args.frames is not None:
             scene, frame_name = _frame_scene(args, model)
         else:
             scene, frame_name = load_map_scene(args.map, model.config.num_points, model.config.seed), "map"
@@ -135,6 +137,21 @@ def _ask_offline(args: argparse.Namespace) -> int:
                   else "mask head: no query masks any point")
         print(f"({answer.tokens} tokens, {answer.seconds:.2f} s)", file=sys.stderr)
     return 0
+
+
+def _frames2d_scene(args: argparse.Namespace, model):
+    """The 2D baseline's input (model/frames2d.py): the saved map's keyframes, not its fused points."""
+    from llm3d_core.model.frames2d import Frames2dSceneBuilder
+    from llm3d_core.model.scene import load_map_scene
+
+    if args.map is None:
+        raise ValueError("this checkpoint is the 2D baseline (scene_input frames2d): it reads a saved map's "
+                         "keyframes, give --map")
+    cfg = model.config
+    bounds = load_map_scene(args.map, 1, cfg.seed).bounds.numpy()  # (2, 3): the location frame
+    builder = Frames2dSceneBuilder(args.map.parent, cfg.frame_grid, cfg.num_points, cfg.max_objects,
+                                   lambda _: bounds, cfg.seed)
+    return builder.scene_of_map(args.map, bounds)
 
 
 def _frame_scene(args: argparse.Namespace, model, num_points: int = 0):

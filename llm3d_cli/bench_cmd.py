@@ -30,9 +30,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", type=Path, default=None,
                    help="reasoner, embodied, ros: objects-encoder checkpoint (default: the shipped one; "
                    "embodied runs it untrained without one; ros then does not time `ask`)")
-    p.add_argument("--ckpt-points", type=Path, default=None, help="embodied: points-encoder (Q-Former) checkpoint")
+    p.add_argument("--ckpt-points", type=Path, default=None,
+                   help="embodied: points-encoder (Q-Former) checkpoint (default: checkpoints/llm3d-points)")
     p.add_argument("--ckpt-2d", type=Path, default=None,
-                   help="embodied: checkpoint trained on per-frame 2D features (the 2D baseline)")
+                   help="embodied: checkpoint trained on per-frame 2D features, the 2D baseline "
+                   "(default: checkpoints/llm3d-frames2d)")
     p.add_argument("--quick", action="store_true",
                    help="embodied: CI-sized smoke run (1 scene, 60 steps, 160x120, 2 questions); "
                    "ros: 3 s of 320x240 frames, fewer calls")
@@ -104,7 +106,7 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, shipped_checkpoint
     from llm3d_core.mapping.mapper import MapFileError
     from llm3d_core.model.llm import LlmLoadError
     from llm3d_core.model.modeling_llm3d import CheckpointError
@@ -123,8 +125,9 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
         print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the objects row runs an untrained "
               "model, labelled 'untrained'", file=sys.stderr)
     try:
-        systems = load_systems(ckpt, args.ckpt_points, args.ckpt_2d, load_train_config(args.config, {}).model,
-                               args.device)
+        systems = load_systems(ckpt, args.ckpt_points or shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT),
+                               args.ckpt_2d or shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT),
+                               load_train_config(args.config, {}).model, args.device)
         result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar)
     except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

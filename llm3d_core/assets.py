@@ -85,9 +85,13 @@ def imagenet_class_names() -> list[str]:
 
 # The trained scene encoder, projector, location-token rows and LoRA adapters (everything but the
 # frozen LLM, which setup converts from its registry package), committed with the code.
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "llm3d-objects"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED_CHECKPOINT = CHECKPOINTS / "llm3d-objects"
+# The benchmark's comparison rows: 3D-LLM's points encoder, and the 2D baseline (per-frame features).
+SHIPPED_POINTS_CHECKPOINT = CHECKPOINTS / "llm3d-points"
+SHIPPED_FRAMES2D_CHECKPOINT = CHECKPOINTS / "llm3d-frames2d"
 
 
-def shipped_checkpoint() -> Path | None:
-    """The repository's trained checkpoint folder, or None when this checkout has none."""
-    return SHIPPED_CHECKPOINT if (SHIPPED_CHECKPOINT / "config.json").is_file() else None
+def shipped_checkpoint(folder: Path = SHIPPED_CHECKPOINT) -> Path | None:
+    """A checkpoint folder of the repository (default: the stack's), or None when this checkout has none."""
+    return folder if (folder / "config.json").is_file() else None

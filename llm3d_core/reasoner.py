@@ -153,6 +153,9 @@ class Reasoner:
         if self.config.box_source == "mask" and self.model.mask_head is None:
             raise ReasonerError("box_source is 'mask' but the checkpoint has no mask head (grounding_head is "
                                 f"{cfg.grounding_head!r}); use one trained with train.stage: mask")
+        if cfg.scene_input != "map":
+            raise ReasonerError(f"the checkpoint reads scene_input {cfg.scene_input!r} (the benchmark's 2D "
+                                "baseline), not a map: give the reasoner a map checkpoint")
         scene = scene_from_mapper(mapper, cfg.num_points, cfg.seed)
         if scene.feature_dim != cfg.feature_dim:
             raise ReasonerError(f"the map's features have D={scene.feature_dim} but the model expects "

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -432,6 +433,16 @@ def _read_tsdf(tsdf: TsdfVolume, tsdf_file: Path) -> None:
     except (ValueError, FileNotFoundError) as err:
         _raise_superseded_if_gone(tsdf_file)
         raise MapFileError(f"{tsdf_file} is corrupt: {err}") from err
+
+
+def read_map_keyframes(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A saved map's keyframes (rgb (K, h, w, 3), depth, K, T, t; empty when it has none) and its
+    mapper config as saved, without loading the voxels or the TSDF (MapFileError when unreadable)."""
+    path = Path(path)
+    meta = _read_meta(path)
+    files = meta.get("files", {})
+    keyframes = _read_keyframes(path / files["keyframes"]) if "keyframes" in files else {}
+    return keyframes, dict(meta.get("config") or {})
 
 
 def _read_keyframes(keyframes_file: Path) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from llm3d_core.device import validate_device_name
 
 SCENE_ENCODERS = ("points", "objects")
 GROUNDING_HEADS = ("location_tokens", "mask")
+SCENE_INPUTS = ("map", "frames2d")  # what scene tokens come from: the fused map | per-frame 2D features
 MASK_TEXT_SOURCES = ("hidden", "embeddings")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
@@ -122,6 +123,11 @@ class Llm3dConfig:
     num_heads: int = 4
     dropout: float = 0.0
     max_objects: int = 64  # object tokens per scene (objects encoder)
+    # What the scene tokens are made of: map (the fused 3D map) | frames2d (the 2D baseline: keyframes'
+    # pooled features in the object slots, no positions; model/frames2d.py). Added after the first
+    # checkpoints: the default reproduces those.
+    scene_input: str = "map"
+    frame_grid: int = 2  # frames2d: each keyframe's feature map pooled to frame_grid x frame_grid tokens
     # Prompting and decoding
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_input_tokens: int = 1024  # prompt incl. scene prefix and history; longer input is an error
@@ -148,6 +154,13 @@ class Llm3dConfig:
             raise ValueError(f"num_bins must be 256 (the <loc_0..255> vocabulary), got {self.num_bins}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"dropout values must be in [0, 1), got {self.dropout}, {self.lora_dropout}")
+        if self.scene_input not in SCENE_INPUTS:
+            raise ValueError(f"scene_input must be one of {SCENE_INPUTS}, got {self.scene_input!r}")
+        if self.frame_grid < 1:
+            raise ValueError(f"frame_grid must be >= 1, got {self.frame_grid}")
+        if self.scene_input == "frames2d" and (self.object_pointer or self.grounding_head != "location_tokens"):
+            raise ValueError("scene_input frames2d has no map objects or points to point at: it needs "
+                             "object_pointer false and grounding_head location_tokens")
         if self.grounding_head not in GROUNDING_HEADS:
             raise ValueError(f"grounding_head must be one of {GROUNDING_HEADS}, got {self.grounding_head!r}")
         if self.object_pointer and self.scene_encoder != "objects":

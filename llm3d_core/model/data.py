@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from llm3d_core.model.configuration_llm3d import TASKS
+from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.location_tokens import SceneBounds, encode_box, encode_point
 from llm3d_core.model.scene import SceneCacheError, SceneInput, load_map_scene
 
@@ -152,10 +152,17 @@ class SceneStore:
     """Lazily loads scene caches (building a missing one from its map), keeping the last few in memory."""
 
     def __init__(self, data_dir: str | Path, num_points: int, cache_dir: str | Path | None = None,
-                 capacity: int = 64, seed: int = 0) -> None:
+                 capacity: int = 64, seed: int = 0, builder: Callable[[str], SceneInput] | None = None) -> None:
+        """builder: makes a missing cache's SceneInput from the scene id (default: sample the saved map)."""
         self.data_dir, self.num_points, self.cache_dir = Path(data_dir), num_points, cache_dir
-        self.capacity, self.seed = capacity, seed
+        self.capacity, self.seed, self.builder = capacity, seed, builder
         self._lru: OrderedDict[str, SceneInput] = OrderedDict()
+
+    def _build(self, scene_id: str, force: bool = False) -> None:
+        if self.builder is None:
+            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed, force=force)
+        else:
+            self.builder(scene_id).save(scene_cache_path(self.data_dir, scene_id, self.cache_dir))
 
     def available(self, scene_id: str) -> bool:
         """True when the scene has a cache file or a saved map to build one from."""
@@ -168,7 +175,7 @@ class SceneStore:
             return self._lru[scene_id]
         path = scene_cache_path(self.data_dir, scene_id, self.cache_dir)
         if not path.is_file():
-            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed)
+            self._build(scene_id)
         try:
             scene = SceneInput.load(path)
         except SceneCacheError:
@@ -176,7 +183,7 @@ class SceneStore:
                 raise
             # An older cache format or a torn file: the map is the source of truth, rebuild from it.
             log.warning("rebuilding scene cache %s from its map", path)
-            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed, force=True)
+            self._build(scene_id, force=True)
             scene = SceneInput.load(path)
         if scene.points.shape[0] != self.num_points:
             raise DatasetError(f"{path} holds {scene.points.shape[0]} points, the model samples {self.num_points}; "
@@ -193,6 +200,27 @@ def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64)
     return SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_{num_points}", capacity)
 
 
+def frames2d_scene_store(data_dir: str | Path, num_points: int, max_tokens: int, grid: int,
+                         capacity: int = 64) -> SceneStore:
+    """The 2D baseline's scenes (llm3d_core.model.frames2d): each map's keyframes encoded and pooled
+    to grid x grid tokens, no 3D fusion; cached in scene_cache_frames2d_g<grid>/. The location
+    frame (bounds) is the map scene cache's."""
+    from llm3d_core.model.frames2d import Frames2dSceneBuilder
+
+    maps = SceneStore(data_dir, num_points, capacity=1)
+    builder = Frames2dSceneBuilder(data_dir, grid, num_points, max_tokens,
+                                   lambda sid: maps.get(sid).bounds.numpy())
+    return SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_frames2d_g{grid}", capacity,
+                      builder=builder)
+
+
+def scene_store_for(data_dir: str | Path, config: Llm3dConfig, capacity: int = 64) -> SceneStore:
+    """The scenes a model reads (config.scene_input): samples of the fused map | frames2d."""
+    if config.scene_input == "frames2d":
+        return frames2d_scene_store(data_dir, config.num_points, config.max_objects, config.frame_grid, capacity)
+    return SceneStore(data_dir, config.num_points, capacity=capacity)
+
+
 class JsonlSceneDataset(IterableDataset):
     """Streams (record, scene) pairs from DIR/<split>.jsonl; shards over DDP ranks and loader workers.
 
@@ -202,12 +230,13 @@ class JsonlSceneDataset(IterableDataset):
 
     def __init__(self, data_dir: str | Path, split: str, num_points: int, shuffle: bool = False, repeat: bool = False,
                  seed: int = 0, buffer_size: int = 2048, cache_dir: str | Path | None = None,
-                 tasks: list[str] | None = None, skip_missing_scenes: bool = False) -> None:
+                 tasks: list[str] | None = None, skip_missing_scenes: bool = False,
+                 store: SceneStore | None = None) -> None:
         super().__init__()
         self.path = Path(data_dir) / f"{split}.jsonl"
         if not self.path.is_file():
             raise DatasetError(f"data file {self.path} not found (expected DIR/<split>.jsonl)")
-        self.store = SceneStore(data_dir, num_points, cache_dir, seed=seed)
+        self.store = store or SceneStore(data_dir, num_points, cache_dir, seed=seed)
         self.shuffle, self.repeat, self.seed, self.buffer_size = shuffle, repeat, seed, buffer_size
         self.tasks = set(tasks) if tasks else None
         self.skip_missing_scenes = skip_missing_scenes  # maps still being generated: use those that exist

@@ -100,12 +100,12 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
              tasks: list[str] | None = None, predictions_out: str | Path | None = None,
              meteor: bool = True, skip_missing_scenes: bool = False) -> dict[str, Any]:
     """Runs the model on DIR/<split>.jsonl and returns the metrics (see module docstring)."""
-    from llm3d_core.model.data import SceneStore, dense_scene_store
+    from llm3d_core.model.data import dense_scene_store, scene_store_for
     from llm3d_core.progress import progress
 
     model.eval()
     path = Path(data_dir) / f"{split}.jsonl"
-    store = SceneStore(data_dir, model.config.num_points, capacity=4)
+    store = scene_store_for(data_dir, model.config, capacity=4)
     mask_store = dense_scene_store(data_dir, model.config.mask_head.num_points, capacity=2)
     records = [r for r in read_records(path) if (not tasks or r["task"] in tasks)
                and (not skip_missing_scenes or store.available(str(r["scene_id"])))]

@@ -522,9 +522,11 @@ class Llm3dModel(nn.Module):
         model.eval()
         return model
 
-    def load_trainable(self, weights: Path, missing_ok: tuple[str, ...] = ()) -> None:
+    def load_trainable(self, weights: Path, missing_ok: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> None:
         """Loads the trainable tensors; names starting with a prefix in `missing_ok` may be absent
-        (a part added on top of an older checkpoint, e.g. the object pointer, then starts fresh)."""
+        (a part added on top of an older checkpoint, e.g. the object pointer, then starts fresh).
+        Tensors of the file starting with a prefix in `skip` are not loaded and their parts start
+        fresh (a warm start that swaps a part, e.g. another scene encoder on the same LoRA)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -532,6 +534,9 @@ class Llm3dModel(nn.Module):
             state = load_file(str(weights))
         except (FileNotFoundError, SafetensorError, OSError) as err:
             raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
+        if skip:
+            state = {n: t for n, t in state.items() if not n.startswith(skip)}
+            missing_ok = (*missing_ok, *skip)
         expected = {n: p for n, p in self.named_parameters() if p.requires_grad}
         missing = sorted(n for n in set(expected) - set(state) if not n.startswith(missing_ok))
         unexpected = sorted(set(state) - set(expected))

@@ -28,7 +28,7 @@ import torch
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.data import (DatasetError, JsonlSceneDataset, dialog_history, ground_label, question_text,
-                                   target_text)
+                                   scene_store_for, target_text)
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sample
 from llm3d_core.model.scene import SceneInput
 
@@ -64,6 +64,9 @@ class TrainConfig:
     # frozen states of init_from (pointer_training.py) | mask: only UniVLG's mask head (mask_training.py)
     stage: str = "joint"
     init_from: str = ""  # checkpoint folder whose weights start the model (parts it lacks start fresh)
+    # prefixes of init_from's tensors not loaded (those parts start fresh): e.g. ["scene_encoder."] to
+    # train another scene encoder on the same LoRA adapters and location-token rows
+    init_skip: list[str] = field(default_factory=list)
     pointer_epochs: int = 40
     pointer_lr: float = 1e-3
     pointer_batch: int = 64
@@ -239,7 +242,10 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
         model.load_trainable(out / "model.safetensors")
     elif cfg.init_from:
         # Parts the starting checkpoint lacks (a head added on top of it) keep their fresh initialisation.
-        model.load_trainable(Path(cfg.init_from) / "model.safetensors", missing_ok=("pointer.", "mask_head."))
+        model.load_trainable(Path(cfg.init_from) / "model.safetensors", missing_ok=("pointer.", "mask_head."),
+                             skip=tuple(cfg.init_skip))
+        if cfg.init_skip:
+            log.info("warm start from %s; fresh: %s", cfg.init_from, ", ".join(cfg.init_skip))
     optimizer, scheduler = make_optimizer(model, cfg)
     step, history = 0, []
     if resume:
@@ -257,7 +263,8 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     dataset = JsonlSceneDataset(cfg.data, cfg.split, model.config.num_points, shuffle=True, repeat=True,
                                 seed=cfg.seed + step, buffer_size=cfg.shuffle_buffer, tasks=cfg.tasks or None,
-                                skip_missing_scenes=cfg.skip_missing_scenes)
+                                skip_missing_scenes=cfg.skip_missing_scenes,
+                                store=scene_store_for(cfg.data, model.config))
     loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=list, num_workers=cfg.num_workers))
     writer = None
     if rank == 0:

@@ -9,7 +9,7 @@ Every system answers the requests it can with the methods of `llm3d_core.reasone
 - `RetrievalBaseline`: no LLM; the text query's MiniLM embedding against each map object's
   text-aligned feature (cosine similarity, `FeatureFusionMapper.query`), the best object is the
   answer. It grounds and picks navigation targets; it cannot answer questions or plan;
-- `frame_reasoner`: the same LLM on the 2D input of `sim.frames2d` (per-frame features, no 3D
+- `frame_reasoner`: the same LLM on the 2D input of `llm3d_core.model.frames2d` (per-frame features, no 3D
   fusion). It sees no map objects, so its grounding is the model's raw box; to drive, it uses the
   same occupancy grid as every other system (a 2D robot still avoids obstacles with its depth).
 """
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.modeling_llm3d import Llm3dModel
     from llm3d_core.model.scene import SceneInput
-    from sim.frames2d import FrameTokens
+    from llm3d_core.model.frames2d import FrameTokens
 
 
 def map_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", version: str,
@@ -93,7 +93,7 @@ class _ObjectFreeMap:
 
 def frame_reasoner(model: "Llm3dModel", mapper: "FeatureFusionMapper", tokens: "FrameTokens", version: str,
                    ) -> Reasoner:
-    """The LLM on per-frame 2D features (sim.frames2d), with the map's bounds as its location frame."""
+    """The LLM on per-frame 2D features (llm3d_core.model.frames2d), with the map's bounds as its location frame."""
     from llm3d_core.model.scene import scene_from_mapper
 
     cfg = model.config

@@ -25,7 +25,7 @@ Metrics, with their sources:
 Systems (rows): the 3D-LLM with the objects encoder (the shipped checkpoint, or an untrained
 model when there is none, labelled so), the 3D-LLM with the points encoder (with a checkpoint),
 the open-vocabulary retrieval baseline (no LLM), and the 2D baseline (the same LLM on per-frame
-2D features, sim.frames2d; with a checkpoint trained on that input). A system without a
+2D features, llm3d_core.model.frames2d; with a checkpoint trained on that input). A system without a
 checkpoint gets a row that says so instead of numbers. Rows of the same objects checkpoint run
 differently: its location tokens generated one by one instead of copied by the object pointer
 (when it has one), UniVLG's mask head for the boxes (when it has one), and a single lifted view
@@ -65,7 +65,6 @@ class EmbodiedConfig:
         questions, groundings, plans, navigations: requests per episode.
         success_distance: metres (habitat-lab ObjectNav: 1.0).
         max_drive_s: time limit of one navigation drive (simulated seconds).
-        frame_grid: the 2D baseline pools each keyframe's feature map to grid x grid tokens.
         seen_only: grounding and navigation only for objects the map holds (quick: a 60-step
             exploration sees few objects, and the smoke run should locate what it saw).
         seed: request phrasing and navigation starts.
@@ -83,12 +82,11 @@ class EmbodiedConfig:
     navigations: int = 2
     success_distance: float = 1.0
     max_drive_s: float = 90.0
-    frame_grid: int = 2
     seen_only: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "width", "height", "frames_every", "frame_grid"):
+        for name in ("episodes", "width", "height", "frames_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("scene_start", "questions", "groundings", "plans", "navigations"):
@@ -170,11 +168,14 @@ def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | No
     overrides = {"device": device} if device else None
     dev = device or model_config.device
 
-    def load(path: Path, want_encoder: str | None, flag: str) -> "Llm3dModel":
+    def load(path: Path, want_encoder: str | None, flag: str, want_input: str = "map") -> "Llm3dModel":
         model = load_model(path, model_config, dev, overrides=overrides)
         if want_encoder and model.config.scene_encoder != want_encoder:
             raise ValueError(f"{flag} {path}: the checkpoint's scene encoder is {model.config.scene_encoder!r}, "
                              f"this row needs {want_encoder!r}")
+        if model.config.scene_input != want_input:
+            raise ValueError(f"{flag} {path}: the checkpoint was trained on scene_input "
+                             f"{model.config.scene_input!r}, this row needs {want_input!r}")
         return model
 
     if ckpt is not None:
@@ -188,7 +189,7 @@ def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | No
         points.model, points.checkpoint = load(ckpt_points, "points", "--ckpt-points"), str(ckpt_points)
     frames = System("2D baseline (per-frame features, same LLM)", "frames2d", hint="--ckpt-2d DIR")
     if ckpt_2d is not None:
-        frames.model, frames.checkpoint = load(ckpt_2d, None, "--ckpt-2d"), str(ckpt_2d)
+        frames.model, frames.checkpoint = load(ckpt_2d, None, "--ckpt-2d", "frames2d"), str(ckpt_2d)
     retrieval = System("open-vocabulary retrieval (no LLM)", "retrieval", checkpoint="-")
     rows = [objects, points, retrieval, frames]
     if objects.model is not None and objects.model.pointer is not None:
@@ -236,7 +237,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
     from sim.datagen.maps import map_sim_config
     from sim.demo import explore_and_map, pick_requests
     from sim.bench.single_frame import FrameViews, SingleFrameRunner, request_targets
-    from sim.frames2d import FrameTokens
+    from llm3d_core.model.frames2d import keyframe_tokens
     from sim.scenes import seeds
     from sim.simulator import Simulator
 
@@ -247,18 +248,11 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
     for seed in seeds("test", cfg.episodes, cfg.scene_start):
         sim = Simulator(map_sim_config(width=cfg.width, height=cfg.height, max_steps=cfg.max_steps))
         try:
-            tokens = FrameTokens(grid=cfg.frame_grid)
             views = FrameViews()
             keep_views = any(s.kind == "frame" and s.runnable for s in systems)
-
-            def on_fused(frame: Any, fmap: Any) -> None:
-                tokens.add(frame.rgb, fmap)
-                if keep_views:
-                    views.add(frame, fmap)
-
-            mapped = explore_and_map(sim, seed, dcfg, device, progress, on_fused=on_fused)
+            mapped = explore_and_map(sim, seed, dcfg, device, progress,
+                                     on_fused=views.add if keep_views else None)
             scene, mapper = mapped.scene, mapped.mapper
-            tokens.text_dim = mapper.text_dim
             seen = {o.instance_id for o in mapper.objects} if cfg.seen_only else None
             picked = pick_requests(scene, sim.grid, dcfg, seen)
             boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
@@ -280,6 +274,9 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                 if system.kind == "retrieval":
                     runner: Any = RetrievalBaseline(mapper)
                 elif system.kind == "frames2d":
+                    # The map's keyframes, encoded as in training (model/frames2d.py): no fusion, no poses.
+                    keyframes = [k.rgb for k in mapper.keyframes.keyframes]
+                    tokens = keyframe_tokens(keyframes, mapper.encoder, system.model.config.frame_grid)
                     runner = frame_reasoner(system.model, mapper, tokens, scene.scene_id)
                 elif system.kind == "frame":
                     runner = SingleFrameRunner(system.model, mapper, views, request_targets(picked), scene.scene_id)

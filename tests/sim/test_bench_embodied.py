@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sim.bench.embodied import EMBODIED_HEADER, NO_CHECKPOINT, EmbodiedConfig, System, embodied_rows, navigation_starts
-from sim.frames2d import FrameTokens
+from llm3d_core.model.frames2d import FrameTokens
 
 
 def test_frame_tokens_carry_features_but_no_positions():
@@ -80,10 +80,27 @@ def untrained_points_checkpoint(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def untrained_frames2d_checkpoint(tmp_path_factory):
+    """An untrained 2D-baseline checkpoint (objects encoder on per-frame features)."""
+    import dataclasses
+
+    from llm3d_core.model.train import load_train_config
+    from llm3d_core.reasoner import load_model
+
+    cfg = dataclasses.replace(load_train_config(None, {}).model, scene_encoder="objects", scene_input="frames2d",
+                              max_objects=48)
+    folder = tmp_path_factory.mktemp("ckpt") / "frames2d"
+    load_model(None, cfg, "cpu").save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.slow
 def test_bench_embodied_quick(tmp_path, capsys):
-    """Plain --quick: the objects row runs (shipped or untrained), points and 2D say "no checkpoint"."""
+    """Plain --quick: the objects row runs (shipped or untrained); the points and 2D rows run their
+    shipped checkpoints, or say "no checkpoint" in a checkout without them."""
     from llm3d_cli.main import main
+    from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, shipped_checkpoint
 
     assert main(["bench", "embodied", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
@@ -111,8 +128,14 @@ def test_bench_embodied_quick(tmp_path, capsys):
         assert single["metrics"]["mapper_fps"] is None
         assert all(single["counts"][k] == objects["counts"][k] for k in ("qa", "ground", "plan", "navigate"))
         assert all(g["object_id"] == -1 for g in single["grounding"])
-    assert objects["status"] == "ok" and points["status"] == NO_CHECKPOINT
-    assert kinds["frames2d"][0]["status"] == NO_CHECKPOINT
+    shipped_points = shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT) is not None
+    shipped_2d = shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT) is not None
+    assert objects["status"] == "ok" and points["status"] == ("ok" if shipped_points else NO_CHECKPOINT)
+    frames2d = kinds["frames2d"][0]
+    assert frames2d["status"] == ("ok" if shipped_2d else NO_CHECKPOINT)
+    for row in [points] * shipped_points + [frames2d] * shipped_2d:
+        _check_ranges(row)
+        assert row["counts"]["qa"] == 2
     retrieval = kinds["retrieval"][0]
     assert retrieval["metrics"]["qa_em@1"] is None and retrieval["metrics"]["plan_step_acc"] is None
     assert objects["counts"]["qa"] == 2 and objects["counts"]["navigate"] == 1
@@ -120,29 +143,31 @@ def test_bench_embodied_quick(tmp_path, capsys):
         _check_ranges(system)
     rows = {r[0]: r for r in result["rows"]}
     assert rows[retrieval["name"]][EMBODIED_HEADER.index("QA EM@1")] == "n/a"
-    assert rows[kinds["frames2d"][0]["name"]][-1].startswith(NO_CHECKPOINT)
+    assert rows[frames2d["name"]][-1].startswith(NO_CHECKPOINT) != shipped_2d
 
 
 @pytest.mark.slow
-def test_bench_embodied_points_and_2d_rows(tmp_path, untrained_points_checkpoint):
+def test_bench_embodied_points_and_2d_rows(tmp_path, untrained_points_checkpoint, untrained_frames2d_checkpoint):
     """With --ckpt-points and --ckpt-2d every row runs; the 2D row has no mapper (n/a) but answers."""
     from llm3d_cli.main import main
 
-    ckpt = str(untrained_points_checkpoint)
-    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--ckpt-points", ckpt, "--ckpt-2d", ckpt,
+    ckpt, ckpt_2d = str(untrained_points_checkpoint), str(untrained_frames2d_checkpoint)
+    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--ckpt-points", ckpt, "--ckpt-2d", ckpt_2d,
                  "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "embodied.json").read_text())
     assert all(s["status"] == "ok" for s in result["systems"])
     kinds = _by_kind(result)
     frames = kinds["frames2d"][0]
-    assert frames["metrics"]["mapper_fps"] is None and frames["checkpoint"] == ckpt
+    assert frames["metrics"]["mapper_fps"] is None and frames["checkpoint"] == ckpt_2d
     assert all(g["object_id"] == -1 for g in frames["grounding"])  # the raw box: it sees no map objects
     for system in result["systems"]:
         _check_ranges(system)
     with pytest.raises(SystemExit):  # a bad count is a usage error
         main(["bench", "embodied", "--quick", "--episodes", "0"])
-    # --ckpt is the objects row: a points checkpoint there is an error naming the mismatch
+    # --ckpt is the objects row: a points checkpoint there is an error naming the mismatch; so is a
+    # checkpoint trained on maps given as the 2D baseline
     assert main(["bench", "embodied", "--quick", "--ckpt", ckpt, "--out", str(tmp_path)]) == 2
+    assert main(["bench", "embodied", "--quick", "--ckpt-2d", ckpt, "--out", str(tmp_path)]) == 2
 
 
 def _by_kind(result: dict) -> dict[str, list[dict]]:

@@ -20,17 +20,27 @@ What the 2D input holds, as a `SceneInput` either encoder accepts:
 
 The object-token slots carry frames, not objects: `object_ids` count 0..K*g*g-1 and the labels
 are empty, so nothing downstream can mistake them for map objects.
+
+The frames are the map's keyframes (the mapper keeps them at half resolution, evenly spread over
+the run, and saves them with the map), so training (`train.scene_source: frames2d`, caches in
+`DATA/scene_cache_frames2d_g<grid>/`) and the benchmark build the 2D input the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from llm3d_core.model.scene import SceneInput
+
+if TYPE_CHECKING:
+    from llm3d_core.encoders.base import ImageEncoder
 
 
 @dataclass
@@ -97,3 +107,49 @@ class FrameTokens:
                           object_boxes=torch.from_numpy(boxes.astype(np.float32)),
                           object_ids=torch.arange(n_tok, dtype=torch.int64), object_labels=[""] * n_tok,
                           colors=torch.from_numpy(cols[rows]), object_colors=torch.from_numpy(cols))
+
+
+def keyframe_tokens(rgbs: Iterable[np.ndarray], encoder: "ImageEncoder", grid: int) -> FrameTokens:
+    """FrameTokens of uint8 (h, w, 3) keyframes, each encoded by `encoder` (the mapper's)."""
+    tokens = FrameTokens(grid=grid, text_dim=encoder.text_dim)
+    with torch.inference_mode():
+        for rgb in rgbs:
+            tokens.add(rgb, encoder.encode(rgb))  # (C, h', w') pooled to (g*g, C)
+    return tokens
+
+
+class Frames2dSceneBuilder:
+    """Builds a saved map's 2D-baseline SceneInput from its keyframes, with the bounds of the map's
+    own scene cache (`bounds_of(scene_id)`). One image encoder, built from the first map's encoder
+    config, serves every scene; a map whose encoder differs is refused, since its features would
+    not be of the kind the model trains on."""
+
+    def __init__(self, data_dir: str | Path, grid: int, num_points: int, max_tokens: int,
+                 bounds_of: Callable[[str], np.ndarray], seed: int = 0) -> None:
+        self.data_dir, self.grid, self.num_points, self.max_tokens = Path(data_dir), grid, num_points, max_tokens
+        self.bounds_of, self.seed = bounds_of, seed
+        self._encoder: "ImageEncoder | None" = None
+        self._encoder_config: dict | None = None
+
+    def __call__(self, scene_id: str) -> SceneInput:
+        return self.scene_of_map(self.data_dir / "maps" / scene_id, self.bounds_of(scene_id))
+
+    def scene_of_map(self, map_dir: str | Path, bounds: np.ndarray) -> SceneInput:
+        """The 2D input of the saved map at `map_dir`, in the location frame `bounds` (2, 3)."""
+        from llm3d_core.config import config_from_dict
+        from llm3d_core.encoders import EncoderConfig, build_image_encoder
+        from llm3d_core.mapping.mapper import read_map_keyframes
+
+        scene_id = Path(map_dir).name
+        keyframes, config = read_map_keyframes(map_dir)
+        if not keyframes:
+            raise ValueError(f"map {scene_id} saved no keyframes: the 2D baseline has no frames to read")
+        enc = dict(config.get("encoder") or {})
+        enc["device"] = "cpu"
+        if self._encoder is None:
+            self._encoder = build_image_encoder(config_from_dict(EncoderConfig, enc, "encoder"))
+            self._encoder_config = enc
+        elif enc != self._encoder_config:
+            raise ValueError(f"map {scene_id} was fused with encoder {enc}, other maps with {self._encoder_config}")
+        tokens = keyframe_tokens(list(keyframes["rgb"]), self._encoder, self.grid)
+        return tokens.scene_input(bounds, self.num_points, self.max_tokens, self.seed)
