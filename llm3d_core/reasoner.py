@@ -15,6 +15,10 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
 - `navigation_goal`: grounds the target, then picks a reachable free pose facing it on the map's
   occupancy grid (`llm3d_core.mapping.goals`).
 
+Before any map exists, `set_frame` makes one camera view, lifted to 3D in camera coordinates,
+what `ask`, `ground` and `plan` answer about (UniVLG, Jain et al. 2025, sec. 3: one model for 2D
+views and 3D scenes); its boxes are in the camera frame and navigation waits for a map.
+
 A `Reasoner` is not thread-safe: one thread (the node's inference worker) owns it.
 """
 
@@ -107,27 +111,53 @@ class _Session:
     last_used: float = 0.0
 
 
-class MapSnapshot:
-    """One loaded map version: the mapper, the model's scene input, and (lazily) its free space."""
+class _NoMap:
+    """What a single view offers in place of a mapper: no objects, no text features (ground returns
+    the model's own box) and no geometry (MapSnapshot.navigation refuses)."""
 
-    def __init__(self, mapper: "FeatureFusionMapper", scene: "SceneInput", version: str, goals: GoalConfig) -> None:
+    objects: list = []
+    text_dim = 0
+
+
+class MapSnapshot:
+    """One loaded map version: the mapper, the model's scene input, and (lazily) its free space.
+
+    frame_id: None for a map (boxes in the map frame); the camera frame's name for a single view
+    (Reasoner.set_frame: boxes in that camera's coordinates, no navigation)."""
+
+    def __init__(self, mapper: "FeatureFusionMapper", scene: "SceneInput", version: str, goals: GoalConfig,
+                 frame_id: str | None = None) -> None:
         self.mapper = mapper
         self.scene = scene
         self.version = version
+        self.frame_id = frame_id
         self._goals = goals
         self._nav: NavigationMap | None = None
         self._dense: dict[int, "SceneInput"] = {}
+
+    @property
+    def is_frame(self) -> bool:
+        return self.frame_id is not None
 
     def dense_scene(self, num_points: int, seed: int = 0) -> "SceneInput":
         """The map sampled at `num_points` (the mask head's density), built once per map version."""
         from llm3d_core.model.scene import scene_from_mapper
 
+        if self.is_frame:
+            raise ReasonerError("the mask head reads a map's dense sample; a single view has none "
+                                "(box_source location_tokens answers from a view)")
         if num_points not in self._dense:
             self._dense[num_points] = scene_from_mapper(self.mapper, num_points, seed)
         return self._dense[num_points]
 
+    def require_navigable(self) -> None:
+        if self.is_frame:
+            raise ReasonerError("navigation needs a map: until the mapper saves one, answers come from the "
+                                f"camera's current view ({self.frame_id}), which has no free space to plan in")
+
     @property
     def navigation(self) -> NavigationMap:
+        self.require_navigable()
         if self._nav is None:  # only navigation needs the grid; building it is not free on big maps
             points, _ = self.mapper.colored_points()
             self._nav = NavigationMap.from_points(points, self._goals, self.mapper.visited_xy())
@@ -161,6 +191,20 @@ class Reasoner:
             raise ReasonerError(f"the map's features have D={scene.feature_dim} but the model expects "
                                 f"feature_dim={cfg.feature_dim}: map with the encoder the model was trained on")
         self.map = MapSnapshot(mapper, scene, version, self.config.goals)
+        self._oneshot = None
+        return self.map
+
+    def set_frame(self, scene: "SceneInput", version: str, frame_id: str) -> MapSnapshot:
+        """Makes one camera view (a SceneInput lifted in camera coordinates, model/single_frame.py)
+        what answers refer to until a map is set: UniVLG's single-view input, so a robot can ask
+        about what it sees before any map exists. Boxes are in `frame_id`; navigation needs a map."""
+        cfg = self.model.config
+        if cfg.scene_input != "map":
+            raise ReasonerError(f"the checkpoint reads scene_input {cfg.scene_input!r}, not lifted views")
+        if scene.feature_dim != cfg.feature_dim:
+            raise ReasonerError(f"the view's features have D={scene.feature_dim} but the model expects "
+                                f"feature_dim={cfg.feature_dim}: encode it with the encoder the model was trained on")
+        self.map = MapSnapshot(_NoMap(), scene, version, self.config.goals, frame_id)
         self._oneshot = None
         return self.map
 
@@ -262,7 +306,8 @@ class Reasoner:
             except (LocationDecodeError, InputTooLongError) as err:
                 raise ReasonerError(f"the model could not ground '{query}': {err}") from err
             model_box, model_label = answer.box, answer.label
-            if self.uses_mask_head:
+            # A single view has no dense map sample: 'auto' answers it with the location tokens.
+            if self.uses_mask_head and not (snap.is_frame and self.config.box_source == "auto"):
                 found = self.model.ground_mask(snap.dense_scene(self.model.config.mask_head.num_points,
                                                                 self.model.config.seed), query)
                 if found.box is None:  # every query's mask is empty: the head sees no such object
@@ -333,6 +378,7 @@ class Reasoner:
         max_distance: the goal is at most this far from the target's footprint (the caller's
         success distance, so that reaching the goal means success).
         """
+        self._require_map().require_navigable()  # before the model runs: a view's answer could not be used
         targets = self.ground(instruction, 1)
         if not targets:
             raise ReasonerError(f"nothing in the map matches '{instruction.strip()}'")

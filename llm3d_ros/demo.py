@@ -127,6 +127,11 @@ def write_params(base_yaml: Path, out: Path, seed: int, cfg: "DemoConfig", check
 
 
 # ---------------------------------------------------------------------- the client as a reasoner
+def from_camera_view(message: str) -> bool:
+    """Whether a reasoner reply was answered about the camera's current view (no map yet)."""
+    return "camera's current view" in message
+
+
 class ClientReasoner:
     """`Llm3dClient` behind the reasoner's methods, so sim.demo's record helpers score it unchanged."""
 
@@ -143,6 +148,8 @@ class ClientReasoner:
         reply = self.client.ground(query, max_results, timeout_s=self.timeout_s)
         if not reply.success:
             raise ReasonerError(reply.message)
+        if from_camera_view(reply.message):  # boxes in the camera frame cannot be scored in the map's
+            raise ReasonerError(f"answered about the camera view, not the map: {reply.message}")
         return [Grounded(o.id, o.label, o.score, np.asarray(o.box, dtype=np.float64), "ros") for o in reply.objects]
 
     def plan(self, instruction: str) -> list[str]:
@@ -376,16 +383,16 @@ def _check_alive(stack: Any) -> None:
 
 
 def _wait_for_map(reasoner: ClientReasoner, stack: Any, timeout_s: float) -> None:
-    """Until the reasoner answers from a map (it says 'no map yet' before the mapper's first save)."""
+    """Until the reasoner answers from a map: before the mapper's first save it answers about the
+    camera's current view (its message says so) or says 'no map yet'."""
     deadline = time.monotonic() + timeout_s
     while True:
         _check_alive(stack)
-        try:
-            reasoner.ask("What is in the room?")
+        reply = reasoner.client.ask("What is in the room?", timeout_s=reasoner.timeout_s)
+        if reply.success and not from_camera_view(reply.message):
             return
-        except ReasonerError as err:
-            if "no map yet" not in str(err) or time.monotonic() > deadline:
-                raise RuntimeError(f"the reasoner has no usable map: {err}") from err
+        if not reply.success and "no map yet" not in reply.message or time.monotonic() > deadline:
+            raise RuntimeError(f"the reasoner has no usable map: {reply.message}")
         time.sleep(1.0)
 
 

@@ -11,10 +11,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm3d_core.config import require_non_negative, require_positive
+from llm3d_core.encoders import EncoderConfig
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
 
 MAX_SUCCESS_DISTANCE = 10.0  # metres; anything farther is not "at" the target in a room-scale map
+
+
+@dataclass
+class FrameInputConfig:
+    """Answers about the camera's current view while no map exists (UniVLG's single-view input).
+
+    Fields:
+        enabled: while no map is loaded, subscribe to the camera and answer ask, ground and plan
+            about the newest colour + depth pair, lifted to 3D in camera coordinates (boxes in the
+            camera's optical frame; navigation waits for a map). The subscriptions end when the
+            first map loads, so a mapped robot pays nothing for them.
+        color_topic, depth_topic, camera_info_topic: the streams llm3d_mapper reads.
+        camera_frame: the frame boxes are reported in; '' = the colour image's header.frame_id.
+        depth_scale: 16UC1 units per metre (as llm3d_mapper's).
+        sync_tolerance_s: colour and depth pair when their stamps differ by at most this.
+        max_age_s: a view received longer ago than this is not answered about (a stalled camera
+            must not answer for the present).
+        sample_stride, depth_min, depth_max, encoder: how a view is lifted and encoded; keep them
+            equal to llm3d_mapper's `mapper:` values, since the model was trained on maps made so.
+    """
+
+    enabled: bool = True
+    color_topic: str = "camera/color/image_raw"
+    depth_topic: str = "camera/depth/image_raw"
+    camera_info_topic: str = "camera/color/camera_info"
+    camera_frame: str = ""
+    depth_scale: float = 1000.0
+    sync_tolerance_s: float = 0.02
+    max_age_s: float = 5.0
+    sample_stride: int = 8
+    depth_min: float = 0.1
+    depth_max: float = 5.0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("color_topic", "depth_topic", "camera_info_topic"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"frame_input.{name} must be a non-empty string, got {value!r}")
+        for name in ("depth_scale", "max_age_s", "depth_max"):
+            require_positive(f"frame_input.{name}", getattr(self, name))
+        for name in ("sync_tolerance_s", "depth_min"):
+            require_non_negative(f"frame_input.{name}", getattr(self, name))
+        if not isinstance(self.sample_stride, int) or self.sample_stride < 1:
+            raise ValueError(f"frame_input.sample_stride must be an integer >= 1, got {self.sample_stride!r}")
+        if self.depth_min >= self.depth_max:
+            raise ValueError(f"frame_input.depth_min ({self.depth_min}) must be below depth_max ({self.depth_max})")
 
 
 @dataclass
@@ -57,6 +105,7 @@ class ReasonerNodeConfig:
         device: '' = model.device; auto | cpu | cuda | cuda:N (`llm3d bringup --device` sets it).
         torch_threads: CPU threads for torch inference (0: torch's default).
         reasoner: the core ReasonerConfig (sessions, grounding mode, goal selection).
+        frame_input: answers about the camera's current view before any map exists (FrameInputConfig).
         model: the 3D-LLM config (llm3d_core.model.configuration_llm3d.Llm3dConfig).
     """
 
@@ -83,6 +132,7 @@ class ReasonerNodeConfig:
     device: str = ""
     torch_threads: int = 0
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
+    frame_input: FrameInputConfig = field(default_factory=FrameInputConfig)
     model: Llm3dConfig = field(default_factory=Llm3dConfig)
 
     def __post_init__(self) -> None:

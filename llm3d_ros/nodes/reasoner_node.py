@@ -25,6 +25,7 @@ Interfaces (names relative to the node's namespace; all configurable):
                 grounding/markers    visualization_msgs/MarkerArray  reliable, transient local
                 ~/status             std_msgs/String (JSON)     reliable, transient local
     subscribes  /tf, /tf_static      robot pose (map_frame -> base_frame) for navigation
+                camera colour, depth, camera_info (frame_input; best effort, until a map loads)
                 /llm3d_mapper/status whether the live map has unsaved changes
     calls       /llm3d_mapper/save_map  std_srvs/Trigger
 
@@ -34,6 +35,12 @@ that arriving means success), validated (finite, inside the map, free) and publi
 reports the straight-line distance from the robot to the goal. The goal succeeds when the robot
 is within success_distance of the target's footprint, aborts after navigate_timeout_s, and a
 cancel stops the robot (zero cmd_vel).
+
+Before any map exists (`frame_input`, UniVLG's single-view input): ask, ground and plan answer
+about the camera's newest colour + depth pair, lifted to 3D in camera coordinates in the worker
+when a request arrives; ground's boxes are then in the camera's frame (the response header says
+which) and the message says the answer is about the current view; navigate_to waits for a map.
+The camera subscriptions end when the first map loads.
 
 Bad requests (empty or overlong text, no map yet, unknown session, absurd success distance, a
 model that failed to load) answer success=False / abort with a message; the node keeps serving.
@@ -64,6 +71,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E40
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -81,6 +89,7 @@ from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
+from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_scene  # noqa: E402
 
 NODE_NAME = "llm3d_reasoner"
 REQUEST_KINDS = ("ask", "ground", "plan", "navigate")
@@ -88,6 +97,8 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
                          history=HistoryPolicy.KEEP_LAST)
 GOAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                       history=HistoryPolicy.KEEP_LAST)
+SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                        history=HistoryPolicy.KEEP_LAST)
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                          history=HistoryPolicy.KEEP_LAST)
 GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance from the target, at most
@@ -113,7 +124,8 @@ class ReasonerNode(Node):
         self._reasoner: Reasoner | None = None  # worker thread only
         self._lock = threading.Lock()  # guards the state below (executor threads <-> worker)
         self._model_state, self._model_message = "loading", ""
-        self._map = {"version": "", "objects": 0, "points": 0, "error": "", "loads": 0}
+        # input: what answers refer to: map | camera view (frame_input, before any map) | none
+        self._map = {"version": "", "objects": 0, "points": 0, "error": "", "loads": 0, "input": "none"}
         self._map_job: Future | None = None
         self._pending = 0
         self._stats = {k: {"count": 0, "failed": 0, "last_s": 0.0, "total_s": 0.0} for k in REQUEST_KINDS}
@@ -125,6 +137,21 @@ class ReasonerNode(Node):
         self.tf = make_tf_buffer(self, 10.0)
         requests = ReentrantCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
+        # Single-view input until a map loads (frame_input): callbacks only keep message references.
+        fin = cfg.frame_input
+        self._view = LatestView(fin.sync_tolerance_s) if fin.enabled else None
+        self._view_topics = f"{fin.color_topic} + {fin.depth_topic} + {fin.camera_info_topic}"
+        self._view_subs: list = []
+        self._view_encoder = None  # worker thread only; built on the first view request
+        if self._view is not None:
+            sensors = MutuallyExclusiveCallbackGroup()
+            self._view_subs = [
+                self.create_subscription(Image, fin.color_topic, self._view.add_color, SENSOR_QOS,
+                                         callback_group=sensors),
+                self.create_subscription(Image, fin.depth_topic, self._view.add_depth, SENSOR_QOS,
+                                         callback_group=sensors),
+                self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
+                                         callback_group=sensors)]
         self.create_service(Ask, "ask", self._on_ask, callback_group=requests)
         self.create_service(Ground, "ground", self._on_ground, callback_group=requests)
         self.create_service(Plan, "plan", self._on_plan, callback_group=requests)
@@ -205,18 +232,51 @@ class ReasonerNode(Node):
             return
         with self._lock:
             self._map.update(version=version, objects=len(mapper.objects), points=int(snap.scene.points.shape[0]),
-                             error="", loads=self._map["loads"] + 1)
+                             error="", loads=self._map["loads"] + 1, input="map")
         self.get_logger().info(f"map save {version} loaded: {mapper.frames} frames, {len(mapper.objects)} objects "
                                f"({time.monotonic() - t0:.2f} s)")
 
-    def _call(self, fn: Callable[[Reasoner], Any]) -> Any:
-        """Runs in the worker: the newest map, then fn(reasoner)."""
+    def _call(self, fn: Callable[[Reasoner], Any]) -> tuple[Any, str]:
+        """Runs in the worker: the newest map (else the newest camera view), then fn(reasoner).
+        Returns (fn's value, what it answered about: '' for the map, else a note on the view)."""
         with self._lock:
             state, message = self._model_state, self._model_message
         if self._reasoner is None:
             raise ReasonerError(message if state == "failed" else "the model is still loading")
         self._refresh_map()
-        return fn(self._reasoner)
+        snap = self._reasoner.map
+        if snap is None or snap.is_frame:
+            self._refresh_view()
+        value = fn(self._reasoner)
+        snap = self._reasoner.map
+        note = f" about the camera's current view in {snap.frame_id} (no map yet)" if snap and snap.is_frame else ""
+        return value, note
+
+    def _refresh_view(self) -> None:
+        """With no map loaded: makes the newest camera view the reasoner's input (worker thread)."""
+        reasoner = self._reasoner
+        if self._view is None:
+            return
+        try:
+            view = self._view.newest(self.cfg.frame_input.max_age_s, self._view_topics)
+        except ViewError as err:
+            reasoner.map = None  # a stale view must not answer for the present
+            raise ReasonerError(f"no map yet (the mapper has not saved one) and {err}") from err
+        if reasoner.map is not None and reasoner.map.version == view.version:
+            return
+        fin = self.cfg.frame_input
+        try:
+            if self._view_encoder is None:
+                from llm3d_core.encoders import build_image_encoder
+
+                self._view_encoder = build_image_encoder(fin.encoder)
+            scene = view_scene(view, self._view_encoder, fin, self._reasoner.model.config.num_points,
+                               self._reasoner.model.config.seed)
+            reasoner.set_frame(scene, view.version, view_frame_id(view, fin))
+        except ViewError as err:
+            raise ReasonerError(f"no map yet, and {err}") from err
+        with self._lock:
+            self._map["input"] = "camera view"
 
     # ------------------------------------------------------------ requests (executor threads; they wait)
     def _run(self, kind: str, fn: Callable[[Reasoner], Any]) -> tuple[bool, str, Any]:
@@ -230,7 +290,7 @@ class ReasonerNode(Node):
         ok, message, value = False, "", None
         try:
             future = self._worker.submit(self._call, fn)
-            value = future.result(timeout=self.cfg.request_timeout_s)
+            value, note = future.result(timeout=self.cfg.request_timeout_s)
             ok = True
         except ReasonerError as err:
             message = str(err)
@@ -252,7 +312,7 @@ class ReasonerNode(Node):
             self._count(kind, ok, seconds)
         if not ok:
             self.get_logger().warning(f"{kind} refused: {message}", throttle_duration_sec=2.0)
-        return ok, message if not ok else f"answered in {seconds:.2f} s", value
+        return ok, message if not ok else f"answered in {seconds:.2f} s{note}", value
 
     def _count(self, kind: str, ok: bool, seconds: float) -> None:
         stats = self._stats[kind]
@@ -269,13 +329,18 @@ class ReasonerNode(Node):
         return response
 
     def _on_ground(self, request: Ground.Request, response: Ground.Response) -> Ground.Response:
-        ok, message, value = self._run("ground", lambda r: r.ground(request.query, max(0, request.max_results)))
+        def ground(r: Reasoner) -> tuple[list, str]:
+            found = r.ground(request.query, max(0, request.max_results))
+            return found, (r.map.frame_id or self.cfg.map_frame)  # a camera view's boxes are in its frame
+
+        ok, message, value = self._run("ground", ground)
         response.header.frame_id = self.cfg.map_frame
         response.header.stamp = self.get_clock().now().to_msg()
         if ok:
+            value, response.header.frame_id = value
             try:
                 response.objects = [grounded_to_object3d(g) for g in value]
-                self._markers_pub.publish(grounding_markers(request.query.strip(), value, self.cfg.map_frame,
+                self._markers_pub.publish(grounding_markers(request.query.strip(), value, response.header.frame_id,
                                                             response.header.stamp))
             except ConversionError as err:
                 ok, message = False, f"grounding result not convertible: {err}"
@@ -394,7 +459,15 @@ class ReasonerNode(Node):
 
     # ------------------------------------------------------------ map refresh and status (timer group)
     def _poll_map(self) -> None:
-        """Prefetches a new save in the worker, so the next request does not pay for loading it."""
+        """Prefetches a new save in the worker, so the next request does not pay for loading it;
+        ends the single-view subscriptions once a map is loaded."""
+        with self._lock:
+            mapped = self._map["input"] == "map"
+        if mapped and self._view_subs:
+            for sub in self._view_subs:
+                self.destroy_subscription(sub)
+            self._view_subs = []
+            self.get_logger().info("a map is loaded: answers refer to it; camera-view input off")
         if self._map_job is not None and not self._map_job.done():
             return
         version = saved_map_version(self.map_dir)
