@@ -44,6 +44,9 @@ def _extrinsic(T_world_camera: np.ndarray) -> o3c.Tensor:
     return o3c.Tensor(np.linalg.inv(T_world_camera).astype(np.float64))  # world -> camera
 
 
+BYTES_PER_VOXEL = 4 + 2 + 3 * 2  # tsdf float32, weight uint16, colour 3 x uint16
+
+
 class TsdfVolume:
     """Truncated signed distance volume with colour, integrated frame by frame."""
 
@@ -53,9 +56,12 @@ class TsdfVolume:
 
     def reset(self) -> None:
         c = self.config
+        # Open3D allocates (and touches) block_count blocks up front: at 2 cm, 50,000 blocks of 8^3
+        # voxels are 512 MB with float32 weight and colour, 307 MB with uint16 ones (Open3D's own
+        # TSDF layout; colours come back as float in [0, 1] either way, quantised to 1/65535).
         self.grid = o3d.t.geometry.VoxelBlockGrid(
             attr_names=("tsdf", "weight", "color"),
-            attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+            attr_dtypes=(o3c.float32, o3c.uint16, o3c.uint16),
             attr_channels=((1), (1), (3)),
             voxel_size=c.voxel_size,
             block_resolution=c.block_resolution,

@@ -24,7 +24,7 @@ import numpy as np
 from llm3d_core.data.frames import SevenScenesFrames
 from llm3d_core.geometry import RGBDFrame, validate_frame
 from llm3d_core.mapping.mapper import FeatureFusionMapper, MapperConfig
-from llm3d_core.mapping.tsdf import TsdfVolume
+from llm3d_core.mapping.tsdf import BYTES_PER_VOXEL, TsdfVolume
 from llm3d_core.progress import progress
 
 PUBLISHED = [("tsdf-fusion-python (numpy, CPU), published", 0.4), ("tsdf-fusion-python (CUDA GPU), published", 30.0)]
@@ -72,7 +72,7 @@ def _map_mb(mapper: FeatureFusionMapper) -> float:
     tsdf = 0
     if mapper.tsdf is not None:
         res = mapper.config.tsdf.block_resolution
-        tsdf = mapper.tsdf.grid.hashmap().size() * res ** 3 * (4 + 4 + 12)  # tsdf, weight, rgb floats
+        tsdf = mapper.tsdf.grid.hashmap().size() * res ** 3 * BYTES_PER_VOXEL
     keyframes = sum(k.rgb.nbytes + k.depth.nbytes for k in mapper.keyframes.keyframes)
     return (features + tsdf + keyframes) / 1e6
 

@@ -125,3 +125,19 @@ def test_train_and_evaluate_on_frames2d_and_the_reasoner_refuses_it(tmp_path, si
     mapper = FeatureFusionMapper.load(sim_data / "maps" / "scene_a", device="cpu")
     with pytest.raises(ReasonerError, match="frames2d"):
         Reasoner(model).set_map(mapper, "v1")
+
+
+def test_ask_reads_a_saved_maps_keyframes_for_a_frames2d_checkpoint(sim_data):
+    import argparse
+
+    from llm3d_cli.ask_cmd import _frames2d_scene
+    from llm3d_core.model.data import frames2d_scene_store
+
+    model = tiny_model(scene_encoder="objects", scene_input="frames2d", max_objects=8, feature_dim=400, text_dim=384)
+    args = argparse.Namespace(map=sim_data / "maps" / "scene_a", frames=None)
+    scene = _frames2d_scene(args, model)
+    cached = frames2d_scene_store(sim_data, num_points=64, max_tokens=8, grid=2).get("scene_a")
+    assert torch.equal(scene.object_features, cached.object_features)  # what it was trained on
+    assert torch.allclose(scene.bounds, cached.bounds)
+    with pytest.raises(ValueError, match="give --map"):
+        _frames2d_scene(argparse.Namespace(map=None, frames=sim_data), model)
