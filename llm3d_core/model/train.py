@@ -186,8 +186,9 @@ def make_optimizer(model: Llm3dModel, cfg: TrainConfig) -> tuple[torch.optim.Opt
 
 
 def save_checkpoint(model: Llm3dModel, optimizer: torch.optim.Optimizer, scheduler: Any, step: int,
-                    out: Path, history: list[dict[str, float]]) -> None:
-    model.save_pretrained(out, extra={"step": step})
+                    out: Path, history: list[dict[str, float]], start: dict[str, Any] | None = None) -> None:
+    """start: where the weights began (init_from, init_skip), recorded in config.json."""
+    model.save_pretrained(out, extra={"step": step, **(start or {})})
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
              "torch_rng": torch.get_rng_state(), "np_rng_seed": int(np.random.randint(0, 2**31 - 1))}
     tmp = out / f".{STATE_PT}.tmp"
@@ -301,7 +302,8 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
                 log.info("step %d loss %.4f (%.2f s/step)", step + 1, sum(recent) / len(recent),
                          sum(step_times[-cfg.log_every:]) / len(step_times[-cfg.log_every:]))
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.max_steps:
-                save_checkpoint(model, optimizer, scheduler, step + 1, out, history)
+                start = {"init_from": cfg.init_from, "init_skip": cfg.init_skip} if cfg.init_from else None
+                save_checkpoint(model, optimizer, scheduler, step + 1, out, history, start)
     if writer is not None:
         writer.close()
     return {"steps": cfg.max_steps, "history": history, "seconds": time.perf_counter() - t_start,
