@@ -23,10 +23,11 @@ Metrics, with their sources:
 - latency: p50 / p95 wall seconds per request (ask, ground, plan) of the system.
 
 Systems (rows): the 3D-LLM with the objects encoder (the shipped checkpoint, or an untrained
-model when there is none, labelled so), the 3D-LLM with the points encoder (with a checkpoint),
-the open-vocabulary retrieval baseline (no LLM), and the 2D baseline (the same LLM on per-frame
-2D features, llm3d_core.model.frames2d; with a checkpoint trained on that input). A system without a
-checkpoint gets a row that says so instead of numbers. Rows of the same objects checkpoint run
+model when there is none, labelled so), the 3D-LLM with the points encoder (checkpoints/llm3d-points
+or --ckpt-points), the open-vocabulary retrieval baseline (no LLM), and the 2D baseline (the same
+LLM on per-frame 2D features of the map's keyframes, llm3d_core.model.frames2d, with a checkpoint
+trained on that input: checkpoints/llm3d-frames2d or --ckpt-2d). A system without a checkpoint
+gets a row that says so instead of numbers. Rows of the same objects checkpoint run
 differently: its location tokens generated one by one instead of copied by the object pointer
 (when it has one), UniVLG's mask head for the boxes (when it has one), and a single lifted view
 per request instead of the map (sim.bench.single_frame).

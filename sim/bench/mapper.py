@@ -164,7 +164,8 @@ def _stream_main() -> None:
     with tempfile.TemporaryDirectory(prefix="llm3d-bench-map-") as tmp:
         mapper.save(Path(tmp) / "map")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-    print(json.dumps({"frames": n, "voxels": len(mapper.voxels), "peak_rss_gb": round(peak, 3)}))
+    blocks = int(mapper.tsdf.grid.hashmap().size()) if mapper.tsdf is not None else 0
+    print(json.dumps({"frames": n, "voxels": len(mapper.voxels), "tsdf_blocks": blocks, "peak_rss_gb": round(peak, 3)}))
 
 
 def mapper_rows(result: dict) -> list[list[object]]:
