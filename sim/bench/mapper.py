@@ -140,6 +140,15 @@ def streamed_map_peak_gb(real_dir: Path, limit: int = 0, device: str = "auto",
     return float(json.loads(out.strip().splitlines()[-1])["peak_rss_gb"])
 
 
+def _own_peak_gb() -> float:
+    """This process's peak resident memory (VmHWM): unlike ru_maxrss, which Linux carries over
+    from the parent through fork and exec, it counts only what this process touched."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e9  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # no procfs: KiB on Linux
+
+
 def _stream_main() -> None:
     """`python -m sim.bench.mapper --frames DIR`: map DIR streaming, save, print the peak RSS as JSON."""
     import argparse
@@ -163,7 +172,7 @@ def _stream_main() -> None:
     mapper.update_objects()
     with tempfile.TemporaryDirectory(prefix="llm3d-bench-map-") as tmp:
         mapper.save(Path(tmp) / "map")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    peak = _own_peak_gb()
     blocks = int(mapper.tsdf.grid.hashmap().size()) if mapper.tsdf is not None else 0
     print(json.dumps({"frames": n, "voxels": len(mapper.voxels), "tsdf_blocks": blocks, "peak_rss_gb": round(peak, 3)}))
 
