@@ -25,8 +25,9 @@ class FrameInputConfig:
     Fields:
         enabled: while no map is loaded, subscribe to the camera and answer ask, ground and plan
             about the newest colour + depth pair, lifted to 3D in camera coordinates (boxes in the
-            camera's optical frame; navigation waits for a map). The subscriptions end when the
-            first map loads, so a mapped robot pays nothing for them.
+            camera's optical frame; navigation waits for a map). Subscribed only once the
+            model is ready and no map is saved, ended when the first map loads, so a mapped robot
+            pays nothing for them.
         color_topic, depth_topic, camera_info_topic: the streams llm3d_mapper reads.
         camera_frame: the frame boxes are reported in; '' = the colour image's header.frame_id.
         depth_scale: 16UC1 units per metre (as llm3d_mapper's).

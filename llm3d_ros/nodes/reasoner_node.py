@@ -40,7 +40,8 @@ Before any map exists (`frame_input`, UniVLG's single-view input): ask, ground a
 about the camera's newest colour + depth pair, lifted to 3D in camera coordinates in the worker
 when a request arrives; ground's boxes are then in the camera's frame (the response header says
 which) and the message says the answer is about the current view; navigate_to waits for a map.
-The camera subscriptions end when the first map loads.
+The camera subscriptions exist only while they can serve: from the model being ready with no
+map saved until the first map loads.
 
 Bad requests (empty or overlong text, no map yet, unknown session, absurd success distance, a
 model that failed to load) answer success=False / abort with a message; the node keeps serving.
@@ -137,21 +138,15 @@ class ReasonerNode(Node):
         self.tf = make_tf_buffer(self, 10.0)
         requests = ReentrantCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
-        # Single-view input until a map loads (frame_input): callbacks only keep message references.
+        # Single-view input while no map exists (frame_input): callbacks only keep message references.
+        # Subscribed only once the model is ready and no map is saved (see _update_view_input), so a
+        # robot with a map never carries a second copy of its camera streams.
         fin = cfg.frame_input
         self._view = LatestView(fin.sync_tolerance_s) if fin.enabled else None
         self._view_topics = f"{fin.color_topic} + {fin.depth_topic} + {fin.camera_info_topic}"
         self._view_subs: list = []
+        self._view_group = MutuallyExclusiveCallbackGroup()
         self._view_encoder = None  # worker thread only; built on the first view request
-        if self._view is not None:
-            sensors = MutuallyExclusiveCallbackGroup()
-            self._view_subs = [
-                self.create_subscription(Image, fin.color_topic, self._view.add_color, SENSOR_QOS,
-                                         callback_group=sensors),
-                self.create_subscription(Image, fin.depth_topic, self._view.add_depth, SENSOR_QOS,
-                                         callback_group=sensors),
-                self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
-                                         callback_group=sensors)]
         self.create_service(Ask, "ask", self._on_ask, callback_group=requests)
         self.create_service(Ground, "ground", self._on_ground, callback_group=requests)
         self.create_service(Plan, "plan", self._on_plan, callback_group=requests)
@@ -458,19 +453,37 @@ class ReasonerNode(Node):
         self._cmd_vel_pub.publish(Twist())
 
     # ------------------------------------------------------------ map refresh and status (timer group)
-    def _poll_map(self) -> None:
-        """Prefetches a new save in the worker, so the next request does not pay for loading it;
-        ends the single-view subscriptions once a map is loaded."""
+    def _update_view_input(self, map_saved: bool) -> None:
+        """Camera subscriptions while they can serve: the model is ready and no map is loaded or
+        loadable; they end once a map is loaded (timer group)."""
+        if self._view is None:
+            return
         with self._lock:
-            mapped = self._map["input"] == "map"
-        if mapped and self._view_subs:
+            mapped, ready, map_error = self._map["input"] == "map", self._model_state == "ready", self._map["error"]
+        want = ready and not mapped and not (map_saved and not map_error)
+        fin = self.cfg.frame_input
+        if want and not self._view_subs:
+            self._view_subs = [
+                self.create_subscription(Image, fin.color_topic, self._view.add_color, SENSOR_QOS,
+                                         callback_group=self._view_group),
+                self.create_subscription(Image, fin.depth_topic, self._view.add_depth, SENSOR_QOS,
+                                         callback_group=self._view_group),
+                self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
+                                         callback_group=self._view_group)]
+            self.get_logger().info(f"no map yet: answering about the camera's current view ({self._view_topics})")
+        elif mapped and self._view_subs:
             for sub in self._view_subs:
                 self.destroy_subscription(sub)
             self._view_subs = []
             self.get_logger().info("a map is loaded: answers refer to it; camera-view input off")
+
+    def _poll_map(self) -> None:
+        """Prefetches a new save in the worker, so the next request does not pay for loading it;
+        starts or ends the single-view input."""
+        version = saved_map_version(self.map_dir)
+        self._update_view_input(bool(version))
         if self._map_job is not None and not self._map_job.done():
             return
-        version = saved_map_version(self.map_dir)
         with self._lock:
             changed = bool(version) and version != self._map["version"] and self._model_state == "ready"
         if changed and not self._stopping.is_set():
