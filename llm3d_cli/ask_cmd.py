@@ -149,9 +149,7 @@ def _frames2d_scene(args: argparse.Namespace, model):
                          "keyframes, give --map")
     cfg = model.config
     bounds = load_map_scene(args.map, 1, cfg.seed).bounds.numpy()  # (2, 3): the location frame
-    builder = Frames2dSceneBuilder(args.map.parent, cfg.frame_grid, cfg.num_points, cfg.max_objects,
-                                   lambda _: bounds, cfg.seed)
-    return builder.scene_of_map(args.map, bounds)
+    return Frames2dSceneBuilder(cfg.frame_grid, cfg.num_points, cfg.max_objects, cfg.seed).scene_of_map(args.map, bounds)
 
 
 def _frame_scene(args: argparse.Namespace, model, num_points: int = 0):

@@ -133,6 +133,12 @@ def require_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def require_non_empty(name: str, value: str) -> None:
+    """ValueError naming `name` unless `value` is a string with something besides whitespace."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
 def require_non_negative(name: str, value: float) -> None:
     """ValueError naming `name` unless `value` is a finite number >= 0."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):

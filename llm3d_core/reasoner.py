@@ -111,9 +111,10 @@ class _Session:
     last_used: float = 0.0
 
 
-class _NoMap:
-    """What a single view offers in place of a mapper: no objects, no text features (ground returns
-    the model's own box) and no geometry (MapSnapshot.navigation refuses)."""
+class NoMapObjects:
+    """A snapshot's mapper without objects or text features: ground returns the model's own box.
+    As it stands, a single camera view (no geometry either: MapSnapshot.navigation refuses it);
+    subclasses may add a map's geometry for driving (the benchmark's 2D and single-view rows)."""
 
     objects: list = []
     text_dim = 0
@@ -183,13 +184,8 @@ class Reasoner:
         if self.config.box_source == "mask" and self.model.mask_head is None:
             raise ReasonerError("box_source is 'mask' but the checkpoint has no mask head (grounding_head is "
                                 f"{cfg.grounding_head!r}); use one trained with train.stage: mask")
-        if cfg.scene_input != "map":
-            raise ReasonerError(f"the checkpoint reads scene_input {cfg.scene_input!r} (the benchmark's 2D "
-                                "baseline), not a map: give the reasoner a map checkpoint")
         scene = scene_from_mapper(mapper, cfg.num_points, cfg.seed)
-        if scene.feature_dim != cfg.feature_dim:
-            raise ReasonerError(f"the map's features have D={scene.feature_dim} but the model expects "
-                                f"feature_dim={cfg.feature_dim}: map with the encoder the model was trained on")
+        self._check_input(scene, "map")
         self.map = MapSnapshot(mapper, scene, version, self.config.goals)
         self._oneshot = None
         return self.map
@@ -198,15 +194,21 @@ class Reasoner:
         """Makes one camera view (a SceneInput lifted in camera coordinates, model/single_frame.py)
         what answers refer to until a map is set: UniVLG's single-view input, so a robot can ask
         about what it sees before any map exists. Boxes are in `frame_id`; navigation needs a map."""
-        cfg = self.model.config
-        if cfg.scene_input != "map":
-            raise ReasonerError(f"the checkpoint reads scene_input {cfg.scene_input!r}, not lifted views")
-        if scene.feature_dim != cfg.feature_dim:
-            raise ReasonerError(f"the view's features have D={scene.feature_dim} but the model expects "
-                                f"feature_dim={cfg.feature_dim}: encode it with the encoder the model was trained on")
-        self.map = MapSnapshot(_NoMap(), scene, version, self.config.goals, frame_id)
+        self._check_input(scene, "view")
+        self.map = MapSnapshot(NoMapObjects(), scene, version, self.config.goals, frame_id)
         self._oneshot = None
         return self.map
+
+    def _check_input(self, scene: "SceneInput", what: str) -> None:
+        """ReasonerError unless the model reads 3D points (a map or a lifted view: not the 2D
+        baseline's frames) and the scene's features have the model's width."""
+        cfg = self.model.config
+        if cfg.scene_input != "map":
+            raise ReasonerError(f"the checkpoint reads scene_input {cfg.scene_input!r} (the benchmark's 2D "
+                                f"baseline), not a {what}: give the reasoner a map checkpoint")
+        if scene.feature_dim != cfg.feature_dim:
+            raise ReasonerError(f"the {what}'s features have D={scene.feature_dim} but the model expects "
+                                f"feature_dim={cfg.feature_dim}: use the encoder the model was trained on")
 
     def _require_map(self) -> MapSnapshot:
         if self.map is None:

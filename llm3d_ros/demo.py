@@ -34,6 +34,7 @@ import numpy as np
 
 from llm3d_core.config import require_non_negative, require_positive
 from llm3d_core.reasoner import Grounded, ReasonerError
+from llm3d_ros.view_input import from_camera_view
 
 if TYPE_CHECKING:
     from llm3d_ros.client import Llm3dClient
@@ -127,11 +128,6 @@ def write_params(base_yaml: Path, out: Path, seed: int, cfg: "DemoConfig", check
 
 
 # ---------------------------------------------------------------------- the client as a reasoner
-def from_camera_view(message: str) -> bool:
-    """Whether a reasoner reply was answered about the camera's current view (no map yet)."""
-    return "camera's current view" in message
-
-
 class ClientReasoner:
     """`Llm3dClient` behind the reasoner's methods, so sim.demo's record helpers score it unchanged."""
 

@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from llm3d_ros.nodes.reasoner_config import FrameInputConfig
 
 PAIR_BUFFER = 4
+VIEW_NOTE = "camera's current view"  # in the message of every reply answered about a view, not a map
+
+
+def view_note(frame_id: str) -> str:
+    """The reply message's note for an answer about the camera view in `frame_id`."""
+    return f" about the {VIEW_NOTE} in {frame_id} (no map yet)"
+
+
+def from_camera_view(message: str) -> bool:
+    """Whether a reasoner reply was answered about the camera's current view (no map yet)."""
+    return VIEW_NOTE in message
 
 
 class ViewError(ValueError):

@@ -208,10 +208,13 @@ def frames2d_scene_store(data_dir: str | Path, num_points: int, max_tokens: int,
     from llm3d_core.model.frames2d import Frames2dSceneBuilder
 
     maps = SceneStore(data_dir, num_points, capacity=1)
-    builder = Frames2dSceneBuilder(data_dir, grid, num_points, max_tokens,
-                                   lambda sid: maps.get(sid).bounds.numpy())
+    builder = Frames2dSceneBuilder(grid, num_points, max_tokens)
+
+    def build(scene_id: str) -> SceneInput:
+        return builder.scene_of_map(Path(data_dir) / "maps" / scene_id, maps.get(scene_id).bounds.numpy())
+
     return SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_frames2d_g{grid}", capacity,
-                      builder=builder)
+                      builder=build)
 
 
 def scene_store_for(data_dir: str | Path, config: Llm3dConfig, capacity: int = 64) -> SceneStore:

@@ -22,13 +22,13 @@ The object-token slots carry frames, not objects: `object_ids` count 0..K*g*g-1 
 are empty, so nothing downstream can mistake them for map objects.
 
 The frames are the map's keyframes (the mapper keeps them at half resolution, evenly spread over
-the run, and saves them with the map), so training (`train.scene_source: frames2d`, caches in
+the run, and saves them with the map), so training (`model.scene_input: frames2d`, caches in
 `DATA/scene_cache_frames2d_g<grid>/`) and the benchmark build the 2D input the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,20 +119,14 @@ def keyframe_tokens(rgbs: Iterable[np.ndarray], encoder: "ImageEncoder", grid: i
 
 
 class Frames2dSceneBuilder:
-    """Builds a saved map's 2D-baseline SceneInput from its keyframes, with the bounds of the map's
-    own scene cache (`bounds_of(scene_id)`). One image encoder, built from the first map's encoder
-    config, serves every scene; a map whose encoder differs is refused, since its features would
-    not be of the kind the model trains on."""
+    """Builds saved maps' 2D-baseline SceneInputs from their keyframes. One image encoder, built
+    from the first map's encoder config, serves every map; a map whose encoder differs is refused,
+    since its features would not be of the kind the model trains on."""
 
-    def __init__(self, data_dir: str | Path, grid: int, num_points: int, max_tokens: int,
-                 bounds_of: Callable[[str], np.ndarray], seed: int = 0) -> None:
-        self.data_dir, self.grid, self.num_points, self.max_tokens = Path(data_dir), grid, num_points, max_tokens
-        self.bounds_of, self.seed = bounds_of, seed
+    def __init__(self, grid: int, num_points: int, max_tokens: int, seed: int = 0) -> None:
+        self.grid, self.num_points, self.max_tokens, self.seed = grid, num_points, max_tokens, seed
         self._encoder: "ImageEncoder | None" = None
         self._encoder_config: dict | None = None
-
-    def __call__(self, scene_id: str) -> SceneInput:
-        return self.scene_of_map(self.data_dir / "maps" / scene_id, self.bounds_of(scene_id))
 
     def scene_of_map(self, map_dir: str | Path, bounds: np.ndarray) -> SceneInput:
         """The 2D input of the saved map at `map_dir`, in the location frame `bounds` (2, 3)."""

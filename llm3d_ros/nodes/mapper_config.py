@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llm3d_core.config import require_non_negative, require_positive
+from llm3d_core.config import require_non_empty, require_non_negative, require_positive
 from llm3d_core.mapping.mapper import MapperConfig
 
 
@@ -76,9 +76,7 @@ class MapperNodeConfig:
     def __post_init__(self) -> None:
         for name in ("color_topic", "depth_topic", "camera_info_topic", "map_cloud_topic", "markers_topic",
                      "status_topic", "map_frame", "map_path"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            require_non_empty(name, getattr(self, name))
         if not isinstance(self.camera_frame, str):
             raise ValueError(f"camera_frame must be a string ('' = the image's frame_id), got {self.camera_frame!r}")
         require_positive("depth_scale", self.depth_scale)

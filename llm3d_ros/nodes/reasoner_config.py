@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llm3d_core.config import require_non_negative, require_positive
+from llm3d_core.config import require_non_empty, require_non_negative, require_positive
 from llm3d_core.encoders import EncoderConfig
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
@@ -53,9 +53,7 @@ class FrameInputConfig:
 
     def __post_init__(self) -> None:
         for name in ("color_topic", "depth_topic", "camera_info_topic"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"frame_input.{name} must be a non-empty string, got {value!r}")
+            require_non_empty(f"frame_input.{name}", getattr(self, name))
         for name in ("depth_scale", "max_age_s", "depth_max"):
             require_positive(f"frame_input.{name}", getattr(self, name))
         for name in ("sync_tolerance_s", "depth_min"):
@@ -139,9 +137,7 @@ class ReasonerNodeConfig:
     def __post_init__(self) -> None:
         for name in ("map_dir", "map_frame", "base_frame", "goal_topic", "cmd_vel_topic", "markers_topic",
                      "status_topic"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            require_non_empty(name, getattr(self, name))
         for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")

@@ -90,7 +90,7 @@ from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
-from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_scene  # noqa: E402
+from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_note, view_scene  # noqa: E402
 
 NODE_NAME = "llm3d_reasoner"
 REQUEST_KINDS = ("ask", "ground", "plan", "navigate")
@@ -244,7 +244,7 @@ class ReasonerNode(Node):
             self._refresh_view()
         value = fn(self._reasoner)
         snap = self._reasoner.map
-        note = f" about the camera's current view in {snap.frame_id} (no map yet)" if snap and snap.is_frame else ""
+        note = view_note(snap.frame_id) if snap and snap.is_frame else ""
         return value, note
 
     def _refresh_view(self) -> None:

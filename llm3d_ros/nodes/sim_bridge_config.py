@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from llm3d_core.config import require_non_empty
 from sim.config import SimConfig
 from sim.follow import FollowConfig
 
@@ -94,9 +95,7 @@ class SimBridgeConfig:
     def __post_init__(self) -> None:
         for name in ("map_frame", "odom_frame", "base_frame", "camera_frame", "color_topic", "depth_topic",
                      "camera_info_topic", "odom_topic", "cmd_vel_topic", "goal_topic", "scene_topic", "status_topic"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            require_non_empty(name, getattr(self, name))
         frames = [self.map_frame, self.odom_frame, self.base_frame, self.camera_frame]
         if len(set(frames)) != len(frames):
             raise ValueError(f"map_frame, odom_frame, base_frame and camera_frame must differ, got {frames}")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llm3d_core.mapping.goals import GoalConfig, GoalError, GoalPose, NavigationMap
-from llm3d_core.reasoner import Grounded, MapSnapshot, Reasoner, ReasonerConfig, ReasonerError
+from llm3d_core.reasoner import Grounded, MapSnapshot, NoMapObjects, Reasoner, ReasonerConfig, ReasonerError
 
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
@@ -75,11 +75,8 @@ class RetrievalBaseline:
         return targets[0], goal
 
 
-class _ObjectFreeMap:
+class _ObjectFreeMap(NoMapObjects):
     """The map as the 2D baseline may use it: geometry for driving, no objects, no text features."""
-
-    objects: list = []
-    text_dim = 0
 
     def __init__(self, mapper: "FeatureFusionMapper") -> None:
         self._mapper = mapper

@@ -331,7 +331,7 @@ def test_reasoner_answers_about_the_camera_view_before_any_map(assets, tmp_path,
     from sensor_msgs.msg import CameraInfo, Image
 
     from llm3d_core.data.frames import SevenScenesFrames
-    from llm3d_ros.demo import from_camera_view
+    from llm3d_ros.view_input import from_camera_view
     from llm3d_ros.nodes.reasoner_msgs import object3d_box
 
     map_dir = tmp_path / "live_map"
@@ -459,7 +459,7 @@ llm3d_reasoner:
 def test_full_chain_bringup_sim_ask_and_navigate(assets, tmp_path):
     """sim bridge -> mapper -> reasoner as `llm3d bringup --sim` starts them; the client asks and navigates."""
     from llm3d_ros.client import Llm3dClient
-    from llm3d_ros.demo import from_camera_view
+    from llm3d_ros.view_input import from_camera_view
     from tests.ros.test_mapper_node import Bringup, _alive
 
     params = tmp_path / "params.yaml"
