@@ -1,4 +1,5 @@
-"""`llm3d data generate`: template-driven 3D-language data (and optional maps) for a split of procedural scenes."""
+"""`llm3d data generate`: template-driven 3D-language data (and optional maps) for a split of procedural scenes.
+`llm3d data views`: single views of a split's scenes with records about what each shows (2D-3D co-training)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,43 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--tasks", default="", help="comma-separated tasks to keep (default: all)")
     q.add_argument("--ground", type=int, default=None, help="referring expressions per scene (default 16)")
     q.add_argument("--navigate", type=int, default=None, help="navigation instructions per scene (default 10)")
+    help_ = ("render single views of a split's scenes (each facing one object) and write records about the objects "
+             "each view shows, with boxes in the view's camera frame (UniVLG's 2D-3D co-training)")
+    v = sub.add_parser("views", help=help_, description=help_)
+    v.add_argument("--data", type=Path, required=True, help="data folder with <split>.jsonl and scenes/ (llm3d data generate)")
+    v.add_argument("--split", required=True, help="whose scenes: train | val | test")
+    v.add_argument("--name", default="", help="write <name>.jsonl (default <split>_views) and views/<view_id>/")
+    v.add_argument("--scenes", type=int, default=0, help="at most this many scenes (default: all of the split)")
+    v.add_argument("--views-per-scene", type=int, default=6, help="views per scene (default 6)")
+    v.add_argument("--seed", type=int, default=0, help="pose and phrasing seed (default 0)")
+    v.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
 
 
 @command("data", "3D-language training and evaluation data from procedural scenes", _add_args)
 def run(args: argparse.Namespace) -> int:
+    if args.data_command == "views":
+        return _views(args)
+    return _generate(args)
+
+
+def _views(args: argparse.Namespace) -> int:
+    from llm3d_core.progress import progress
+    from sim.config import load_sim_config
+    from sim.datagen.maps import map_mapper_config
+    from sim.datagen.views import ViewConfig, ViewsRequest, generate_views
+
+    try:
+        req = ViewsRequest(args.data, args.split, name=args.name, scenes=args.scenes,
+                           config=ViewConfig(views_per_scene=args.views_per_scene, seed=args.seed))
+    except ValueError as err:
+        raise SystemExit(f"llm3d data views: {err}") from None
+    entry = generate_views(req, load_sim_config(args.config), map_mapper_config(config_path=args.config),
+                           wrap=lambda items, desc, total: progress(items, desc=desc, total=total))
+    print(json.dumps(entry, indent=1))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
     from llm3d_core.progress import progress
     from sim.config import load_sim_config
     from sim.datagen.dataset import DatasetRequest, generate_dataset

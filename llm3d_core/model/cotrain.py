@@ -81,3 +81,23 @@ class CoTrainingMixer(IterableDataset, Generic[T]):
         """The first `count` sources of the schedule (what a run's first samples come from)."""
         gen = mixing_schedule(self.config)
         return [next(gen) for _ in range(count)]
+
+
+class RoundRobin(IterableDataset, Generic[T]):
+    """One sample of each source in turn (several single-view record files as one frame stream);
+    ends when a source ends."""
+
+    def __init__(self, sources: list[Iterable[T]]) -> None:
+        super().__init__()
+        if not sources:
+            raise ValueError("RoundRobin needs at least one source")
+        self.sources = sources
+
+    def __iter__(self) -> Iterator[T]:
+        its = [iter(s) for s in self.sources]
+        while True:
+            for it in its:
+                try:
+                    yield next(it)
+                except StopIteration:
+                    return

@@ -194,10 +194,43 @@ class SceneStore:
         return scene
 
 
-def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64) -> SceneStore:
+class ViewRoutingStore:
+    """Scene ids that name saved views (DATA/views/<id>/view.json: single frames, model/views.py) are
+    served by a views store, every other id by the maps' store; so one record file, evaluation or
+    training stream may hold both (UniVLG's 2D-3D co-training)."""
+
+    def __init__(self, data_dir: str | Path, maps: SceneStore, num_points: int, capacity: int = 64,
+                 seed: int = 0) -> None:
+        from llm3d_core.model.views import ViewSceneBuilder, view_dir
+
+        self.data_dir, self.maps = Path(data_dir), maps
+        builder = ViewSceneBuilder(num_points, seed)
+        self.views = SceneStore(data_dir, num_points, self.data_dir / f"{CACHE_DIR_NAME}_views_{num_points}", capacity,
+                                seed, builder=lambda sid: builder.scene_of_view(view_dir(self.data_dir, sid)))
+
+    @property
+    def cache_dir(self) -> Path | str | None:
+        """The maps' cache folder (the views' is scene_cache_views_<N>/)."""
+        return self.maps.cache_dir
+
+    def _store(self, scene_id: str) -> SceneStore:
+        from llm3d_core.model.views import is_view
+
+        return self.views if is_view(self.data_dir, scene_id) else self.maps
+
+    def available(self, scene_id: str) -> bool:
+        store = self._store(scene_id)
+        return store is self.views or store.available(scene_id)  # a saved view builds its cache on demand
+
+    def get(self, scene_id: str) -> SceneInput:
+        return self._store(scene_id).get(scene_id)
+
+
+def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64) -> ViewRoutingStore:
     """Scene caches sampled at another density (the mask head's), in scene_cache_<N>/ beside the
-    encoder's, built from the same maps."""
-    return SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_{num_points}", capacity)
+    encoder's, built from the same maps (views likewise)."""
+    maps = SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_{num_points}", capacity)
+    return ViewRoutingStore(data_dir, maps, num_points, capacity)
 
 
 def frames2d_scene_store(data_dir: str | Path, num_points: int, max_tokens: int, grid: int,
@@ -217,11 +250,13 @@ def frames2d_scene_store(data_dir: str | Path, num_points: int, max_tokens: int,
                       builder=build)
 
 
-def scene_store_for(data_dir: str | Path, config: Llm3dConfig, capacity: int = 64) -> SceneStore:
-    """The scenes a model reads (config.scene_input): samples of the fused map | frames2d."""
+def scene_store_for(data_dir: str | Path, config: Llm3dConfig, capacity: int = 64) -> SceneStore | ViewRoutingStore:
+    """The scenes a model reads (config.scene_input): samples of the fused map (or a saved view,
+    lifted) | frames2d (maps' keyframes only)."""
     if config.scene_input == "frames2d":
         return frames2d_scene_store(data_dir, config.num_points, config.max_objects, config.frame_grid, capacity)
-    return SceneStore(data_dir, config.num_points, capacity=capacity)
+    return ViewRoutingStore(data_dir, SceneStore(data_dir, config.num_points, capacity=capacity), config.num_points,
+                            capacity, config.seed)
 
 
 class JsonlSceneDataset(IterableDataset):
@@ -234,7 +269,7 @@ class JsonlSceneDataset(IterableDataset):
     def __init__(self, data_dir: str | Path, split: str, num_points: int, shuffle: bool = False, repeat: bool = False,
                  seed: int = 0, buffer_size: int = 2048, cache_dir: str | Path | None = None,
                  tasks: list[str] | None = None, skip_missing_scenes: bool = False,
-                 store: SceneStore | None = None) -> None:
+                 store: SceneStore | ViewRoutingStore | None = None) -> None:
         super().__init__()
         self.path = Path(data_dir) / f"{split}.jsonl"
         if not self.path.is_file():

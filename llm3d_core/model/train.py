@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import IterableDataset
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.data import (DatasetError, JsonlSceneDataset, dialog_history, ground_label, question_text,
@@ -77,6 +78,10 @@ class TrainConfig:
     mask_lr: float = 3e-4
     mask_batch: int = 32  # questions about one scene per step (the scene's points are embedded once)
     mask_box_from_epoch: int = 1  # the mask head's box loss (L1 + GIoU) counts from this epoch on (1: always)
+    # UniVLG's 2D-3D co-training (model/cotrain.py): record files DATA/<name>.jsonl about single views
+    # (`llm3d data views`), mixed into the joint stage's stream as this share of its samples (0: scenes only)
+    frame_data: list[str] = field(default_factory=list)
+    frame_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -100,6 +105,10 @@ class TrainConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad:
             raise ValueError(f"tasks must be among {TASKS}, got {bad}")
+        if not 0.0 <= self.frame_fraction <= 1.0:
+            raise ValueError(f"frame_fraction must be in [0, 1], got {self.frame_fraction}")
+        if self.frame_fraction > 0 and not self.frame_data:
+            raise ValueError("frame_fraction > 0 needs frame_data: the single-view record files (llm3d data views)")
 
 
 # ---------------------------------------------------------------------- pieces
@@ -130,6 +139,30 @@ def make_batch(model: Llm3dModel, items: list[tuple[dict[str, Any], SceneInput]]
     if not samples:
         return None
     return model.collate_scenes(scenes), samples
+
+
+def training_stream(cfg: TrainConfig, model_config: Llm3dConfig, seed: int) -> IterableDataset:
+    """The joint stage's endless (record, SceneInput) stream: DATA/<split>.jsonl shuffled, with the
+    single-view files of cfg.frame_data mixed in at cfg.frame_fraction (UniVLG's co-training)."""
+    from llm3d_core.model.cotrain import CoTrainingConfig, CoTrainingMixer, RoundRobin
+
+    store = scene_store_for(cfg.data, model_config)
+
+    def stream(name: str) -> JsonlSceneDataset:
+        return JsonlSceneDataset(cfg.data, name, model_config.num_points, shuffle=True, repeat=True, seed=seed,
+                                 buffer_size=cfg.shuffle_buffer, tasks=cfg.tasks or None,
+                                 skip_missing_scenes=cfg.skip_missing_scenes, store=store)
+
+    scenes = stream(cfg.split)
+    if cfg.frame_fraction <= 0:
+        return scenes
+    if model_config.scene_input != "map":
+        raise ValueError(f"co-training on single views needs scene_input 'map' (views are lifted points), "
+                         f"got {model_config.scene_input!r}")
+    log.info("co-training: %.0f %% of samples are single views from %s", 100 * cfg.frame_fraction,
+             ", ".join(f"{n}.jsonl" for n in cfg.frame_data))
+    frames = RoundRobin([stream(name) for name in cfg.frame_data])
+    return CoTrainingMixer(frames, scenes, CoTrainingConfig(cfg.frame_fraction, seed=seed))
 
 
 def autocast_for(device: torch.device, mode: str) -> contextlib.AbstractContextManager:
@@ -262,10 +295,7 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    dataset = JsonlSceneDataset(cfg.data, cfg.split, model.config.num_points, shuffle=True, repeat=True,
-                                seed=cfg.seed + step, buffer_size=cfg.shuffle_buffer, tasks=cfg.tasks or None,
-                                skip_missing_scenes=cfg.skip_missing_scenes,
-                                store=scene_store_for(cfg.data, model.config))
+    dataset = training_stream(cfg, model.config, seed=cfg.seed + step)
     loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=list, num_workers=cfg.num_workers))
     writer = None
     if rank == 0:
