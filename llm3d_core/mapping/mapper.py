@@ -31,7 +31,7 @@ from llm3d_core.geometry import RGBDFrame, backproject, pixel_grid, transform_po
 from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
 from llm3d_core.mapping.semantics import CropConfig, KeyframeStore, ObjectSemantics
 from llm3d_core.mapping.tsdf import TsdfConfig, TsdfVolume
-from llm3d_core.mapping.voxel_features import VoxelFeatureMap, VoxelMapConfig
+from llm3d_core.mapping.voxel_features import BilinearFeatures, VoxelFeatureMap, VoxelMapConfig
 from llm3d_core.version import __version__
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class FeatureFusionMapper:
                 raise ValueError(f"feature_map must be ({self.encoder.out_dim}, h, w), got {tuple(feature_map.shape)}")
             t2 = time.perf_counter()
             points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
-            features = sample_features(feature_map, v, u, h, w)  # (N, C)
+            features = bilinear_taps(feature_map, v, u, h, w)  # (N, C) as taps into the map
             colors = torch.from_numpy(frame.rgb[v, u].astype(np.float32) / 255.0)  # (N, 3)
             instance = None if frame.instance_ids is None else torch.from_numpy(frame.instance_ids[v, u].astype(np.int64))
             touched = self.voxels.integrate(points, features, colors, frame.timestamp, instance)
@@ -479,6 +479,29 @@ def _objects_from_tensors(state: dict[str, torch.Tensor], count: int) -> tuple[l
     texts = [t if t.any() else None for t in state["object_text_features"].numpy()] if state["object_text_features"].numel() \
         else [None] * count
     return features, samples, texts
+
+
+def bilinear_taps(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> BilinearFeatures:
+    """The bilinear features at pixels (v, u) of an (height, width) image from a (C, h, w) map, as taps.
+
+    The same sampling as `sample_features` (pixel centres, align_corners=False, zero outside the
+    map): sample_features(...) == bilinear_taps(...).dense() up to float rounding.
+    """
+    c, fh, fw = feature_map.shape
+    x = (u.astype(np.float64) + 0.5) * fw / width - 0.5  # feature-map coordinates of the pixel centres
+    y = (v.astype(np.float64) + 0.5) * fh / height - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    dx, dy = x - x0, y - y0
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    index, weights = [], []
+    for oy, ox, w in ((0, 0, (1 - dx) * (1 - dy)), (0, 1, dx * (1 - dy)), (1, 0, (1 - dx) * dy), (1, 1, dx * dy)):
+        xx, yy = x0 + ox, y0 + oy
+        inside = (xx >= 0) & (xx < fw) & (yy >= 0) & (yy < fh)
+        index.append(np.clip(yy, 0, fh - 1) * fw + np.clip(xx, 0, fw - 1))
+        weights.append(np.where(inside, w, 0.0))
+    rows = feature_map.reshape(c, fh * fw).T  # (h*w, C); sparse.mm reads it as it is
+    return BilinearFeatures(rows, torch.from_numpy(np.stack(index, 1)).to(feature_map.device),
+                            torch.from_numpy(np.stack(weights, 1).astype(np.float32)).to(feature_map.device))
 
 
 def sample_features(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -51,6 +51,43 @@ class VoxelMapConfig:
 _OFFSET = 1 << 20  # voxel indices are packed 21 bits per axis: +-2^20 voxels (+-21 km at 2 cm)
 
 
+@dataclass
+class BilinearFeatures:
+    """N samples' features given as bilinear taps into a feature map, not as an (N, C) array.
+
+    sample n's feature is sum_k weights[n, k] * rows[index[n, k]]. Because both the bilinear
+    interpolation and the per-voxel sum are linear, a frame's per-voxel feature sums are one sparse
+    (U x P) @ (P x C) product: no (N, C) array is built, and the feature map is read row by row
+    (grid_sample followed by index_add reads it channel-plane by channel-plane, and scatters
+    512-wide rows), which made feature fusion cost as much as the TSDF integration.
+    """
+
+    rows: torch.Tensor  # (P, C) the feature map's pixels as rows (P = h * w)
+    index: torch.Tensor  # (N, 4) int64 rows of each sample's four taps
+    weights: torch.Tensor  # (N, 4) float32 bilinear weights (0 for taps outside the map)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.index.shape[0], self.rows.shape[1])
+
+    def dense(self) -> torch.Tensor:
+        """(N, C) the samples' features (tests and small inputs)."""
+        return (self.rows[self.index] * self.weights[..., None]).sum(1)
+
+
+def voxel_sums(features: torch.Tensor | BilinearFeatures, inverse: torch.Tensor, num_voxels: int) -> torch.Tensor:
+    """(U, C) float32 per-voxel sums of the samples' features; inverse (N,) maps samples to voxels."""
+    if isinstance(features, torch.Tensor):
+        out = torch.zeros(num_voxels, features.shape[1], device=inverse.device)
+        return out.index_add_(0, inverse, features.to(inverse.device, torch.float32))
+    rows = features.rows.to(inverse.device, torch.float32)
+    taps = features.index.shape[1]
+    ij = torch.stack([inverse[:, None].expand(-1, taps).reshape(-1), features.index.to(inverse.device).reshape(-1)])
+    A = torch.sparse_coo_tensor(ij, features.weights.to(inverse.device, torch.float32).reshape(-1),
+                                (num_voxels, rows.shape[0]), check_invariants=False)  # (U, P); duplicates add up
+    return torch.sparse.mm(A, rows)  # (U, C)
+
+
 def voxel_coords(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
     """Integer voxel indices (N, 3) int32 of world points (N, 3)."""
     coords = torch.floor(points / voxel_size)
@@ -165,11 +202,12 @@ class VoxelFeatureMap:
         return (self.keys_of(slots).to(torch.float64) + 0.5) * self.config.voxel_size
 
     # ---------------------------------------------------------------- fusion
-    def integrate(self, points: torch.Tensor, features: torch.Tensor, colors: torch.Tensor, timestamp: float,
-                  instance: torch.Tensor | None = None) -> int:
+    def integrate(self, points: torch.Tensor, features: torch.Tensor | BilinearFeatures, colors: torch.Tensor,
+                  timestamp: float, instance: torch.Tensor | None = None) -> int:
         """Fuses N samples observed at `timestamp`; returns how many voxels they touched.
 
-        points (N, 3) world metres, features (N, C), colors (N, 3) in [0, 1], instance (N,) int64 or None.
+        points (N, 3) world metres, features (N, C) or their BilinearFeatures taps, colors (N, 3)
+        in [0, 1], instance (N,) int64 or None.
         """
         n = points.shape[0]
         if features.shape != (n, self.feature_dim) or colors.shape != (n, 3):
@@ -188,17 +226,19 @@ class VoxelFeatureMap:
 
         # Per-voxel sums of this frame's samples.
         count = torch.zeros(u, device=self.device).index_add_(0, inverse, torch.ones(n, device=self.device))  # (U,)
-        feat_sum = torch.zeros(u, self.feature_dim, device=self.device).index_add_(0, inverse, features.to(self.device, torch.float32))
+        feat_sum = voxel_sums(features, inverse, u)  # (U, C)
         color_sum = torch.zeros(u, 3, device=self.device).index_add_(0, inverse, colors.to(self.device, torch.float32))
 
         # Running weighted mean; a new or recycled slot has weight 0, so its old content is ignored.
         is_new = self.observations[slots] == 0
         w_old = torch.where(is_new, torch.zeros_like(count), self.weights[slots])  # (U,)
         total = w_old + count
-        old_feat = torch.where(is_new[:, None], 0.0, self.features[slots].float())
-        old_color = torch.where(is_new[:, None], 0.0, self.colors[slots])
-        self.features[slots] = ((old_feat * w_old[:, None] + feat_sum) / total[:, None]).to(self.features.dtype)
-        self.colors[slots] = (old_color * w_old[:, None] + color_sum) / total[:, None]
+        # new = old * w_old / total + sum / total, in place on the (U, C) sums; a new slot's stale
+        # (finite) content is multiplied by w_old = 0.
+        keep = (w_old / total)[:, None]  # (U, 1)
+        feat = feat_sum.div_(total[:, None]).addcmul_(self.features[slots].float(), keep)
+        self.features[slots] = feat.to(self.features.dtype)
+        self.colors[slots] = color_sum.div_(total[:, None]).addcmul_(self.colors[slots], keep)
         self.weights[slots] = total.clamp(max=self.config.weight_cap)
         self.observations[slots] = torch.where(is_new, 1, self.observations[slots] + 1).to(torch.int32)
         self.last_seen[slots] = float(timestamp)

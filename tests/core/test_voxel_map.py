@@ -39,6 +39,30 @@ def test_samples_in_one_voxel_average_within_a_frame_and_weight_is_capped():
     assert vmap.weights[first].item() == 2
 
 
+def test_bilinear_taps_fuse_like_sampled_features():
+    """The mapper's fast path (taps into the feature map, one sparse product per frame) fuses the same
+    per-voxel means as sampling every pixel's feature with grid_sample and averaging them."""
+    from llm3d_core.mapping.mapper import bilinear_taps, sample_features
+
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randn(6, 7, 9, generator=g)  # (C, h, w): a coarse map over a 48 x 64 image
+    rng = np.random.default_rng(0)
+    v, u = rng.integers(0, 48, 300), rng.integers(0, 64, 300)
+    v[:4], u[:4] = [0, 0, 47, 47], [0, 63, 0, 63]  # corners: taps outside the map weigh 0
+    taps = bilinear_taps(fmap, v, u, 48, 64)
+    dense = sample_features(fmap, v, u, 48, 64)  # (N, C)
+    torch.testing.assert_close(taps.dense(), dense, atol=1e-5, rtol=1e-5)
+    assert taps.shape == dense.shape
+    points = torch.from_numpy(rng.uniform(0, 1, (300, 3)))
+    maps = [VoxelFeatureMap(VoxelMapConfig(voxel_size=0.25), feature_dim=6, device="cpu") for _ in range(2)]
+    for t in range(2):  # two frames: the running mean too
+        maps[0].integrate(points, dense, torch.zeros(300, 3), float(t))
+        maps[1].integrate(points, taps, torch.zeros(300, 3), float(t))
+    slots = maps[0].active_slots()
+    assert torch.equal(maps[0].keys_of(slots), maps[1].keys_of(slots))
+    torch.testing.assert_close(maps[1].features[slots], maps[0].features[slots], atol=1e-5, rtol=1e-5)
+
+
 def test_budget_holds_and_eviction_keeps_newest():
     vmap = make_map(voxel_size=1.0, max_voxels=50, evict_slack=0.0)
     for t in range(10):  # each frame: 10 new voxels along x
