@@ -39,6 +39,7 @@ __all__ = [
     "EfficientNetLite0Encoder",
     "EncoderConfig",
     "ImageEncoder",
+    "SavedEncoder",
     "TextEncoder",
     "build_image_encoder",
     "check_rgb",
@@ -57,6 +58,28 @@ def build_image_encoder(cfg: EncoderConfig) -> ImageEncoder:
         known = sorted(set(IMAGE_ENCODERS) | set(_BUILTIN_MODULES))
         raise ConfigError(f"encoder.name {cfg.name!r} is not a registered image encoder; known: {', '.join(known)}")
     return cls(cfg)
+
+
+class SavedEncoder:
+    """One CPU image encoder for many saved inputs (maps' keyframes, saved views) that each record
+    their encoder config: built from the first config, and a later input made with another encoder
+    is refused (its features would not be of the kind a model trained on)."""
+
+    def __init__(self) -> None:
+        self.encoder: ImageEncoder | None = None
+        self.config: dict | None = None
+
+    def get(self, config: dict, what: str, error: type[Exception] = ValueError) -> ImageEncoder:
+        """The encoder for `config` (a saved EncoderConfig dict); `error` naming `what` if it differs."""
+        from llm3d_core.config import config_from_dict
+
+        enc = {**dict(config or {}), "device": "cpu"}
+        if self.encoder is None:
+            self.encoder = build_image_encoder(config_from_dict(EncoderConfig, enc, "encoder"))
+            self.config = enc
+        elif enc != self.config:
+            raise error(f"{what} was made with encoder {enc}, other inputs with {self.config}")
+        return self.encoder
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm3d_core.encoders import SavedEncoder
 from llm3d_core.model.scene import SceneInput
 
 if TYPE_CHECKING:
@@ -125,25 +126,16 @@ class Frames2dSceneBuilder:
 
     def __init__(self, grid: int, num_points: int, max_tokens: int, seed: int = 0) -> None:
         self.grid, self.num_points, self.max_tokens, self.seed = grid, num_points, max_tokens, seed
-        self._encoder: "ImageEncoder | None" = None
-        self._encoder_config: dict | None = None
+        self._encoder = SavedEncoder()
 
     def scene_of_map(self, map_dir: str | Path, bounds: np.ndarray) -> SceneInput:
         """The 2D input of the saved map at `map_dir`, in the location frame `bounds` (2, 3)."""
-        from llm3d_core.config import config_from_dict
-        from llm3d_core.encoders import EncoderConfig, build_image_encoder
         from llm3d_core.mapping.mapper import read_map_keyframes
 
         scene_id = Path(map_dir).name
         keyframes, config = read_map_keyframes(map_dir)
         if not keyframes:
             raise ValueError(f"map {scene_id} saved no keyframes: the 2D baseline has no frames to read")
-        enc = dict(config.get("encoder") or {})
-        enc["device"] = "cpu"
-        if self._encoder is None:
-            self._encoder = build_image_encoder(config_from_dict(EncoderConfig, enc, "encoder"))
-            self._encoder_config = enc
-        elif enc != self._encoder_config:
-            raise ValueError(f"map {scene_id} was fused with encoder {enc}, other maps with {self._encoder_config}")
-        tokens = keyframe_tokens(list(keyframes["rgb"]), self._encoder, self.grid)
+        encoder = self._encoder.get(config.get("encoder"), f"map {scene_id}")
+        tokens = keyframe_tokens(list(keyframes["rgb"]), encoder, self.grid)
         return tokens.scene_input(bounds, self.num_points, self.max_tokens, self.seed)

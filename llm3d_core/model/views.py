@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from llm3d_core.encoders import SavedEncoder
 from llm3d_core.geometry import RGBDFrame
 from llm3d_core.model.scene import SceneInput
-
-if TYPE_CHECKING:
-    from llm3d_core.encoders.base import ImageEncoder
 
 VIEWS_DIR_NAME = "views"
 VIEW_FORMAT = "llm3d-view"
@@ -65,20 +61,7 @@ class ViewSceneBuilder:
 
     def __init__(self, num_points: int, seed: int = 0) -> None:
         self.num_points, self.seed = num_points, seed
-        self._encoder: "ImageEncoder | None" = None
-        self._encoder_config: dict | None = None
-
-    def _encoder_for(self, meta: dict, where: Path) -> "ImageEncoder":
-        from llm3d_core.config import config_from_dict
-        from llm3d_core.encoders import EncoderConfig, build_image_encoder
-
-        enc = {**dict(meta.get("encoder") or {}), "device": "cpu"}
-        if self._encoder is None:
-            self._encoder = build_image_encoder(config_from_dict(EncoderConfig, enc, "encoder"))
-            self._encoder_config = enc
-        elif enc != self._encoder_config:
-            raise ViewError(f"view {where} was made with encoder {enc}, other views with {self._encoder_config}")
-        return self._encoder
+        self._encoder = SavedEncoder()
 
     def scene_of_view(self, folder: str | Path) -> SceneInput:
         """The view's SceneInput in its recorded coordinates (camera unless the generator said world)."""
@@ -86,6 +69,6 @@ class ViewSceneBuilder:
 
         folder = Path(folder)
         frame, meta = read_view(folder)
-        return scene_from_frame(frame, self._encoder_for(meta, folder), self.num_points,
+        return scene_from_frame(frame, self._encoder.get(meta.get("encoder"), f"view {folder}", ViewError), self.num_points,
                                 str(meta.get("coordinates", "camera")), int(meta.get("sample_stride", 8)),
                                 float(meta.get("depth_min", 0.1)), float(meta.get("depth_max", 5.0)), self.seed)

@@ -142,7 +142,7 @@ def render_views(sim: "Simulator", scene: Scene, cfg: ViewConfig, depth_range: t
 
     rng = np.random.default_rng([cfg.seed, int(scene.seed or 0), len(scene.instances)])
     known = {i.id for i in scene.instances}
-    agent = sim._require()
+    agent = sim.agent  # placed by sim.load
     views: list[View] = []
     for k in range(cfg.views_per_scene):
         for _ in range(cfg.tries):
@@ -226,15 +226,6 @@ class ViewsRequest:
             raise ValueError(f"scenes must be >= 0, got {self.scenes}")
 
 
-def _scene_ids(path: Path) -> list[str]:
-    ids: dict[str, None] = {}
-    with path.open() as f:
-        for line in f:
-            if line.strip():
-                ids.setdefault(str(json.loads(line)["scene_id"]), None)
-    return list(ids)
-
-
 def generate_views(req: ViewsRequest, sim_config=None, mapper_config: "MapperConfig | None" = None,
                    wrap: Callable = lambda items, desc, total: items) -> dict:
     """Renders views of each scene (DATA/scenes/<scene_id>/scene.json), writes them and their records.
@@ -252,7 +243,9 @@ def generate_views(req: ViewsRequest, sim_config=None, mapper_config: "MapperCon
     meta = {"coordinates": cfg.coordinates, "encoder": dataclasses.asdict(mcfg.encoder),
             "sample_stride": mcfg.sample_stride, "depth_min": mcfg.depth_min, "depth_max": mcfg.depth_max}
     depth_range = (mcfg.depth_min, mcfg.depth_max)
-    scene_ids = _scene_ids(req.data / f"{req.split}.jsonl")
+    from llm3d_core.model.data import scene_ids_of
+
+    scene_ids = scene_ids_of(req.data / f"{req.split}.jsonl")
     if req.scenes:
         scene_ids = scene_ids[:req.scenes]
     sim = Simulator(map_sim_config(sim_config or load_sim_config()))
