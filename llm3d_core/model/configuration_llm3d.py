@@ -15,6 +15,7 @@ SCENE_ENCODERS = ("points", "objects")
 GROUNDING_HEADS = ("location_tokens", "mask")
 SCENE_INPUTS = ("map", "frames2d")  # what scene tokens come from: the fused map | per-frame 2D features
 MASK_TEXT_SOURCES = ("hidden", "embeddings")
+MASK_POOLS = ("points", "objects")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
                          "Answer briefly. Locations are written with <loc_i> tokens.")
@@ -48,6 +49,10 @@ class MaskHeadConfig:
     masked_attention: bool = True  # Mask2Former: queries attend only to points of their previous mask
     deep_supervision: bool = True  # losses on every layer's prediction, not only the last
     target_margin: float = 0.02  # metres; points this far outside a target box still belong to its mask
+    # points: every point has its own mask logit (UniVLG as published) | objects: the map's object
+    # proposals are superpoints, each point takes the mean logit of the proposal whose box holds it
+    # and points of no proposal are never in a mask (model/mask_head.py, pool_over_segments)
+    pool: str = "points"
     # Points sampled from the map for the head: denser than the scene encoder's num_points, since a
     # mask's box is only as tight as the points it holds (of the test split's objects, the points
     # inside them box 48 % at IoU >= 0.25 with 2048 points, 66 % with 8192, 70 % with 16384).
@@ -64,6 +69,8 @@ class MaskHeadConfig:
         require_sizes(self, ("num_queries", "num_layers", "d_model", "num_heads", "num_points"), "mask_head.")
         if self.text_source not in MASK_TEXT_SOURCES:
             raise ValueError(f"mask_head.text_source must be one of {MASK_TEXT_SOURCES}, got {self.text_source!r}")
+        if self.pool not in MASK_POOLS:
+            raise ValueError(f"mask_head.pool must be one of {MASK_POOLS}, got {self.pool!r}")
         for name in ("target_margin", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
                      "no_object_weight", "box_l1_weight", "giou_weight"):
             require_non_negative(f"mask_head.{name}", getattr(self, name))

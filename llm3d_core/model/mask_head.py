@@ -18,6 +18,11 @@ Choices where the paper's setting differs from ours:
   embeddings` uses its input embeddings, which avoids one LLM pass per question.
 - Score: one "is this the referred object" logit per query (sigmoid), since a `ground` record
   names one phrase; UniVLG scores queries against the sentence's tokens.
+- Superpoints (`mask_head.pool: objects`): masks over ScanNet are commonly decoded over
+  superpoints, not single points, so a mask cannot hold stray points of the floor or of a
+  neighbour. Our superpoints are the map's object proposals: each point takes the mean mask logit
+  of the proposal whose box holds it (the smallest such box), and points of no proposal (floor,
+  walls) are never in a mask. Off by default (`points`: one logit per point, as published).
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ class MaskGrounding(NamedTuple):
     box: np.ndarray | None
     mask: np.ndarray  # (N,) bool over the scene's points
     score: float  # probability that the chosen query is the referred object
+
+
+# Mask logit of points outside every proposal when masks are pooled over proposals: sigmoid ~ 2e-9,
+# so they are never in a mask (logit > 0) and add almost nothing to BCE/Dice against targets
+# they are not part of.
+OUTSIDE_LOGIT = -20.0
+
+
+def point_segments(points: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Proposal index of every point: points (S, N, 3), boxes (S, K, 6) [min xyz, max xyz], valid (S, K)
+    -> (S, N) long, the smallest valid box that holds the point (within `margin` metres), -1 for none."""
+    lo, hi = boxes[..., None, :3] - margin, boxes[..., None, 3:] + margin  # (S, K, 1, 3)
+    inside = ((points[:, None] >= lo) & (points[:, None] <= hi)).all(dim=-1) & valid[..., None]  # (S, K, N)
+    volume = (boxes[..., 3:] - boxes[..., :3]).clamp(min=0).prod(dim=-1)  # (S, K)
+    cost = torch.where(inside, volume[..., None], torch.full_like(volume[..., None], float("inf")))  # (S, K, N)
+    best = cost.argmin(dim=1)  # (S, N)
+    return torch.where(inside.any(dim=1), best, torch.full_like(best, -1))  # (S, N)
+
+
+def segment_matrix(segments: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+    """One-hot membership (S, N, K) of segments (S, N) (-1: no segment, an all-zero row)."""
+    onehot = nn.functional.one_hot(segments.clamp(min=0), k).to(dtype)  # (S, N, K)
+    return onehot * (segments >= 0)[..., None].to(dtype)
+
+
+def pool_over_segments(logits: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """Each point's logit replaced by its segment's mean: logits (B, Q, N), member (S, N, K) with S = B
+    or 1 -> (B, Q, N); points of no segment get OUTSIDE_LOGIT."""
+    counts = member.sum(dim=1, keepdim=True).clamp(min=1.0)  # (S, 1, K)
+    seg = logits @ (member / counts)  # (B, Q, K): mean logit per segment
+    pooled = seg @ member.transpose(1, 2)  # (B, Q, N)
+    outside = (member.sum(dim=-1) == 0)[:, None, :]  # (S, 1, N)
+    return torch.where(outside, torch.full_like(pooled, OUTSIDE_LOGIT), pooled)
 
 
 class MaskDecoderLayer(nn.Module):
@@ -101,10 +139,14 @@ class MaskGroundingHead(nn.Module):
         x = self.point_in(torch.cat([scene["features"], scene["colors"], pos], dim=-1))  # (B, N, d)
         return x + self.point_mlp(x)  # (B, N, d)
 
-    def predict(self, q: torch.Tensor, point_mask_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask logits (B, Q, N) by dot product, and scores (B, Q), from queries (B, Q, d)."""
+    def predict(self, q: torch.Tensor, point_mask_emb: torch.Tensor, member: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask logits (B, Q, N) by dot product, and scores (B, Q), from queries (B, Q, d); with
+        `member` (S, N, K) the logits are pooled over the proposals (superpoints)."""
         qn = self.query_norm(q)  # (B, Q, d)
         logits = self.query_mask(qn) @ point_mask_emb.transpose(1, 2)  # (B, Q, N); point_mask_emb (B or 1, N, d)
+        if member is not None:
+            logits = pool_over_segments(logits, member)  # (B, Q, N)
         return logits, self.score(qn)[..., 0]  # (B, Q, N), (B, Q)
 
     def forward(self, scene: dict[str, torch.Tensor], text: torch.Tensor, text_pad: torch.Tensor
@@ -124,7 +166,11 @@ class MaskGroundingHead(nn.Module):
         txt = self.text_in(text.to(pts.dtype))  # (B, L, d)
         b, s = text.shape[0], pts.shape[0]
         q = self.queries[None].expand(b, -1, -1)  # (B, Q, d)
-        outputs = [self.predict(q, pmask)]
+        member = None
+        if m.pool == "objects":
+            segments = point_segments(scene["points"], scene["object_boxes"], scene["object_mask"])  # (S, N)
+            member = segment_matrix(segments, scene["object_boxes"].shape[1], pts.dtype)  # (S, N, K)
+        outputs = [self.predict(q, pmask, member)]
         for layer in self.layers:
             block = None
             if m.masked_attention:
@@ -134,7 +180,7 @@ class MaskGroundingHead(nn.Module):
                 block = block.reshape(s, -1, block.shape[-1])  # (S, Q', N), as the layer groups the queries
                 block = block.repeat_interleave(m.num_heads, dim=0)  # (S * heads, Q', N)
             q = layer(q, pts, txt, text_pad, block)  # (B, Q, d)
-            outputs.append(self.predict(q, pmask))
+            outputs.append(self.predict(q, pmask, member))
         return outputs
 
     # ------------------------------------------------------------------ losses and decoding

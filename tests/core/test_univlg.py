@@ -109,6 +109,52 @@ def test_a_few_steps_of_the_mask_head_lower_its_loss():
     assert np.all(result.box[:3] <= result.box[3:]) and 0.0 <= result.score <= 1.0
 
 
+def test_point_segments_take_the_smallest_holding_box_and_pooling_averages_them():
+    from llm3d_core.model.mask_head import OUTSIDE_LOGIT, point_segments, pool_over_segments, segment_matrix
+
+    points = torch.tensor([[[0.5, 0.5, 0.5], [0.2, 0.2, 0.2], [1.5, 1.5, 1.5], [5.0, 5.0, 5.0]]])  # (1, 4, 3)
+    boxes = torch.tensor([[[0.0, 0.0, 0.0, 2.0, 2.0, 2.0],  # big box: holds points 0-2
+                           [0.4, 0.4, 0.4, 0.6, 0.6, 0.6],  # small box inside it: point 0
+                           [4.9, 4.9, 4.9, 5.1, 5.1, 5.1]]])  # padding slot (invalid): point 3 stays outside
+    valid = torch.tensor([[True, True, False]])
+    seg = point_segments(points, boxes, valid)
+    assert seg.tolist() == [[1, 0, 0, -1]]
+    member = segment_matrix(seg, 3, torch.float32)  # (1, 4, 3)
+    logits = torch.tensor([[[1.0, 2.0, 4.0, 3.0]]], requires_grad=True)  # (B=1, Q=1, N=4)
+    pooled = pool_over_segments(logits, member)
+    assert torch.allclose(pooled, torch.tensor([[[1.0, 3.0, 3.0, OUTSIDE_LOGIT]]]))
+    pooled[0, 0, 1].backward()  # a segment's mean spreads its gradient over its points only
+    assert torch.allclose(logits.grad, torch.tensor([[[0.0, 0.5, 0.5, 0.0]]]))
+    # one scene shared by B questions
+    two = torch.stack([logits.detach()[0], -logits.detach()[0]])  # (2, 1, 4)
+    assert torch.allclose(pool_over_segments(two, member)[1, 0, :3], torch.tensor([-1.0, -3.0, -3.0]))
+
+
+def test_mask_head_pooled_over_proposals_decodes_whole_proposals_and_learns():
+    model = mask_model(mask_head={"pool": "objects"})
+    scene = object_scene()
+    batch = model.collate_scenes([scene])
+    boxes = [scene.object_boxes[:1]]
+    opt = torch.optim.AdamW(model.mask_head.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = model.mask_grounding_loss(batch, ["the chair near the table"], boxes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.7 * losses[0], losses
+    from llm3d_core.model.mask_head import point_segments
+
+    result = model.ground_mask(scene, "the chair near the table")
+    seg = point_segments(batch["points"], batch["object_boxes"], batch["object_mask"])[0].numpy()  # (N,)
+    assert result.box is not None and result.mask.any()
+    chosen = set(seg[result.mask].tolist())
+    assert -1 not in chosen  # no point outside every proposal
+    for k in chosen:  # a proposal is in the mask whole or not at all
+        assert result.mask[seg == k].all()
+
+
 def test_questions_about_one_scene_share_its_points_and_match_per_question_batches():
     model = mask_model()
     model.eval()
@@ -230,6 +276,8 @@ def test_config_validation_names_the_field():
         Llm3dConfig(grounding_head="boxes")
     with pytest.raises(ValueError, match="mask_head.text_source"):
         MaskHeadConfig(text_source="clip")
+    with pytest.raises(ValueError, match="mask_head.pool"):
+        MaskHeadConfig(pool="voxels")
     cfg = config_from_dict(Llm3dConfig, {"grounding_head": "mask", "mask_head.num_queries": 8}, "model")
     assert cfg.mask_head.num_queries == 8
     with pytest.raises(ConfigError, match="d_model"):
