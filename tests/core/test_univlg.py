@@ -30,6 +30,19 @@ def object_scene(seed: int = 0, num_points: int = 256):
     return scene
 
 
+def train_mask_steps(model, batch, questions, boxes, steps: int = 12) -> list[float]:
+    """`steps` AdamW steps of the mask head alone on one batch; the loss of each."""
+    opt = torch.optim.AdamW(model.mask_head.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        loss = model.mask_grounding_loss(batch, questions, boxes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 # ---------------------------------------------------------------------- masks, boxes, losses
 def test_mask_to_box_and_empty_mask():
     points = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5], [3.0, -1.0, 2.0], [9.0, 9.0, 9.0]])
@@ -94,15 +107,7 @@ def test_a_few_steps_of_the_mask_head_lower_its_loss():
     scene = object_scene()
     batch = model.collate_scenes([scene, scene])
     boxes = [scene.object_boxes[:1], scene.object_boxes[:1]]
-    questions = ["the chair near the table", "a chair"]
-    opt = torch.optim.AdamW(model.mask_head.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
-        loss = model.mask_grounding_loss(batch, questions, boxes)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = train_mask_steps(model, batch, ["the chair near the table", "a chair"], boxes)
     assert losses[-1] < 0.7 * losses[0], losses
     result = model.ground_mask(scene, "the chair near the table")
     assert result.box is not None and result.box.shape == (6,) and result.mask.shape == (256,)
@@ -135,14 +140,7 @@ def test_mask_head_pooled_over_proposals_decodes_whole_proposals_and_learns():
     scene = object_scene()
     batch = model.collate_scenes([scene])
     boxes = [scene.object_boxes[:1]]
-    opt = torch.optim.AdamW(model.mask_head.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
-        loss = model.mask_grounding_loss(batch, ["the chair near the table"], boxes)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = train_mask_steps(model, batch, ["the chair near the table"], boxes)
     assert losses[-1] < 0.7 * losses[0], losses
     from llm3d_core.model.mask_head import point_segments
 
