@@ -308,7 +308,6 @@ def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Pat
         scene = local.load(seed)
         explored = explore(local, local.config.explore, keep_frames=False)
         waypoints = route_waypoints(explored.path_xy, rcfg.waypoint_spacing)
-        picked = pick_requests(scene, local.grid, cfg)
         grid = local.grid
     finally:
         local.close()
@@ -348,6 +347,9 @@ def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Pat
             reasoner = ClientReasoner(client, rcfg.request_timeout_s)
             _wait_for_map(reasoner, stack, rcfg.map_timeout_s)
             result.map_seconds = time.perf_counter() - t0
+            # Grounding and navigation targets among the objects the mapper node mapped (what a
+            # short drive sees depends on which frames it fused); the QA and plan picks are unchanged.
+            picked = pick_requests(scene, grid, cfg, seen=_mapped_instances(out / "map", scene))
             seconds, errors = result.answer_seconds, result.errors
             result.qa = [ask_record(reasoner, rec, seconds, errors) for rec in picked["qa"]]
             result.grounding = [ground_record(reasoner, rec, seconds, errors) for rec in picked["ground"]]
@@ -376,6 +378,19 @@ def _check_alive(stack: Any) -> None:
     if stack.proc.poll() is not None:
         raise RuntimeError(f"llm3d bringup exited with code {stack.proc.returncode}\n"
                            f"--- bringup output (last lines) ---\n{stack.output[-4000:]}")
+
+
+def _mapped_instances(map_dir: Path, scene: Any, min_iou: float = 0.25) -> set[int]:
+    """Scene instances the map the mapper node saved holds as objects: some map object's box overlaps
+    the instance's box by 3D IoU >= min_iou (over ROS the mapper segments geometry; it gets no
+    instance ids from the simulator)."""
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_core.model.evaluate import box_iou_3d
+
+    mapper = FeatureFusionMapper.load(map_dir, device="cpu")
+    boxes = [np.concatenate([o.box_min, o.box_max]) for o in mapper.objects]
+    return {inst.id for inst in scene.instances
+            if any(box_iou_3d(b, np.concatenate([inst.box_min, inst.box_max])) >= min_iou for b in boxes)}
 
 
 def _wait_for_map(reasoner: ClientReasoner, stack: Any, timeout_s: float) -> None:

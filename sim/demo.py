@@ -230,13 +230,20 @@ def pick_requests(scene: Any, grid: Any, cfg: DemoConfig, seen: set[int] | None 
 
     seen: instance ids the map holds; when given, only grounding and navigation requests whose
     objects are all among them are picked (a short exploration sees a few objects, and locating
-    an unseen one tests the explorer, not the answer).
+    an unseen one tests the explorer, not the answer), and the generator writes referring
+    expressions and navigation goals for every object of the scene so that each seen one has some;
+    a task with no request about a seen object picks among all of its requests.
     """
     from sim.datagen.generator import DatagenConfig, generate_records
 
-    records = generate_records(scene, DatagenConfig(seed=cfg.seed), grid=grid)
+    every = len(scene.instances)
+    gen = DatagenConfig(seed=cfg.seed) if seen is None else DatagenConfig(seed=cfg.seed, ground=every, navigate=every)
+    records = generate_records(scene, gen, grid=grid)
     if seen is not None:
-        records = [r for r in records if r["task"] not in ("ground", "navigate") or set(r["object_ids"]) <= seen]
+        mapped = [r for r in records if r["task"] not in ("ground", "navigate") or set(r["object_ids"]) <= seen]
+        # A task none of whose targets was mapped is still asked (the report then shows the miss).
+        tasks = {r["task"] for r in mapped}
+        records = mapped + [r for r in records if r["task"] in ("ground", "navigate") and r["task"] not in tasks]
     return pick_records(records, cfg, np.random.default_rng(cfg.seed))
 
 

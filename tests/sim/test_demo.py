@@ -26,6 +26,23 @@ def test_pick_records_spreads_question_types_and_prefers_unique_referents():
     assert picked["ground"][0]["question"] == "g2"
 
 
+def test_pick_requests_among_mapped_objects_and_falls_back_when_none_is(scene):
+    from sim.config import AgentConfig
+    from sim.demo import pick_requests
+    from sim.navmesh import build_navgrid
+
+    grid = build_navgrid(scene.mesh(), AgentConfig())
+    cfg = DemoConfig(groundings=3, navigations=2)
+    seen = {scene.instances[0].id, scene.instances[-1].id}
+    picked = pick_requests(scene, grid, cfg, seen=seen)
+    assert picked["ground"] and picked["navigate"]  # every object has requests when seen is given
+    for rec in picked["ground"] + picked["navigate"]:
+        assert set(rec["object_ids"]) <= seen, rec
+    assert picked["qa"] == pick_requests(scene, grid, cfg)["qa"]  # questions do not depend on the map
+    nothing = pick_requests(scene, grid, cfg, seen=set())  # nothing mapped: the requests are still asked
+    assert len(nothing["ground"]) == 3 and len(nothing["navigate"]) == 2
+
+
 @pytest.mark.slow
 def test_demo_quick_writes_a_report(tmp_path):
     from llm3d_cli.main import main
