@@ -265,6 +265,8 @@ class VoxelFeatureMap:
 
     def _make_room(self, frame_keys: torch.Tensor) -> None:
         """Evicts least recently seen voxels when the frame's new voxels would exceed the budget."""
+        if len(self) + frame_keys.shape[0] <= self.config.max_voxels:
+            return  # room even if every voxel of the frame is new: no hash look-up needed
         found_slots, found = self._hash.find(o3c.Tensor.from_numpy(frame_keys.numpy()))
         found = torch.from_numpy(found.numpy())
         new = int((~found).sum())
