@@ -57,8 +57,7 @@ OUTSIDE_LOGIT = -20.0
 def point_segments(points: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """Proposal index of every point: points (S, N, 3), boxes (S, K, 6) [min xyz, max xyz], valid (S, K)
     -> (S, N) long, the smallest valid box that holds the point (within `margin` metres), -1 for none."""
-    lo, hi = boxes[..., None, :3] - margin, boxes[..., None, 3:] + margin  # (S, K, 1, 3)
-    inside = ((points[:, None] >= lo) & (points[:, None] <= hi)).all(dim=-1) & valid[..., None]  # (S, K, N)
+    inside = target_masks_from_boxes(points, boxes, margin) & valid[..., None]  # (S, K, N)
     volume = (boxes[..., 3:] - boxes[..., :3]).clamp(min=0).prod(dim=-1)  # (S, K)
     cost = torch.where(inside, volume[..., None], torch.full_like(volume[..., None], float("inf")))  # (S, K, N)
     best = cost.argmin(dim=1)  # (S, N)

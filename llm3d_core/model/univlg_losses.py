@@ -34,12 +34,14 @@ import torch.nn.functional as F
 def target_masks_from_boxes(points: torch.Tensor, boxes: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """Ground-truth masks: the points inside each (grown by `margin`) box.
 
-    points (N, 3), boxes (T, 6) min xyz, max xyz -> (T, N) bool. UniVLG's 3D masks come from
-    instance labels; our records carry boxes, so a target's mask is the points its box contains.
+    points (..., N, 3), boxes (..., T, 6) min xyz, max xyz -> (..., T, N) bool (leading dims: a
+    batch of scenes). UniVLG's 3D masks come from instance labels; our records carry boxes, so a
+    target's mask is the points its box contains.
     """
-    lo = boxes[:, None, :3] - margin  # (T, 1, 3)
-    hi = boxes[:, None, 3:] + margin  # (T, 1, 3)
-    return ((points[None] >= lo) & (points[None] <= hi)).all(dim=-1)  # (T, N)
+    lo = boxes[..., :, None, :3] - margin  # (..., T, 1, 3)
+    hi = boxes[..., :, None, 3:] + margin  # (..., T, 1, 3)
+    pts = points[..., None, :, :]  # (..., 1, N, 3)
+    return ((pts >= lo) & (pts <= hi)).all(dim=-1)  # (..., T, N)
 
 
 def ordered_boxes(boxes: torch.Tensor) -> torch.Tensor:
