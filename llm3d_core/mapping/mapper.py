@@ -109,6 +109,7 @@ class FeatureFusionMapper:
         # robot has been is floor it can drive on, also where the camera never saw that floor.
         self.trajectory: list[tuple[float, float, float]] = []
         self._label_embeddings: torch.Tensor | None = None
+        self._cache: dict[tuple, Any] = {}  # lifting grids and their feature-map taps, by image size
 
     @property
     def text_dim(self) -> int:
@@ -130,7 +131,7 @@ class FeatureFusionMapper:
         c = self.config
         depth_m[(depth_m < c.depth_min) | (depth_m > c.depth_max)] = 0.0
         h, w = depth_m.shape
-        v, u = pixel_grid(h, w, c.sample_stride)
+        v, u = self._pixel_grid(h, w)
         valid = depth_m[v, u] > 0
         v, u = v[valid], u[valid]
         touched, t_encode, t_fuse, t_tsdf = 0, 0.0, 0.0, 0.0
@@ -142,7 +143,9 @@ class FeatureFusionMapper:
                 raise ValueError(f"feature_map must be ({self.encoder.out_dim}, h, w), got {tuple(feature_map.shape)}")
             t2 = time.perf_counter()
             points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
-            features = bilinear_taps(feature_map, v, u, h, w)  # (N, C) as taps into the map
+            index, weights = self._taps(h, w, feature_map.shape[1], feature_map.shape[2])
+            valid_t = torch.from_numpy(valid).to(feature_map.device)
+            features = taps_of(feature_map, index[valid_t], weights[valid_t])  # (N, C) as taps into the map
             colors = torch.from_numpy(frame.rgb[v, u].astype(np.float32) / 255.0)  # (N, 3)
             instance = None if frame.instance_ids is None else torch.from_numpy(frame.instance_ids[v, u].astype(np.int64))
             touched = self.voxels.integrate(points, features, colors, frame.timestamp, instance)
@@ -157,6 +160,23 @@ class FeatureFusionMapper:
         if c.objects_every and self.frames % c.objects_every == 0:
             self.update_objects(semantic=False)
         return FrameStats(int(len(v)), touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
+
+    def _pixel_grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """The lifting grid (v, u) of an (h, w) image; cached, as a camera's size rarely changes."""
+        key = ("grid", h, w)
+        if key not in self._cache:
+            self._cache[key] = pixel_grid(h, w, self.config.sample_stride)
+        return self._cache[key]
+
+    def _taps(self, h: int, w: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bilinear taps (G, 4) of the whole lifting grid into an (fh, fw) feature map; cached."""
+        key = ("taps", h, w, fh, fw)
+        if key not in self._cache:
+            if len(self._cache) > 16:  # a stream of ever-new sizes must not grow the cache forever
+                self._cache.clear()
+            index, weights = tap_table(*self._pixel_grid(h, w), h, w, fh, fw)
+            self._cache[key] = (index.to(self.device), weights.to(self.device))
+        return self._cache[key]
 
     def _record_position(self, position: np.ndarray) -> None:
         p = tuple(float(v) for v in position)
@@ -488,6 +508,13 @@ def bilinear_taps(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, heigh
     map): sample_features(...) == bilinear_taps(...).dense() up to float rounding.
     """
     c, fh, fw = feature_map.shape
+    index, weights = tap_table(v, u, height, width, fh, fw)
+    return taps_of(feature_map, index.to(feature_map.device), weights.to(feature_map.device))
+
+
+def tap_table(v: np.ndarray, u: np.ndarray, height: int, width: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear taps of pixels (v, u) of an (height, width) image into an (fh, fw) feature map:
+    row indices (N, 4) int64 into the map's h*w pixels and weights (N, 4) float32 (0 outside)."""
     x = (u.astype(np.float64) + 0.5) * fw / width - 0.5  # feature-map coordinates of the pixel centres
     y = (v.astype(np.float64) + 0.5) * fh / height - 0.5
     x0, y0 = np.floor(x), np.floor(y)
@@ -499,9 +526,14 @@ def bilinear_taps(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, heigh
         inside = (xx >= 0) & (xx < fw) & (yy >= 0) & (yy < fh)
         index.append(np.clip(yy, 0, fh - 1) * fw + np.clip(xx, 0, fw - 1))
         weights.append(np.where(inside, w, 0.0))
+    return torch.from_numpy(np.stack(index, 1)), torch.from_numpy(np.stack(weights, 1).astype(np.float32))
+
+
+def taps_of(feature_map: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> BilinearFeatures:
+    """BilinearFeatures of a (C, h, w) map for precomputed taps (tap_table)."""
+    c, fh, fw = feature_map.shape
     rows = feature_map.reshape(c, fh * fw).T  # (h*w, C); sparse.mm reads it as it is
-    return BilinearFeatures(rows, torch.from_numpy(np.stack(index, 1)).to(feature_map.device),
-                            torch.from_numpy(np.stack(weights, 1).astype(np.float32)).to(feature_map.device))
+    return BilinearFeatures(rows, index, weights)
 
 
 def sample_features(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -27,6 +27,8 @@ import open3d.core as o3c
 import torch
 
 from llm3d_core.device import resolve_device
+from llm3d_core.mapping import fused_update
+from llm3d_core.mapping.fused_update import fuse_rows
 
 
 @dataclass
@@ -36,6 +38,7 @@ class VoxelMapConfig:
     weight_cap: float = 50.0  # running-mean weight cap: new observations keep >= 1/(cap+1) influence
     evict_slack: float = 0.05  # fraction of max_voxels freed in addition when eviction runs
     fp16: bool = False  # store features in float16 (half the memory)
+    cpu_kernel: bool = True  # float32 maps on the CPU update in one numba pass (mapping.fused_update)
 
     def __post_init__(self) -> None:
         if not self.voxel_size > 0:
@@ -75,17 +78,27 @@ class BilinearFeatures:
         return (self.rows[self.index] * self.weights[..., None]).sum(1)
 
 
-def voxel_sums(features: torch.Tensor | BilinearFeatures, inverse: torch.Tensor, num_voxels: int) -> torch.Tensor:
-    """(U, C) float32 per-voxel sums of the samples' features; inverse (N,) maps samples to voxels."""
-    if isinstance(features, torch.Tensor):
+def voxel_sums(features: torch.Tensor | BilinearFeatures, inverse: torch.Tensor, num_voxels: int,
+               scale: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(U, C) float32 per-voxel sums of the samples' features; inverse (N,) maps samples to voxels.
+
+    scale (N,) multiplies each sample first; out (U, C) float32, if given, is added to (in place
+    for dense features). Both let the fusion step build its running means in one pass over (U, C).
+    """
+    if out is None:
         out = torch.zeros(num_voxels, features.shape[1], device=inverse.device)
-        return out.index_add_(0, inverse, features.to(inverse.device, torch.float32))
+    if isinstance(features, torch.Tensor):
+        features = features.to(inverse.device, torch.float32)
+        return out.index_add_(0, inverse, features if scale is None else features * scale[:, None])
     rows = features.rows.to(inverse.device, torch.float32)
-    taps = features.index.shape[1]
+    weights = features.weights.to(inverse.device, torch.float32)  # (N, taps)
+    if scale is not None:
+        weights = weights * scale[:, None]
+    taps = weights.shape[1]
     ij = torch.stack([inverse[:, None].expand(-1, taps).reshape(-1), features.index.to(inverse.device).reshape(-1)])
-    A = torch.sparse_coo_tensor(ij, features.weights.to(inverse.device, torch.float32).reshape(-1),
-                                (num_voxels, rows.shape[0]), check_invariants=False)  # (U, P); duplicates add up
-    return torch.sparse.mm(A, rows)  # (U, C)
+    A = torch.sparse_coo_tensor(ij, weights.reshape(-1), (num_voxels, rows.shape[0]),
+                                check_invariants=False)  # (U, P); duplicates add up
+    return torch.sparse.addmm(out, A, rows)  # (U, C) = out + A @ rows
 
 
 def voxel_coords(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
@@ -219,26 +232,31 @@ class VoxelFeatureMap:
         unique, inverse = unique_voxels(coords)  # (U, 3), (N,)
         u = unique.shape[0]
         self._make_room(unique)
-        slots_o3d, _ = self._hash.activate(o3c.Tensor.from_numpy(unique.numpy()))
-        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64)).to(self.device)  # (U,)
+        slots = self._slots_of(unique).to(self.device)  # (U,)
         self._ensure_rows(int(slots.max()) + 1)
         inverse = inverse.to(self.device)
+        if n == 0:
+            return 0
 
-        # Per-voxel sums of this frame's samples.
-        count = torch.zeros(u, device=self.device).index_add_(0, inverse, torch.ones(n, device=self.device))  # (U,)
-        feat_sum = voxel_sums(features, inverse, u)  # (U, C)
-        color_sum = torch.zeros(u, 3, device=self.device).index_add_(0, inverse, colors.to(self.device, torch.float32))
-
-        # Running weighted mean; a new or recycled slot has weight 0, so its old content is ignored.
-        is_new = self.observations[slots] == 0
-        w_old = torch.where(is_new, torch.zeros_like(count), self.weights[slots])  # (U,)
+        # Running weighted mean, one pass over the frame's (U, C) rows:
+        #   new = old * w_old / total + sum(samples) / total,  total = w_old + count.
+        # A new or recycled slot has weight 0, so its old (finite) content is multiplied by 0.
+        count = torch.bincount(inverse, minlength=u).to(torch.float32)  # (U,)
+        is_new = self.observations.index_select(0, slots) == 0
+        w_old = torch.where(is_new, 0.0, self.weights.index_select(0, slots))  # (U,)
         total = w_old + count
-        # new = old * w_old / total + sum / total, in place on the (U, C) sums; a new slot's stale
-        # (finite) content is multiplied by w_old = 0.
         keep = (w_old / total)[:, None]  # (U, 1)
-        feat = feat_sum.div_(total[:, None]).addcmul_(self.features[slots].float(), keep)
-        self.features[slots] = feat.to(self.features.dtype)
-        self.colors[slots] = color_sum.div_(total[:, None]).addcmul_(self.colors[slots], keep)
+        share = total.reciprocal()[inverse]  # (N,) each sample's share of its voxel's new mean
+        if self._use_kernel(features):
+            fuse_rows(self.features.numpy(), self.colors.numpy(), slots.numpy(), keep[:, 0].numpy(), inverse.numpy(),
+                      features.index.numpy(), features.weights.numpy(), share.numpy(),
+                      features.rows.float().contiguous().numpy(), colors.float().contiguous().numpy())
+        else:
+            old = self.features.index_select(0, slots).float().mul_(keep)  # (U, C)
+            feat = voxel_sums(features, inverse, u, scale=share, out=old)
+            self.features.index_copy_(0, slots, feat.to(self.features.dtype))
+            old_colors = self.colors.index_select(0, slots).mul_(keep)
+            self.colors.index_copy_(0, slots, voxel_sums(colors.to(self.device, torch.float32), inverse, u, share, old_colors))
         self.weights[slots] = total.clamp(max=self.config.weight_cap)
         self.observations[slots] = torch.where(is_new, 1, self.observations[slots] + 1).to(torch.int32)
         self.last_seen[slots] = float(timestamp)
@@ -248,6 +266,30 @@ class VoxelFeatureMap:
             self.instance[slots[is_new]] = -1
             self._instance_votes[slots[is_new]] = 0
         return u
+
+    def _slots_of(self, keys: torch.Tensor) -> torch.Tensor:
+        """Slots (U,) int64 of distinct voxel keys (U, 3) int32, inserting the new ones.
+
+        Open3D's activate returns a slot only for keys it inserted (buffer index 0 and mask False
+        for keys already present), so the present ones are looked up with find.
+        """
+        keys_o3d = o3c.Tensor.from_numpy(keys.numpy())
+        slots_o3d, inserted_o3d = self._hash.activate(keys_o3d)
+        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64))
+        present = ~torch.from_numpy(inserted_o3d.numpy())
+        if present.any():
+            found_slots, found = self._hash.find(o3c.Tensor.from_numpy(keys[present].contiguous().numpy()))
+            if not bool(found.numpy().all()):  # cannot happen: activate only fails for present keys
+                raise RuntimeError("voxel hash map: a key neither inserted nor found")
+            slots[present] = torch.from_numpy(found_slots.numpy().astype(np.int64))
+        return slots
+
+    def _use_kernel(self, features: torch.Tensor | BilinearFeatures) -> bool:
+        """The one-pass numba update (mapping.fused_update) serves float32 maps on the CPU fed
+        bilinear taps; everything else takes the torch ops."""
+        return (self.config.cpu_kernel and fused_update.AVAILABLE and self.device.type == "cpu"
+                and self.features.dtype == torch.float32 and isinstance(features, BilinearFeatures)
+                and features.rows.device.type == "cpu")
 
     def _vote_instances(self, slots: torch.Tensor, inverse: torch.Tensor, instance: torch.Tensor, is_new: torch.Tensor) -> None:
         """Running-majority (Boyer-Moore) instance id per voxel; -1 means unlabeled."""

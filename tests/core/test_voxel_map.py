@@ -24,6 +24,50 @@ def test_features_average_over_frames():
     assert vmap.last_seen[slot].item() == 2.0
 
 
+def test_revisited_voxels_update_their_own_slots():
+    """Many voxels seen again: each keeps its own running mean, count and time (a voxel the hash map
+    already holds must be found, not re-inserted)."""
+    vmap = make_map(voxel_size=1.0, weight_cap=100)
+    pts = torch.tensor([[i + 0.5, 0.5, 0.5] for i in range(8)], dtype=torch.float64)  # 8 voxels
+    base = torch.arange(8, dtype=torch.float32)[:, None].expand(8, 4)
+    vmap.integrate(pts, base, torch.zeros(8, 3), 0.0)
+    vmap.integrate(pts.flip(0), (base + 2).flip(0), torch.ones(8, 3), 1.0)  # other order: other slots
+    assert len(vmap) == 8
+    slots, found = vmap.lookup(pts)
+    assert found.all()
+    torch.testing.assert_close(vmap.features[slots], base + 1)  # mean of v and v + 2
+    torch.testing.assert_close(vmap.colors[slots], torch.full((8, 3), 0.5))
+    assert vmap.observations[slots].tolist() == [2] * 8 and vmap.last_seen[slots].tolist() == [1.0] * 8
+
+
+def test_numba_update_matches_torch_ops():
+    """The one-pass CPU kernel (mapping.fused_update) and the torch ops give the same map: feature and
+    colour means, capped weights and counts, over frames that revisit voxels in a new order."""
+    from llm3d_core.mapping import fused_update
+    from llm3d_core.mapping.mapper import bilinear_taps
+
+    assert fused_update.AVAILABLE
+    rng = np.random.default_rng(1)
+    g = torch.Generator().manual_seed(1)
+    maps = [VoxelFeatureMap(VoxelMapConfig(voxel_size=0.2, weight_cap=3, cpu_kernel=kernel), feature_dim=5,
+                            device="cpu") for kernel in (False, True)]
+    for t in range(6):
+        fmap = torch.randn(5, 4, 6, generator=g)
+        v, u = rng.integers(0, 32, 200), rng.integers(0, 48, 200)
+        points = torch.from_numpy(rng.uniform(0, 1.0 + 0.2 * t, (200, 3)))  # revisits old voxels, adds new
+        colors = torch.from_numpy(rng.uniform(0, 1, (200, 3)).astype(np.float32))
+        taps = bilinear_taps(fmap, v, u, 32, 48)
+        assert maps[0]._use_kernel(taps) is False and maps[1]._use_kernel(taps) is True
+        touched = [m.integrate(points, taps, colors, float(t)) for m in maps]
+        assert touched[0] == touched[1]
+    centers = maps[0].centers()
+    slots = [m.lookup(centers)[0] for m in maps]  # the same voxels in each map (slots may differ)
+    assert int(maps[0].observations[slots[0]].max()) > 3  # revisited past the weight cap
+    for name in ("features", "colors", "weights", "observations"):
+        torch.testing.assert_close(getattr(maps[1], name)[slots[1]], getattr(maps[0], name)[slots[0]],
+                                   atol=1e-5, rtol=1e-5)
+
+
 def test_samples_in_one_voxel_average_within_a_frame_and_weight_is_capped():
     vmap = make_map(voxel_size=1.0, weight_cap=2)
     pts = torch.tensor([[0.1, 0.1, 0.1], [0.9, 0.9, 0.9], [1.5, 0.5, 0.5]], dtype=torch.float64)
