@@ -26,9 +26,10 @@ import math
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -285,17 +286,32 @@ class DemoDriver:
 
 
 # ---------------------------------------------------------------------- the episode
-def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path | None = None,
-                 device: str | None = None, rcfg: RosDemoConfig | None = None,
-                 progress: Callable[..., Any] | None = None) -> tuple["DemoResult", Any]:
-    """The demo's episode through `llm3d bringup --sim` and the clients; returns the result and the
-    map the mapper saved. Raises RuntimeError (with the stack's last output) when the stack fails."""
+@dataclass
+class RosSession:
+    """A running `llm3d bringup --sim` stack after the route was driven and a map is served."""
+
+    scene: Any  # sim.scenes scene (annotations for scoring)
+    grid: Any  # the scene's navigation grid
+    client: "Llm3dClient"
+    driver: DemoDriver
+    reasoner: ClientReasoner
+    stack: Any  # llm3d_ros.child_process.ChildProcess running bringup
+    result: "DemoResult"  # filled so far: route, thumbnails, map_seconds
+    map_dir: Path  # where the mapper node saves (params.yaml points it here)
+
+
+@contextmanager
+def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path | None = None,
+                device: str | None = None, rcfg: RosDemoConfig | None = None,
+                progress: Callable[..., Any] | None = None) -> Iterator[RosSession]:
+    """Starts the stack on the demo's scene, drives the explorer's route through goal_pose, waits
+    for the reasoner's map and yields the session; the stack stops on exit. Raises RuntimeError
+    (with the stack's last output) when the stack fails."""
     from llm3d_core.config import DEFAULT_CONFIG
-    from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_ros.child_process import ChildProcess
     from llm3d_ros.client import Llm3dClient, StackNotRunning
     from sim.datagen.maps import map_sim_config
-    from sim.demo import DemoResult, _spread, ask_record, ground_record, pick_requests, plan_record
+    from sim.demo import DemoResult, _spread
     from sim.explore import explore
     from sim.scenes import seeds
     from sim.simulator import Simulator
@@ -347,21 +363,36 @@ def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Pat
             reasoner = ClientReasoner(client, rcfg.request_timeout_s)
             _wait_for_map(reasoner, stack, rcfg.map_timeout_s)
             result.map_seconds = time.perf_counter() - t0
-            # Grounding and navigation targets among the objects the mapper node mapped (what a
-            # short drive sees depends on which frames it fused); the QA and plan picks are unchanged.
-            picked = pick_requests(scene, grid, cfg, seen=_mapped_instances(out / "map", scene))
-            seconds, errors = result.answer_seconds, result.errors
-            result.qa = [ask_record(reasoner, rec, seconds, errors) for rec in picked["qa"]]
-            result.grounding = [ground_record(reasoner, rec, seconds, errors) for rec in picked["ground"]]
-            result.plans = [plan_record(reasoner, rec, seconds, errors) for rec in picked["plan"]]
-            for rec in picked["navigate"][:1]:  # the report draws one drive
-                result.navigation = navigate_ros(client, driver, rec, scene, grid, cfg, rcfg)
-                result.final_view = driver.rgb()
+            yield RosSession(scene, grid, client, driver, reasoner, stack, result, out / "map")
     except StackNotRunning as err:
         raise RuntimeError(f"{err}\n--- bringup output (last lines) ---\n{stack.output[-4000:]}") from err
     finally:
         rc = stack.stop(timeout_s=40.0)
         log.info("bringup stopped (exit code %s)", rc)
+
+
+def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path | None = None,
+                 device: str | None = None, rcfg: RosDemoConfig | None = None,
+                 progress: Callable[..., Any] | None = None) -> tuple["DemoResult", Any]:
+    """The demo's episode through `llm3d bringup --sim` and the clients; returns the result and the
+    map the mapper saved. Raises RuntimeError (with the stack's last output) when the stack fails."""
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from sim.demo import ask_record, ground_record, pick_requests, plan_record
+
+    rcfg = rcfg or RosDemoConfig()
+    with ros_session(cfg, checkpoint, out, config_path, device, rcfg, progress) as session:
+        result, reasoner = session.result, session.reasoner
+        # Grounding and navigation targets among the objects the mapper node mapped (what a
+        # short drive sees depends on which frames it fused); the QA and plan picks are unchanged.
+        picked = pick_requests(session.scene, session.grid, cfg, seen=mapped_instances(session.map_dir, session.scene))
+        seconds, errors = result.answer_seconds, result.errors
+        result.qa = [ask_record(reasoner, rec, seconds, errors) for rec in picked["qa"]]
+        result.grounding = [ground_record(reasoner, rec, seconds, errors) for rec in picked["ground"]]
+        result.plans = [plan_record(reasoner, rec, seconds, errors) for rec in picked["plan"]]
+        for rec in picked["navigate"][:1]:  # the report draws one drive
+            result.navigation = navigate_ros(session.client, session.driver, rec, session.scene, session.grid, cfg, rcfg)
+            result.final_view = session.driver.rgb()
+        stack = session.stack
     try:
         mapper = FeatureFusionMapper.load(out / "map", device="cpu")
     except Exception as err:
@@ -380,7 +411,7 @@ def _check_alive(stack: Any) -> None:
                            f"--- bringup output (last lines) ---\n{stack.output[-4000:]}")
 
 
-def _mapped_instances(map_dir: Path, scene: Any, min_iou: float = 0.25) -> set[int]:
+def mapped_instances(map_dir: Path, scene: Any, min_iou: float = 0.25) -> set[int]:
     """Scene instances the map the mapper node saved holds as objects: some map object's box overlaps
     the instance's box by 3D IoU >= min_iou (over ROS the mapper segments geometry; it gets no
     instance ids from the simulator)."""
