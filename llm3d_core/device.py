@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     import torch
@@ -28,3 +29,22 @@ def resolve_device(name: str = "auto") -> "torch.device":
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}); use 'auto' or 'cpu'")
     return torch.device(name)
+
+
+@contextmanager
+def limited_torch_threads(threads: int) -> Iterator[None]:
+    """torch's CPU threads set to `threads` inside the block (0: unchanged), restored after.
+
+    The setting is process-wide: torch ops on other threads meanwhile run with it too.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads <= 0 or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -80,3 +80,19 @@ def test_devices():
             validate_device_name(bad)
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+def test_limited_torch_threads_sets_and_restores():
+    import torch
+
+    from llm3d_core.device import limited_torch_threads
+
+    before = torch.get_num_threads()
+    with limited_torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with limited_torch_threads(0):  # 0: torch's setting, untouched
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), limited_torch_threads(1):
+        raise RuntimeError("restored on errors too")
+    assert torch.get_num_threads() == before
