@@ -235,8 +235,6 @@ class VoxelFeatureMap:
         slots = self._slots_of(unique).to(self.device)  # (U,)
         self._ensure_rows(int(slots.max()) + 1)
         inverse = inverse.to(self.device)
-        if n == 0:
-            return 0
 
         # Running weighted mean, one pass over the frame's (U, C) rows:
         #   new = old * w_old / total + sum(samples) / total,  total = w_old + count.
