@@ -150,7 +150,7 @@ class FeatureFusionMapper:
             t2 = time.perf_counter()
             with limited_torch_threads(c.fusion_threads if self.device.type == "cpu" else 0):
                 points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
-                index, weights = self._taps(h, w, feature_map.shape[1], feature_map.shape[2])
+                index, weights = (t.to(feature_map.device) for t in self._taps(h, w, *feature_map.shape[1:]))
                 valid_t = torch.from_numpy(valid).to(feature_map.device)
                 features = taps_of(feature_map, index[valid_t], weights[valid_t])  # (N, C) as taps into the map
                 colors = torch.from_numpy(frame.rgb[v, u].astype(np.float32) / 255.0)  # (N, 3)
