@@ -236,15 +236,25 @@ def pick_requests(scene: Any, grid: Any, cfg: DemoConfig, seen: set[int] | None 
     """
     from sim.datagen.generator import DatagenConfig, generate_records
 
-    every = len(scene.instances)
-    gen = DatagenConfig(seed=cfg.seed) if seen is None else DatagenConfig(seed=cfg.seed, ground=every, navigate=every)
-    records = generate_records(scene, gen, grid=grid)
-    if seen is not None:
-        mapped = [r for r in records if r["task"] not in ("ground", "navigate") or set(r["object_ids"]) <= seen]
+    if seen is None:
+        records = generate_records(scene, DatagenConfig(seed=cfg.seed), grid=grid)
+    else:
+        records, unmapped = requests_about(scene, grid, cfg.seed, seen)
         # A task none of whose targets was mapped is still asked (the report then shows the miss).
-        tasks = {r["task"] for r in mapped}
-        records = mapped + [r for r in records if r["task"] in ("ground", "navigate") and r["task"] not in tasks]
+        tasks = {r["task"] for r in records}
+        records += [r for r in unmapped if r["task"] not in tasks]
     return pick_records(records, cfg, np.random.default_rng(cfg.seed))
+
+
+def requests_about(scene: Any, grid: Any, seed: int, seen: set[int]) -> tuple[list[dict], list[dict]]:
+    """The generator's records with grounding and navigation requests for every object of the scene,
+    split into (records whose objects are all in `seen` or that name none, the other requests)."""
+    from sim.datagen.generator import DatagenConfig, generate_records
+
+    every = len(scene.instances)
+    records = generate_records(scene, DatagenConfig(seed=seed, ground=every, navigate=every), grid=grid)
+    about = [r for r in records if r["task"] not in ("ground", "navigate") or set(r["object_ids"]) <= seen]
+    return about, [r for r in records if r["task"] in ("ground", "navigate") and not set(r["object_ids"]) <= seen]
 
 
 def _timed(seconds: list[float], fn: Callable[..., Any], *args: Any) -> Any:

@@ -11,6 +11,7 @@ queried with text in the MiniLM space.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -115,7 +116,6 @@ class FeatureFusionMapper:
         # robot has been is floor it can drive on, also where the camera never saw that floor.
         self.trajectory: list[tuple[float, float, float]] = []
         self._label_embeddings: torch.Tensor | None = None
-        self._cache: dict[tuple, Any] = {}  # lifting grids and their feature-map taps, by image size
 
     @property
     def text_dim(self) -> int:
@@ -137,7 +137,7 @@ class FeatureFusionMapper:
         c = self.config
         depth_m[(depth_m < c.depth_min) | (depth_m > c.depth_max)] = 0.0
         h, w = depth_m.shape
-        v, u = self._pixel_grid(h, w)
+        v, u = lifting_grid(h, w, c.sample_stride)
         valid = depth_m[v, u] > 0
         v, u = v[valid], u[valid]
         touched, t_encode, t_fuse, t_tsdf = 0, 0.0, 0.0, 0.0
@@ -150,7 +150,7 @@ class FeatureFusionMapper:
             t2 = time.perf_counter()
             with limited_torch_threads(c.fusion_threads if self.device.type == "cpu" else 0):
                 points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
-                index, weights = (t.to(feature_map.device) for t in self._taps(h, w, *feature_map.shape[1:]))
+                index, weights = grid_taps(h, w, c.sample_stride, *feature_map.shape[1:], feature_map.device)
                 valid_t = torch.from_numpy(valid).to(feature_map.device)
                 features = taps_of(feature_map, index[valid_t], weights[valid_t])  # (N, C) as taps into the map
                 colors = torch.from_numpy(frame.rgb[v, u].astype(np.float32) / 255.0)  # (N, 3)
@@ -167,23 +167,6 @@ class FeatureFusionMapper:
         if c.objects_every and self.frames % c.objects_every == 0:
             self.update_objects(semantic=False)
         return FrameStats(int(len(v)), touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
-
-    def _pixel_grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """The lifting grid (v, u) of an (h, w) image; cached, as a camera's size rarely changes."""
-        key = ("grid", h, w)
-        if key not in self._cache:
-            self._cache[key] = pixel_grid(h, w, self.config.sample_stride)
-        return self._cache[key]
-
-    def _taps(self, h: int, w: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bilinear taps (G, 4) of the whole lifting grid into an (fh, fw) feature map; cached."""
-        key = ("taps", h, w, fh, fw)
-        if key not in self._cache:
-            if len(self._cache) > 16:  # a stream of ever-new sizes must not grow the cache forever
-                self._cache.clear()
-            index, weights = tap_table(*self._pixel_grid(h, w), h, w, fh, fw)
-            self._cache[key] = (index.to(self.device), weights.to(self.device))
-        return self._cache[key]
 
     def _record_position(self, position: np.ndarray) -> None:
         p = tuple(float(v) for v in position)
@@ -514,9 +497,25 @@ def bilinear_taps(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, heigh
     The same sampling as `sample_features` (pixel centres, align_corners=False, zero outside the
     map): sample_features(...) == bilinear_taps(...).dense() up to float rounding.
     """
-    c, fh, fw = feature_map.shape
+    _, fh, fw = feature_map.shape
     index, weights = tap_table(v, u, height, width, fh, fw)
     return taps_of(feature_map, index.to(feature_map.device), weights.to(feature_map.device))
+
+
+@functools.lru_cache(maxsize=8)  # a camera's image size rarely changes
+def lifting_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mapper's lifting grid (geometry.pixel_grid), cached and read-only."""
+    v, u = pixel_grid(height, width, stride)
+    v.flags.writeable = u.flags.writeable = False
+    return v, u
+
+
+@functools.lru_cache(maxsize=8)
+def grid_taps(height: int, width: int, stride: int, fh: int, fw: int, device: torch.device
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """tap_table of the whole lifting grid into an (fh, fw) feature map, on `device`; cached."""
+    index, weights = tap_table(*lifting_grid(height, width, stride), height, width, fh, fw)
+    return index.to(device), weights.to(device)
 
 
 def tap_table(v: np.ndarray, u: np.ndarray, height: int, width: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,6 @@ import torch
 
 from llm3d_core.device import resolve_device
 from llm3d_core.mapping import fused_update
-from llm3d_core.mapping.fused_update import fuse_rows
 
 
 @dataclass
@@ -246,7 +245,7 @@ class VoxelFeatureMap:
         keep = (w_old / total)[:, None]  # (U, 1)
         share = total.reciprocal()[inverse]  # (N,) each sample's share of its voxel's new mean
         if self._use_kernel(features):
-            fuse_rows(self.features.numpy(), self.colors.numpy(), slots.numpy(), keep[:, 0].numpy(), inverse.numpy(),
+            fused_update.fuse_rows(self.features.numpy(), self.colors.numpy(), slots.numpy(), keep[:, 0].numpy(), inverse.numpy(),
                       features.index.numpy(), features.weights.numpy(), share.numpy(),
                       features.rows.float().contiguous().numpy(), colors.float().contiguous().numpy())
         else:

@@ -82,8 +82,7 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
     """
     from llm3d_core.assets import shipped_checkpoint
     from llm3d_ros.demo import RosDemoConfig, mapped_instances, navigate_ros, ros_session
-    from sim.datagen.generator import DatagenConfig, generate_records
-    from sim.demo import DemoConfig, ground_record
+    from sim.demo import DemoConfig, ground_record, requests_about
 
     ckpt = shipped_checkpoint()
     assert ckpt is not None, "checkpoints/llm3d-objects is missing"
@@ -93,9 +92,7 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
         assert answer.strip() and not answer.startswith("(error")
         seen = mapped_instances(s.map_dir, s.scene)
         assert seen, "the mapper node mapped none of the scene's objects"
-        every = len(s.scene.instances)
-        records = [r for r in generate_records(s.scene, DatagenConfig(seed=cfg.seed, ground=every, navigate=0), grid=s.grid)
-                   if r["task"] == "ground" and set(r["object_ids"]) <= seen]
+        records = [r for r in requests_about(s.scene, s.grid, cfg.seed, seen)[0] if r["task"] == "ground"]
         robot = s.driver.pose()[:2]
         centre = {i.id: (np.asarray(i.box_min[:2]) + np.asarray(i.box_max[:2])) / 2 for i in s.scene.instances}
         records.sort(key=lambda r: float(np.linalg.norm(centre[r["object_ids"][0]] - robot)))
