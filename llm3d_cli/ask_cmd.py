@@ -107,7 +107,7 @@ def _ask_offline(args: argparse.Namespace) -> int:
             n = model.config.mask_head.num_points
             dense = _frame_scene(args, model, n)[0] if args.frames is not None else load_map_scene(
                 args.map, n, model.config.seed)
-            found = model.ground_mask(dense, args.question)
+            found = model.ground_mask(dense, args.question, answer.object_logits)
     except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError,
             FrameError, IndexError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -310,8 +310,11 @@ class Reasoner:
             model_box, model_label = answer.box, answer.label
             # A single view has no dense map sample: 'auto' answers it with the location tokens.
             if self.uses_mask_head and not (snap.is_frame and self.config.box_source == "auto"):
-                found = self.model.ground_mask(snap.dense_scene(self.model.config.mask_head.num_points,
-                                                                self.model.config.seed), query)
+                try:
+                    found = self.model.ground_mask(snap.dense_scene(self.model.config.mask_head.num_points,
+                                                                    self.model.config.seed), query, answer.object_logits)
+                except ValueError as err:  # e.g. a two-stage head whose pointer did not run for this answer
+                    raise ReasonerError(f"the mask head could not ground '{query}': {err}") from err
                 if found.box is None:  # every query's mask is empty: the head sees no such object
                     raise ReasonerError(f"the mask head found no points for '{query}'")
                 model_box, mask_box = np.asarray(found.box, dtype=np.float64), True

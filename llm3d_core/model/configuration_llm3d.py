@@ -16,6 +16,7 @@ GROUNDING_HEADS = ("location_tokens", "mask")
 SCENE_INPUTS = ("map", "frames2d")  # what scene tokens come from: the fused map | per-frame 2D features
 MASK_TEXT_SOURCES = ("hidden", "embeddings")
 MASK_POOLS = ("points", "objects")
+MASK_QUERY_INITS = ("learned", "pointer")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
                          "Answer briefly. Locations are written with <loc_i> tokens.")
@@ -53,6 +54,11 @@ class MaskHeadConfig:
     # proposals are superpoints, each point takes the mean logit of the proposal whose box holds it
     # and points of no proposal are never in a mask (model/mask_head.py, pool_over_segments)
     pool: str = "points"
+    # learned: num_queries learned queries (Mask2Former; UniVLG as published) | pointer: two-stage
+    # queries, one per map proposal among the object pointer's top num_queries, starting from that
+    # proposal's box and feature with its points as the initial mask and the pointer's probability
+    # (as a logit) added to the query's score (model/mask_head.py, MaskGroundingHead.proposal_queries)
+    query_init: str = "learned"
     # Points sampled from the map for the head: denser than the scene encoder's num_points, since a
     # mask's box is only as tight as the points it holds (of the test split's objects, the points
     # inside them box 48 % at IoU >= 0.25 with 2048 points, 66 % with 8192, 70 % with 16384).
@@ -71,6 +77,8 @@ class MaskHeadConfig:
             raise ValueError(f"mask_head.text_source must be one of {MASK_TEXT_SOURCES}, got {self.text_source!r}")
         if self.pool not in MASK_POOLS:
             raise ValueError(f"mask_head.pool must be one of {MASK_POOLS}, got {self.pool!r}")
+        if self.query_init not in MASK_QUERY_INITS:
+            raise ValueError(f"mask_head.query_init must be one of {MASK_QUERY_INITS}, got {self.query_init!r}")
         for name in ("target_margin", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
                      "no_object_weight", "box_l1_weight", "giou_weight"):
             require_non_negative(f"mask_head.{name}", getattr(self, name))
@@ -172,6 +180,9 @@ class Llm3dConfig:
             raise ValueError(f"grounding_head must be one of {GROUNDING_HEADS}, got {self.grounding_head!r}")
         if self.object_pointer and self.scene_encoder != "objects":
             raise ValueError("object_pointer needs scene_encoder: objects (it points at object tokens)")
+        if self.grounding_head == "mask" and self.mask_head.query_init == "pointer" and not self.object_pointer:
+            raise ValueError("mask_head.query_init pointer starts the mask queries from the object pointer's "
+                             "choice: it needs object_pointer true")
         if not self.freeze_llm and self.lora:
             raise ValueError("lora=true needs freeze_llm=true (LoRA trains adapters on a frozen LLM)")
 

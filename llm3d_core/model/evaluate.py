@@ -159,7 +159,7 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
             if model.mask_head is not None:
                 dense = mask_store.get(sid) if mask_store.available(sid) else session.scene
                 t0 = time.perf_counter()
-                found = model.ground_mask(dense, str(rec.get("question") or "object"))
+                found = model.ground_mask(dense, str(rec.get("question") or "object"), gen.pointer_logits)
                 latency["ground_mask"].append(time.perf_counter() - t0)
                 row["iou_mask"] = box_iou_3d(found.box, rec["boxes"][0]) if found.box is not None else 0.0
                 ground_mask["unique" if rec.get("unique", True) else "multiple"].append(row["iou_mask"])

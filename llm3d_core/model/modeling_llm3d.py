@@ -66,6 +66,7 @@ class Generation:
     seconds: float
     pointed: int = -1  # object slot the location tokens were copied from (object pointer), -1 = generated
     pointer_prob: float = 0.0  # the pointer's probability of that slot
+    pointer_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots, on the CPU
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Answer:
     tokens: int = 0
     object_index: int = -1  # ground with the object pointer: index of the scene object whose box was copied
     object_prob: float = 0.0  # and the pointer's probability of it
+    object_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots (mask-head prior)
 
 
 class Llm3dModel(nn.Module):
@@ -377,6 +379,9 @@ class Llm3dModel(nn.Module):
         referring expressions; target_boxes[b] (T_b, 6).
         """
         head = self._require_mask_head()
+        if head.needs_prior:
+            raise ValueError("mask_head.query_init pointer trains in train.stage mask, on the trained pointer's "
+                             "logits (model/mask_training.py), not jointly with the LLM")
         if not len(questions) == len(target_boxes) or scene_batch["points"].shape[0] not in (1, len(questions)):
             raise ValueError(f"{scene_batch['points'].shape[0]} scenes, {len(questions)} questions and "
                              f"{len(target_boxes)} target box sets must match (or one scene for all questions)")
@@ -385,16 +390,26 @@ class Llm3dModel(nn.Module):
         return head.losses(head(scene_batch, text, pad), scene_batch, list(target_boxes))["total"]
 
     @torch.no_grad()
-    def ground_mask(self, scene: SceneInput, question: str) -> MaskGrounding:
+    def ground_mask(self, scene: SceneInput, question: str, prior: torch.Tensor | None = None) -> MaskGrounding:
         """Grounds `question` in `scene` by decoding a mask over its points (UniVLG sec. 3).
 
+        prior (P,): the object pointer's logits over the scene's object slots (Answer.object_logits
+        of the same question's ground answer), needed by a head with query_init pointer; such a head
+        finds nothing in a scene without objects.
         Returns (box (6,) in the scene's frame or None when no query predicts a non-empty mask,
         mask (N,) bool over scene.points, score).
         """
         head = self._require_mask_head()
         batch = {k: v.to(self.device) for k, v in self.collate_scenes([scene]).items()}
+        if head.needs_prior:
+            if not bool(batch["object_mask"].any()):
+                return MaskGrounding(None, np.zeros(batch["points"].shape[1], dtype=bool), 0.0)
+            if prior is None:
+                raise ValueError("this checkpoint's mask head starts from the object pointer's choice: pass the "
+                                 "ground answer's object_logits as prior")
+            prior = prior.reshape(1, -1)  # (1, P)
         text, pad = self.question_states([question])  # (1, L, H), (1, L)
-        logits, scores = head(batch, text, pad)[-1]  # (1, Q, N), (1, Q)
+        logits, scores = head(batch, text, pad, prior)[-1]  # (1, Q, N), (1, Q)
         return decode_grounding(batch["points"][0], logits[0], scores[0])
 
     # ------------------------------------------------------------------ inference
@@ -425,11 +440,11 @@ class Llm3dModel(nn.Module):
                 self._constrain(logits, generated, task, limit)
             nxt = int(logits.argmax())
             if use_pointer and nxt >= self.vocab and not any(i >= self.vocab for i in generated):
-                slot, prob = self._point(h, object_states, objects, plen, sample.ground_question)
+                slot, prob, ptr_logits = self._point(h, object_states, objects, plen, sample.ground_question)
                 bins = box_bins(objects["object_boxes"][0, slot: slot + 1], objects["bounds"][0])[0]  # (6,)
                 generated += [self.vocab + int(b) for b in bins]
                 text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
-                return Generation(text.strip(), generated, time.perf_counter() - t0, slot, prob)
+                return Generation(text.strip(), generated, time.perf_counter() - t0, slot, prob, ptr_logits)
             if nxt == self.eot_tok:
                 break
             generated.append(nxt)
@@ -441,15 +456,15 @@ class Llm3dModel(nn.Module):
         return Generation(text.strip(), generated, time.perf_counter() - t0)
 
     def _point(self, h: torch.Tensor, object_states: torch.Tensor, objects: dict[str, torch.Tensor],
-               plen: int, question: str) -> tuple[int, float]:
-        """(slot, probability) of the object the pointer picks for query state h (1, H)."""
+               plen: int, question: str) -> tuple[int, float, torch.Tensor]:
+        """(slot, probability, logits (P,) on the CPU) of the object the pointer picks for query state h (1, H)."""
         inputs = object_inputs(objects, plen, device=self.device)
         if self.config.pointer.question_tokens:
             inputs.update(self.question_words([question]))
         logits = self.pointer(h, object_states, inputs)[0]  # (P,)
         probs = logits.softmax(-1)
         slot = int(probs.argmax())
-        return slot, float(probs[slot])
+        return slot, float(probs[slot]), logits.detach().float().cpu()
 
     def _constrain(self, logits: torch.Tensor, generated: list[int], task: str, limit: int) -> None:
         """Masks logits (V + 256,) in place so that the answer follows the task's location grammar."""
@@ -596,7 +611,7 @@ class Llm3dSession:
         sample = self.model.make_sample(task, question, history)
         gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch)
         answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids), object_index=gen.pointed,
-                        object_prob=gen.pointer_prob)
+                        object_prob=gen.pointer_prob, object_logits=gen.pointer_logits)
         if task == "ground":
             answer.label, answer.box = decode_box(gen.text, self.bounds)
         elif task == "navigate":
