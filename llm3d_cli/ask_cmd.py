@@ -104,9 +104,9 @@ def _ask_offline(args: argparse.Namespace) -> int:
         answer = model.session(scene, str(args.map or args.frames)).ask(args.question, args.task)
         found = None
         if args.mask_head:
-            n = model.config.mask_head.num_points
-            dense = _frame_scene(args, model, n)[0] if args.frames is not None else load_map_scene(
-                args.map, n, model.config.seed)
+            m = model.config.mask_head
+            dense = _frame_scene(args, model, m.num_points)[0] if args.frames is not None else load_map_scene(
+                args.map, m.num_points, model.config.seed, object_points=m.object_points)
             found = model.ground_mask(dense, args.question, answer.object_logits)
     except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError,
             FrameError, IndexError, FileNotFoundError, ValueError) as err:

@@ -134,22 +134,24 @@ class MapSnapshot:
         self.frame_id = frame_id
         self._goals = goals
         self._nav: NavigationMap | None = None
-        self._dense: dict[int, "SceneInput"] = {}
+        self._dense: dict[tuple[int, int], "SceneInput"] = {}
 
     @property
     def is_frame(self) -> bool:
         return self.frame_id is not None
 
-    def dense_scene(self, num_points: int, seed: int = 0) -> "SceneInput":
-        """The map sampled at `num_points` (the mask head's density), built once per map version."""
+    def dense_scene(self, num_points: int, seed: int = 0, object_points: int = 0) -> "SceneInput":
+        """The map sampled at `num_points` (the mask head's density; object_points per object first),
+        built once per map version."""
         from llm3d_core.model.scene import scene_from_mapper
 
         if self.is_frame:
             raise ReasonerError("the mask head reads a map's dense sample; a single view has none "
                                 "(box_source location_tokens answers from a view)")
-        if num_points not in self._dense:
-            self._dense[num_points] = scene_from_mapper(self.mapper, num_points, seed)
-        return self._dense[num_points]
+        key = (num_points, object_points)
+        if key not in self._dense:
+            self._dense[key] = scene_from_mapper(self.mapper, num_points, seed, object_points)
+        return self._dense[key]
 
     def require_navigable(self) -> None:
         if self.is_frame:
@@ -311,8 +313,9 @@ class Reasoner:
             # A single view has no dense map sample: 'auto' answers it with the location tokens.
             if self.uses_mask_head and not (snap.is_frame and self.config.box_source == "auto"):
                 try:
-                    found = self.model.ground_mask(snap.dense_scene(self.model.config.mask_head.num_points,
-                                                                    self.model.config.seed), query, answer.object_logits)
+                    m = self.model.config.mask_head
+                    found = self.model.ground_mask(snap.dense_scene(m.num_points, self.model.config.seed,
+                                                                    m.object_points), query, answer.object_logits)
                 except ValueError as err:  # e.g. a two-stage head whose pointer did not run for this answer
                     raise ReasonerError(f"the mask head could not ground '{query}': {err}") from err
                 if found.box is None:  # every query's mask is empty: the head sees no such object

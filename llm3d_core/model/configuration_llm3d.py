@@ -63,6 +63,13 @@ class MaskHeadConfig:
     # mask's box is only as tight as the points it holds (of the test split's objects, the points
     # inside them box 48 % at IoU >= 0.25 with 2048 points, 66 % with 8192, 70 % with 16384).
     num_points: int = 8192
+    # Up to this many of the num_points are drawn from inside each map object's box before the
+    # uniform sample fills the rest (0: uniform only). A mask's box is only as wide as the points in
+    # it, and a uniform sample leaves small objects a handful (scene.scene_from_arrays).
+    object_points: int = 0
+    # Metres: the size of the map voxel each point stands for. A mask's box is its points' box grown
+    # by half of it on every side, as the mapper boxes its objects (0: the points' box).
+    point_size: float = 0.0
     loss_weight: float = 1.0  # mask-grounding loss added to the LM loss for ground records
     mask_bce_weight: float = 5.0
     dice_weight: float = 5.0
@@ -79,7 +86,9 @@ class MaskHeadConfig:
             raise ValueError(f"mask_head.pool must be one of {MASK_POOLS}, got {self.pool!r}")
         if self.query_init not in MASK_QUERY_INITS:
             raise ValueError(f"mask_head.query_init must be one of {MASK_QUERY_INITS}, got {self.query_init!r}")
-        for name in ("target_margin", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
+        if self.object_points < 0:
+            raise ValueError(f"mask_head.object_points must be >= 0, got {self.object_points}")
+        for name in ("target_margin", "point_size", "loss_weight", "mask_bce_weight", "dice_weight", "score_weight",
                      "no_object_weight", "box_l1_weight", "giou_weight"):
             require_non_negative(f"mask_head.{name}", getattr(self, name))
 

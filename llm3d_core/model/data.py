@@ -128,7 +128,8 @@ def scene_cache_path(data_dir: str | Path, scene_id: str, cache_dir: str | Path 
 
 
 def build_scene_cache(data_dir: str | Path, scene_ids: list[str] | None = None, num_points: int = 2048,
-                      cache_dir: str | Path | None = None, seed: int = 0, force: bool = False) -> list[Path]:
+                      cache_dir: str | Path | None = None, seed: int = 0, force: bool = False,
+                      object_points: int = 0) -> list[Path]:
     """Samples each map once into scene_cache/<scene_id>.safetensors (existing caches are kept)."""
     from llm3d_core.progress import progress
 
@@ -139,7 +140,7 @@ def build_scene_cache(data_dir: str | Path, scene_ids: list[str] | None = None, 
     written = []
     todo = [s for s in scene_ids if force or not scene_cache_path(data_dir, s, cache_dir).is_file()]
     for sid in progress(todo, desc="scene caches", total=len(todo)) if todo else []:
-        scene = load_map_scene(data_dir / "maps" / sid, num_points, seed)
+        scene = load_map_scene(data_dir / "maps" / sid, num_points, seed, object_points=object_points)
         written.append(scene.save(scene_cache_path(data_dir, sid, cache_dir)))
     return written
 
@@ -152,15 +153,19 @@ class SceneStore:
     """Lazily loads scene caches (building a missing one from its map), keeping the last few in memory."""
 
     def __init__(self, data_dir: str | Path, num_points: int, cache_dir: str | Path | None = None,
-                 capacity: int = 64, seed: int = 0, builder: Callable[[str], SceneInput] | None = None) -> None:
-        """builder: makes a missing cache's SceneInput from the scene id (default: sample the saved map)."""
+                 capacity: int = 64, seed: int = 0, builder: Callable[[str], SceneInput] | None = None,
+                 object_points: int = 0) -> None:
+        """builder: makes a missing cache's SceneInput from the scene id (default: sample the saved map,
+        with object_points per object first; see scene.sample_indices)."""
         self.data_dir, self.num_points, self.cache_dir = Path(data_dir), num_points, cache_dir
+        self.object_points = object_points
         self.capacity, self.seed, self.builder = capacity, seed, builder
         self._lru: OrderedDict[str, SceneInput] = OrderedDict()
 
     def _build(self, scene_id: str, force: bool = False) -> None:
         if self.builder is None:
-            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed, force=force)
+            build_scene_cache(self.data_dir, [scene_id], self.num_points, self.cache_dir, self.seed, force=force,
+                              object_points=self.object_points)
         else:
             self.builder(scene_id).save(scene_cache_path(self.data_dir, scene_id, self.cache_dir))
 
@@ -226,10 +231,13 @@ class ViewRoutingStore:
         return self._store(scene_id).get(scene_id)
 
 
-def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64) -> ViewRoutingStore:
+def dense_scene_store(data_dir: str | Path, num_points: int, capacity: int = 64,
+                      object_points: int = 0) -> ViewRoutingStore:
     """Scene caches sampled at another density (the mask head's), in scene_cache_<N>/ beside the
-    encoder's, built from the same maps (views likewise)."""
-    maps = SceneStore(data_dir, num_points, Path(data_dir) / f"{CACHE_DIR_NAME}_{num_points}", capacity)
+    encoder's (scene_cache_<N>_obj<P>/ with object_points), built from the same maps (views likewise,
+    uniformly: a view's objects are what it shows)."""
+    name = f"{CACHE_DIR_NAME}_{num_points}" + (f"_obj{object_points}" if object_points else "")
+    maps = SceneStore(data_dir, num_points, Path(data_dir) / name, capacity, object_points=object_points)
     return ViewRoutingStore(data_dir, maps, num_points, capacity)
 
 

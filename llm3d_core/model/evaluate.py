@@ -106,7 +106,8 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
     model.eval()
     path = Path(data_dir) / f"{split}.jsonl"
     store = scene_store_for(data_dir, model.config, capacity=4)
-    mask_store = dense_scene_store(data_dir, model.config.mask_head.num_points, capacity=2)
+    mask_store = dense_scene_store(data_dir, model.config.mask_head.num_points, capacity=2,
+                                   object_points=model.config.mask_head.object_points)
     records = [r for r in read_records(path) if (not tasks or r["task"] in tasks)
                and (not skip_missing_scenes or store.available(str(r["scene_id"])))]
     # Interleave scenes by record index so that a --limit still covers every task; consecutive

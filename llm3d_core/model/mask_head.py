@@ -292,7 +292,7 @@ class MaskGroundingHead(nn.Module):
             extent = scene["bounds"][sb, 1] - scene["bounds"][sb, 0]  # (3,)
             for logits, scores in per_question:
                 for k, v in scene_grounding_losses(logits[b], scores[b], points, masks[keep], boxes[keep], extent,
-                                                   w, orders).items():
+                                                   w, orders, m.point_size / 2).items():
                     terms[k] = terms.get(k, 0.0) + v
         anchor = (outputs[-1][0].sum() + outputs[-1][1].sum()) * 0.0  # keeps the graph when no scene contributed
         out = {k: v / max(scenes, 1) for k, v in terms.items()}
@@ -301,8 +301,10 @@ class MaskGroundingHead(nn.Module):
         return out
 
 
-def decode_grounding(points: torch.Tensor, mask_logits: torch.Tensor, scores: torch.Tensor) -> MaskGrounding:
+def decode_grounding(points: torch.Tensor, mask_logits: torch.Tensor, scores: torch.Tensor,
+                     grow: float = 0.0) -> MaskGrounding:
     """The referred object from one scene's final prediction: points (N, 3), mask_logits (Q, N), scores (Q,).
+    grow: metres added to every side of the box (half the voxel each point stands for).
 
     The top-scoring query wins (UniVLG sec. 3), its mask is prob > 0.5 and its box encloses the
     mask. A query with an empty mask predicts no object, so the next-best query with a non-empty
@@ -313,5 +315,5 @@ def decode_grounding(points: torch.Tensor, mask_logits: torch.Tensor, scores: to
     for q in torch.argsort(probs, descending=True).tolist():
         box = mask_to_box(points, masks[q])
         if box is not None:
-            return MaskGrounding(box, masks[q].cpu().numpy(), float(probs[q]))
+            return MaskGrounding(box + np.array([-grow] * 3 + [grow] * 3), masks[q].cpu().numpy(), float(probs[q]))
     return MaskGrounding(None, np.zeros(points.shape[0], dtype=bool), float(probs.max()))

@@ -153,7 +153,7 @@ def mask_accuracy(model: Llm3dModel, data: ReferringSet, batch: int = 32) -> dic
         scene, text, pad, prior = data.inputs(model, sid, idx)
         logits, scores = head(scene, text, pad, prior)[-1]  # (B, Q, N), (B, Q)
         for j, i in enumerate(idx):
-            found = decode_grounding(scene["points"][0], logits[j], scores[j])
+            found = decode_grounding(scene["points"][0], logits[j], scores[j], head.config.mask_head.point_size / 2)
             ious.append(float(box_iou_3d(torch.as_tensor(found.box, dtype=torch.float32), data.boxes[i]))
                         if found.box is not None else 0.0)
     iou = np.asarray(ious) if ious else np.zeros(1)
@@ -185,7 +185,7 @@ def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict
     rng = random.Random(cfg.seed)
     t0 = time.perf_counter()
     m = model.config.mask_head
-    store = dense_scene_store(cfg.data, m.num_points, capacity=256)
+    store = dense_scene_store(cfg.data, m.num_points, capacity=256, object_points=m.object_points)
     model.eval()  # the frozen parts; the head switches to train mode per epoch
     train_names = [cfg.split, *cfg.pointer_extra]
     train_recs = [r for name in train_names for r in referring_records(Path(cfg.data) / f"{name}.jsonl")]

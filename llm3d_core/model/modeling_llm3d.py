@@ -410,7 +410,7 @@ class Llm3dModel(nn.Module):
             prior = prior.reshape(1, -1)  # (1, P)
         text, pad = self.question_states([question])  # (1, L, H), (1, L)
         logits, scores = head(batch, text, pad, prior)[-1]  # (1, Q, N), (1, Q)
-        return decode_grounding(batch["points"][0], logits[0], scores[0])
+        return decode_grounding(batch["points"][0], logits[0], scores[0], head.config.mask_head.point_size / 2)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

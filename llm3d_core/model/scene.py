@@ -114,18 +114,35 @@ class SceneInput:
             raise SceneCacheError(f"scene cache {path} lacks tensor {err}") from err
 
 
+def sample_indices(points: np.ndarray, num_points: int, rng: np.random.Generator, objects: list,
+                   object_points: int = 0) -> np.ndarray:
+    """(N,) indices into points (M, 3): up to `object_points` drawn from inside each object's box
+    first (without replacement), the rest uniform (with replacement when M < N)."""
+    picked = []
+    if object_points > 0:
+        for o in objects:
+            inside = np.flatnonzero(np.all((points >= o.box_min) & (points <= o.box_max), axis=1))
+            if len(inside):
+                picked.append(rng.choice(inside, min(len(inside), object_points), replace=False))
+    first = np.unique(np.concatenate(picked))[:num_points] if picked else np.zeros(0, np.int64)
+    rest = num_points - len(first)
+    return np.concatenate([first, rng.choice(len(points), rest, replace=len(points) < rest)]).astype(np.int64)
+
+
 def scene_from_arrays(points: np.ndarray, features: np.ndarray, num_points: int, seed: int = 0,
                       objects: list | None = None, text_dim: int = 384, margin: float = 0.1,
-                      colors: np.ndarray | None = None, object_colors: np.ndarray | None = None) -> SceneInput:
-    """Samples `num_points` of (M, 3) points + (M, D) features + (M, 3) colours (with replacement when M < N)."""
+                      colors: np.ndarray | None = None, object_colors: np.ndarray | None = None,
+                      object_points: int = 0) -> SceneInput:
+    """Samples `num_points` of (M, 3) points + (M, D) features + (M, 3) colours (with replacement when
+    M < N); with object_points, up to that many inside each object's box first (sample_indices)."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     features = np.asarray(features, dtype=np.float32)
     colors = np.full((len(points), 3), 0.5, np.float32) if colors is None else np.asarray(colors, np.float32)
     if len(points) == 0:
         raise EmptySceneError("the map holds no points yet (nothing fused); map the scene first")
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(points), num_points, replace=len(points) < num_points)  # (N,)
     objects = objects or []
+    idx = sample_indices(points, num_points, rng, objects, object_points)  # (N,)
     extent = [points] + [np.stack([o.box_min, o.box_max]) for o in objects]
     bounds = SceneBounds.from_points(np.concatenate(extent), margin)
     dim = features.shape[1]
@@ -148,7 +165,7 @@ def scene_from_arrays(points: np.ndarray, features: np.ndarray, num_points: int,
                       object_colors=torch.from_numpy(obj_col))
 
 
-def scene_from_mapper(mapper: "FeatureFusionMapper", num_points: int, seed: int = 0) -> SceneInput:
+def scene_from_mapper(mapper: "FeatureFusionMapper", num_points: int, seed: int = 0, object_points: int = 0) -> SceneInput:
     """Samples the mapper's feature voxels and collects its objects (3D-LLM sec. 3.2; Chat-Scene)."""
     slots = mapper.voxels.active_slots()
     if len(slots) == 0:
@@ -159,7 +176,7 @@ def scene_from_mapper(mapper: "FeatureFusionMapper", num_points: int, seed: int 
     text_dim = mapper.text_dim or 384
     objects = list(mapper.objects)
     return scene_from_arrays(points, features, num_points, seed, objects, text_dim, colors=colors,
-                             object_colors=object_colors(mapper, objects))
+                             object_colors=object_colors(mapper, objects), object_points=object_points)
 
 
 def object_colors(mapper: "FeatureFusionMapper", objects: list) -> np.ndarray:
@@ -178,10 +195,11 @@ def object_colors(mapper: "FeatureFusionMapper", objects: list) -> np.ndarray:
     return out
 
 
-def load_map_scene(map_dir: str | Path, num_points: int, seed: int = 0, device: str = "cpu") -> SceneInput:
+def load_map_scene(map_dir: str | Path, num_points: int, seed: int = 0, device: str = "cpu",
+                   object_points: int = 0) -> SceneInput:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
 
-    return scene_from_mapper(FeatureFusionMapper.load(map_dir, device=device), num_points, seed)
+    return scene_from_mapper(FeatureFusionMapper.load(map_dir, device=device), num_points, seed, object_points)
 
 
 def collate_scenes(scenes: list[SceneInput], max_objects: int) -> dict[str, torch.Tensor]:

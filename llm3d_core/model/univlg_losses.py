@@ -178,15 +178,16 @@ class LossWeights:
 
 def scene_grounding_losses(mask_logits: torch.Tensor, scores: torch.Tensor, points: torch.Tensor,
                            target_masks: torch.Tensor, target_boxes: torch.Tensor, extent: torch.Tensor,
-                           w: LossWeights, orders: tuple[torch.Tensor, torch.Tensor] | None = None
-                           ) -> dict[str, torch.Tensor]:
+                           w: LossWeights, orders: tuple[torch.Tensor, torch.Tensor] | None = None,
+                           grow: float = 0.0) -> dict[str, torch.Tensor]:
     """UniVLG's grounding loss for one scene and one decoder layer (sec. 3).
 
     mask_logits (Q, N), scores (Q,) "is a referred object" logits, points (N, 3), target_masks
     (T, N) bool (T >= 1, non-empty), target_boxes (T, 6), extent (3,) the scene's size (box L1
     is measured in fractions of it, as DETR normalises by the image size). orders:
-    extreme_orders(points), shared by calls on one scene. Returns the weighted terms; their sum is
-    the loss.
+    extreme_orders(points), shared by calls on one scene. grow: metres added to every side of the
+    masks' boxes (half the voxel a point stands for), as decoding does. Returns the weighted terms;
+    their sum is the loss.
     """
     # fp32 whatever the autocast: the box's cumulative log-products and the BCE need the precision.
     mask_logits, scores, points = mask_logits.float(), scores.float(), points.float()
@@ -202,6 +203,7 @@ def scene_grounding_losses(mask_logits: torch.Tensor, scores: torch.Tensor, poin
     score_weight = torch.full_like(scores, w.no_object)  # (Q,)
     score_weight[q_idx] = 1.0
     box = soft_box(points, matched, orders)  # (M, 6)
+    box = box + box.new_tensor([-grow] * 3 + [grow] * 3)  # (M, 6)
     tgt_box = target_boxes[t_idx].to(box.dtype)  # (M, 6)
     scale = extent.clamp_min(1e-3).repeat(2).to(box.dtype)  # (6,)
     return {

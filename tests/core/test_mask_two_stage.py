@@ -167,3 +167,45 @@ def test_two_stage_mask_stage_runs_on_the_pointers_logits_and_evaluates(tmp_path
     fine = dense_scene_store(root, dense).get("scene_a")
     found = loaded.ground_mask(fine, "the chair by the wall", answer.object_logits)
     assert found.box is not None and found.mask.shape == (dense,)
+
+
+def test_object_points_give_every_object_its_share_of_the_sample():
+    from types import SimpleNamespace
+
+    from llm3d_core.model.scene import sample_indices, scene_from_arrays
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 10, size=(20000, 3)).astype(np.float32)
+    small = SimpleNamespace(box_min=np.array([1.0, 1.0, 1.0]), box_max=np.array([2.0, 2.0, 2.0]))  # ~20 points
+    empty = SimpleNamespace(box_min=np.array([20.0, 20, 20]), box_max=np.array([21.0, 21, 21]))  # holds none
+    inside = np.all((points >= small.box_min) & (points <= small.box_max), axis=1)
+    uniform = sample_indices(points, 500, np.random.default_rng(1), [small, empty], 0)
+    biased = sample_indices(points, 500, np.random.default_rng(1), [small, empty], 8)
+    assert uniform.shape == biased.shape == (500,)
+    assert inside[uniform].sum() <= 3 and inside[biased].sum() >= 8  # 500 of 20,000 uniform: ~0.3 expected
+    again = sample_indices(points, 500, np.random.default_rng(1), [small, empty], 8)
+    np.testing.assert_array_equal(biased, again)
+    # more object points than the sample holds: the sample is all object points, no more than asked
+    assert len(sample_indices(points, 5, np.random.default_rng(1), [small], 8)) == 5
+    small.feature, small.text_feature, small.id, small.label = np.zeros(4, np.float32), None, 0, "cup"
+    scene = scene_from_arrays(points, np.zeros((len(points), 4), np.float32), 500, 1, [small], text_dim=8,
+                              object_points=8)
+    held = ((scene.points >= torch.tensor(small.box_min, dtype=torch.float32))
+            & (scene.points <= torch.tensor(small.box_max, dtype=torch.float32))).all(dim=1)
+    assert int(held.sum()) >= 8
+
+
+def test_point_size_grows_decoded_and_trained_boxes_by_half_a_voxel():
+    from llm3d_core.model.mask_head import decode_grounding
+    from llm3d_core.model.univlg_losses import LossWeights, scene_grounding_losses
+
+    points = torch.tensor([[0.0, 0, 0], [1.0, 1, 1], [0.5, 0.5, 0.5], [3.0, 3, 3]])
+    logits = torch.tensor([[9.0, 9.0, 9.0, -9.0]])
+    found = decode_grounding(points, logits, torch.zeros(1), grow=0.025)
+    np.testing.assert_allclose(found.box, [-0.025] * 3 + [1.025] * 3)
+    target = torch.tensor([[-0.025] * 3 + [1.025] * 3])
+    masks = torch.tensor([[True, True, True, False]])
+    plain = scene_grounding_losses(logits, torch.zeros(1), points, masks, target, torch.ones(3) * 3, LossWeights())
+    grown = scene_grounding_losses(logits, torch.zeros(1), points, masks, target, torch.ones(3) * 3, LossWeights(),
+                                   grow=0.025)
+    assert float(grown["box_l1"]) < 0.1 * float(plain["box_l1"])
