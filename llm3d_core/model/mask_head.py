@@ -170,7 +170,7 @@ class MaskGroundingHead(nn.Module):
             raise ValueError("two-stage mask queries need at least one map object the pointer scored per question")
         nq = min(self.config.mask_head.num_queries, k)
         prob, slot = prior.softmax(dim=-1).topk(nq, dim=-1)  # (B, Q), (B, Q)
-        valid = (prob > 0) & scene["object_mask"].expand(b, -1).gather(1, slot)  # (B, Q): fewer objects leave empty ones
+        valid = scene["object_mask"].expand(b, -1).gather(1, slot)  # (B, Q): fewer objects leave empty queries
         boxes = boxes_all.expand(b, -1, -1).gather(1, slot[..., None].expand(-1, -1, 6))  # (B, Q, 6)
         feats = feats_all.expand(b, -1, -1).gather(1, slot[..., None].expand(-1, -1, feats_all.shape[-1]))  # (B, Q, D)
         c = self.config
