@@ -8,6 +8,7 @@ start-up errors are the user's (exit code 2 with a message instead of a tracebac
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 from collections.abc import Callable
 from typing import Protocol
@@ -26,6 +27,9 @@ def run_node(make_node: Callable[[], StartableNode], node_name: str, argv: list[
              threads: int = 1, fatal: tuple[type[BaseException], ...] = (),
              describe: Callable[[BaseException], str] = lambda err: f"invalid parameters: {err}") -> int:
     """Builds, starts and spins a node; returns 0, or 2 after printing `describe(err)` for a `fatal` error."""
+    # A crash inside a native library (rclpy, Open3D, torch, numba) then prints every thread's Python
+    # stack to stderr, which the launcher's log keeps, instead of a bare exit code -11.
+    faulthandler.enable()
     rclpy.init(args=argv if argv is not None else sys.argv)
     node: StartableNode | None = None
     executor = None

@@ -239,5 +239,6 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
         harness.close()
         rc = bringup.stop()
     assert rc == 0, bringup.output
-    assert "exit codes" not in bringup.output  # bringup reports nodes that did not exit with 0
+    # bringup reports nodes that did not exit with 0; the tail shows a crashed node's stacks (faulthandler)
+    assert "exit codes" not in bringup.output, bringup.output[-6000:]
     assert bringup.node_pids() and not any(_alive(pid) for pid in bringup.node_pids())
