@@ -67,6 +67,9 @@ def test_demo_ros_quick_runs_the_episode_through_the_nodes(tmp_path, capsys):
     assert np.linalg.norm(np.diff(path, axis=0), axis=1).sum() > 1.0  # the robot drove the route
 
 
+DRIVE_IOU = 0.5  # groundings this tight are driven to (see the full-chain test's docstring)
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path):
@@ -78,7 +81,10 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
     Referring expressions for every mapped object are tried, nearest object first, until one grounds
     (the model grounds about half of them; which objects a drive maps depends on the frames the
     mapper fused) and the reasoner finds observed free floor next to it (a target whose surroundings
-    the drive never saw gets success=False, "no reachable free floor", by design).
+    the drive never saw gets success=False, "no reachable free floor", by design). The drive is
+    tried for groundings at IoU >= 0.5: navigate_to parks next to the *map object* it grounded, and a
+    looser match can be a segment much larger than the object (seen: "the white waste bin" at IoU
+    0.38, a 'trash can' segment; the robot stopped 0.89 m from the segment, 2.18 m from the bin).
     """
     from llm3d_core.assets import shipped_checkpoint
     from llm3d_ros.demo import RosDemoConfig, mapped_instances, navigate_ros, ros_session
@@ -100,7 +106,7 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
         for rec in records[:20]:
             hit = ground_record(s.reasoner, rec, [], errors)
             tried.append((rec["question"], round(hit["iou"], 2)))
-            if hit["iou"] < 0.25:
+            if hit["iou"] < DRIVE_IOU:
                 continue
             nav = navigate_ros(s.client, s.driver, {"question": rec["question"], "object_ids": rec["object_ids"]},
                                s.scene, s.grid, cfg, rcfg)
@@ -110,6 +116,6 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
         print("requests tried (expression, IoU[, navigation state, metres to target]):", tried)
         assert not errors, errors
         assert any(t[1] >= 0.25 for t in tried), f"no grounding overlapped its target: {tried}"
-        assert nav is not None and nav.state != "no_goal", f"no grounded target had free floor near it: {tried}"
+        assert nav is not None and nav.state != "no_goal", f"no target grounded at IoU >= {DRIVE_IOU} had free floor near it: {tried}"
         assert nav.distance_to_target <= 1.0, (nav.state, nav.message, tried)
         assert nav.state == "reached" and nav.success, (nav.state, nav.message, tried)
