@@ -146,6 +146,10 @@ class MaskGroundingHead(nn.Module):
             self.proposal_feature = nn.Sequential(nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, d))
             self.prior_gain = nn.Parameter(torch.tensor(PRIOR_GAIN))
 
+    def decode(self, points: torch.Tensor, mask_logits: torch.Tensor, scores: torch.Tensor) -> MaskGrounding:
+        """decode_grounding of one question's final prediction, its box grown by half a point_size."""
+        return decode_grounding(points, mask_logits, scores, self.config.mask_head.point_size / 2)
+
     @property
     def needs_prior(self) -> bool:
         """True when forward() needs the object pointer's logits (mask_head.query_init pointer)."""

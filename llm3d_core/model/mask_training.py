@@ -42,7 +42,6 @@ import numpy as np
 import torch
 
 from llm3d_core.model.data import dense_scene_store
-from llm3d_core.model.mask_head import decode_grounding
 from llm3d_core.model.modeling_llm3d import Llm3dModel
 from llm3d_core.model.pointer_training import (batch_inputs, cached_states, referring_records, save_head_stage,
                                                weights_hash)
@@ -77,16 +76,15 @@ def pad_states(states: list[torch.Tensor], device: torch.device) -> tuple[torch.
 
 
 @torch.no_grad()
-def pointer_priors(model: Llm3dModel, cfg: "TrainConfig", names: list[str], batch: int = 256
+def pointer_priors(model: Llm3dModel, cfg: "TrainConfig", names: list[str], count: int, batch: int = 256
                    ) -> list[torch.Tensor | None]:
-    """The frozen pointer's logits (K,) over the object slots for every referring record of
-    DATA/<name>.jsonl, the names' records concatenated in order; None for a record the pointer
-    stage skipped (an over-long prompt). The LLM states come from the pointer stage's caches."""
+    """The frozen pointer's logits (K,) over the object slots for each of the `count` referring
+    records of DATA/<name>.jsonl, the names' records concatenated in order; None for a record the
+    pointer stage skipped (an over-long prompt). The LLM states come from the pointer stage's caches."""
     if model.pointer is None:
         raise ValueError("mask_head.query_init pointer needs a checkpoint with a trained object pointer")
     states = cached_states(model, cfg, names, weights_hash(cfg.init_from))
-    total = sum(len(referring_records(Path(cfg.data) / f"{n}.jsonl")) for n in names)
-    out: list[torch.Tensor | None] = [None] * total
+    out: list[torch.Tensor | None] = [None] * count
     model.pointer.eval()
     n = states["query"].shape[0]
     for i in range(0, n, batch):
@@ -153,7 +151,7 @@ def mask_accuracy(model: Llm3dModel, data: ReferringSet, batch: int = 32) -> dic
         scene, text, pad, prior = data.inputs(model, sid, idx)
         logits, scores = head(scene, text, pad, prior)[-1]  # (B, Q, N), (B, Q)
         for j, i in enumerate(idx):
-            found = decode_grounding(scene["points"][0], logits[j], scores[j], head.config.mask_head.point_size / 2)
+            found = head.decode(scene["points"][0], logits[j], scores[j])
             ious.append(float(box_iou_3d(torch.as_tensor(found.box, dtype=torch.float32), data.boxes[i]))
                         if found.box is not None else 0.0)
     iou = np.asarray(ious) if ious else np.zeros(1)
@@ -192,8 +190,8 @@ def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict
     val_recs = referring_records(Path(cfg.data) / f"{cfg.pointer_val_split}.jsonl")
     train_priors = val_priors = None
     if model.mask_head.needs_prior:
-        train_priors = pointer_priors(model, cfg, train_names)
-        val_priors = pointer_priors(model, cfg, [cfg.pointer_val_split])
+        train_priors = pointer_priors(model, cfg, train_names, len(train_recs))
+        val_priors = pointer_priors(model, cfg, [cfg.pointer_val_split], len(val_recs))
     train_set = ReferringSet(model, train_recs, store, train_priors)
     val_set = ReferringSet(model, val_recs, store, val_priors)
     if not len(train_set):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
 from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens, decode_box, decode_point
-from llm3d_core.model.mask_head import MaskGrounding, MaskGroundingHead, decode_grounding
+from llm3d_core.model.mask_head import MaskGrounding, MaskGroundingHead
 from llm3d_core.model.object_pointer import ObjectPointer, box_bins, object_inputs, pointer_targets
 from llm3d_core.model.prompting import end_of_turn_id, render_prompt, task_instruction
 from llm3d_core.model.scene import SceneInput, collate_scenes
@@ -410,7 +410,7 @@ class Llm3dModel(nn.Module):
             prior = prior.reshape(1, -1)  # (1, P)
         text, pad = self.question_states([question])  # (1, L, H), (1, L)
         logits, scores = head(batch, text, pad, prior)[-1]  # (1, Q, N), (1, Q)
-        return decode_grounding(batch["points"][0], logits[0], scores[0], head.config.mask_head.point_size / 2)
+        return head.decode(batch["points"][0], logits[0], scores[0])
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
