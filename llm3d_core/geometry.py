@@ -73,6 +73,12 @@ def depth_to_metres(depth: np.ndarray, depth_scale: float) -> np.ndarray:
 
 def validate_frame(frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Checks a frame; returns (depth in metres (H, W) float32, K, T_world_camera) as float arrays."""
+    K, T = check_frame(frame)
+    return depth_to_metres(frame.depth, frame.depth_scale), K, T
+
+
+def check_frame(frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray]:
+    """validate_frame's checks without the depth conversion; returns (K, T_world_camera) float64."""
     rgb, depth = frame.rgb, frame.depth
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise FrameError(f"rgb must be an (H, W, 3) array, got shape {getattr(rgb, 'shape', None)}")
@@ -88,9 +94,7 @@ def validate_frame(frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         raise FrameError(f"instance_ids {frame.instance_ids.shape} and depth {depth.shape} sizes differ")
     if not np.isfinite(frame.timestamp):
         raise FrameError(f"timestamp must be finite, got {frame.timestamp}")
-    K = check_intrinsics(frame.K)
-    T = check_rigid(frame.T_world_camera, "T_world_camera")
-    return depth_to_metres(depth, frame.depth_scale), K, T
+    return check_intrinsics(frame.K), check_rigid(frame.T_world_camera, "T_world_camera")
 
 
 def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

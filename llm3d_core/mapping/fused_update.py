@@ -1,38 +1,40 @@
 """One-pass CPU kernel for the voxel map's running-mean update (numba).
 
 With torch ops the update reads and writes the frame's (U, C) feature rows about six times
-(sparse product, gather of the old means, scale, add, scatter). This kernel visits each touched
-row once: scales it and adds its samples' merged bilinear taps in place.
+(sparse product, gather of the old means, scale, add, scatter) and runs a dozen small ops for the
+per-voxel weights, counts, times and instance votes. This kernel visits each touched voxel once:
+scales its row, adds its samples' merged bilinear taps in place, and updates its bookkeeping.
 Same arithmetic as `VoxelFeatureMap`'s torch path (tests compare them); used for float32 maps on
 the CPU, the torch path everywhere else (CUDA, float16 storage, dense per-sample features).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-try:  # numba is a dependency; without it the torch path still works, only slower
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
 
-AVAILABLE = numba is not None
-
-
-def _fuse_rows(features: np.ndarray, colors: np.ndarray, slots: np.ndarray, keep: np.ndarray, inverse: np.ndarray,
-               tap_index: np.ndarray, tap_weight: np.ndarray, share: np.ndarray, rows: np.ndarray,
-               sample_colors: np.ndarray) -> None:
+@numba.njit(cache=True, nogil=True)  # nogil: the ROS mapper fuses on a worker thread
+def fuse_frame(features: np.ndarray, colors: np.ndarray, weights: np.ndarray, observations: np.ndarray,
+               last_seen: np.ndarray, instance: np.ndarray, votes: np.ndarray, slots: np.ndarray,
+               inverse: np.ndarray, tap_index: np.ndarray, tap_weight: np.ndarray, rows: np.ndarray,
+               sample_colors: np.ndarray, sample_instance: np.ndarray, timestamp: float, weight_cap: float) -> None:
     """In place, for each touched voxel u (slot s = slots[u]) and its samples n:
-        features[s] = features[s] * keep[u] + sum_n share[n] * sum_k tap_weight[n, k] * rows[tap_index[n, k]]
-        colors[s]   = colors[s]   * keep[u] + sum_n share[n] * sample_colors[n]
+        total       = w_old + count,  w_old = weights[s] (0 for a new or recycled slot)
+        features[s] = features[s] * w_old / total + sum_n sum_k tap_weight[n, k] * rows[tap_index[n, k]] / total
+        colors[s]   = colors[s]   * w_old / total + sum_n sample_colors[n] / total
+        weights[s] = min(total, weight_cap), observations[s] += 1 (1 when new), last_seen[s] = timestamp,
+    and the running-majority instance vote (VoxelFeatureMap._vote_instances) when sample_instance
+    has N entries (empty: none; a new voxel's instance resets to -1).
 
-    features (S, C) f32 map, colors (S, 3) f32 map, slots (U,) i64, keep (U,) f32, inverse (N,) i64
-    sample -> voxel, tap_index (N, K) i64 rows of `rows` (P, C) f32, tap_weight (N, K) f32 >= 0,
-    share (N,) f32 = 1 / (the voxel's new total weight), sample_colors (N, 3) f32.
+    Map arrays (S, ...): features f32 (S, C), colors f32 (S, 3), weights f32, observations i32,
+    last_seen f64, instance i64, votes i32. Frame: slots (U,) i64, inverse (N,) i64 sample -> voxel,
+    tap_index (N, K) i64 rows of `rows` (P, C) f32, tap_weight (N, K) f32 >= 0, sample_colors
+    (N, 3) f32, sample_instance (N,) or (0,) i64. A slot counts as new when its observations are 0.
 
-    Samples are visited voxel by voxel (a counting sort of `inverse`), and the taps of a voxel's
-    samples are merged first: neighbouring samples share most of their bilinear taps, so each
-    voxel row gets about half as many (C,)-wide updates, and is read and written once.
+    Samples are visited voxel by voxel (a stable counting sort of `inverse`), and the taps of a
+    voxel's samples are merged first: neighbouring samples share most of their bilinear taps, so
+    each voxel row gets about half as many (C,)-wide updates, and is read and written once.
     """
     n_voxels, n_samples, channels = slots.shape[0], inverse.shape[0], features.shape[1]
     start = np.zeros(n_voxels + 1, np.int64)  # CSR offsets of each voxel's samples
@@ -45,18 +47,22 @@ def _fuse_rows(features: np.ndarray, colors: np.ndarray, slots: np.ndarray, keep
     for n in range(n_samples):
         order[fill[inverse[n]]] = n
         fill[inverse[n]] += 1
+    labelled = sample_instance.shape[0] == n_samples
     merged = np.zeros(rows.shape[0], np.float32)  # a voxel's summed weight per feature-map row
     owner = np.full(rows.shape[0], -1, np.int64)  # which voxel last used that entry
     taps = np.empty(rows.shape[0], np.int64)  # the rows a voxel touches
     for u in range(n_voxels):
         s = slots[u]
-        k = keep[u]
+        new = observations[s] == 0
+        w_old = np.float32(0.0) if new else weights[s]
+        total = w_old + np.float32(start[u + 1] - start[u])
+        k = w_old / total  # float32 throughout, as the torch path
+        sh = np.float32(1.0) / total
         m = 0
         for c in range(3):
             colors[s, c] *= k
         for j in range(start[u], start[u + 1]):
             n = order[j]
-            sh = share[n]
             for t in range(tap_index.shape[1]):
                 w = tap_weight[n, t] * sh
                 if w != 0.0:  # taps outside the feature map have weight 0
@@ -77,7 +83,17 @@ def _fuse_rows(features: np.ndarray, colors: np.ndarray, slots: np.ndarray, keep
             src = rows[taps[i]]
             for c in range(channels):
                 row[c] += w * src[c]
-
-
-# nogil: the ROS mapper fuses on a worker thread; cache: compiled once per machine, not per process.
-fuse_rows = numba.njit(cache=True, nogil=True)(_fuse_rows) if AVAILABLE else None
+        weights[s] = min(total, np.float32(weight_cap))
+        observations[s] = 1 if new else observations[s] + 1
+        last_seen[s] = timestamp
+        if labelled:  # the frame's label for the voxel is its first sample's (voxels are small)
+            label = sample_instance[order[start[u]]]
+            current = -1 if new else instance[s]
+            v = 0 if new else votes[s]
+            v = v + 1 if label == current else v - 1
+            if v <= 0:
+                instance[s], votes[s] = label, 1
+            else:
+                instance[s], votes[s] = current, v
+        elif new:
+            instance[s], votes[s] = -1, 0

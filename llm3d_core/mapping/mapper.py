@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, load_yaml, node_parameters
 from llm3d_core.device import limited_torch_threads, resolve_device, validate_device_name
 from llm3d_core.encoders import EncoderConfig, build_image_encoder
-from llm3d_core.geometry import RGBDFrame, backproject, pixel_grid, transform_points, validate_frame
+from llm3d_core.geometry import RGBDFrame, check_frame, pixel_grid
+from llm3d_core.mapping.lifting import depth_in_range, lift_grid
 from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
 from llm3d_core.mapping.semantics import CropConfig, KeyframeStore, ObjectSemantics
 from llm3d_core.mapping.tsdf import TsdfConfig, TsdfVolume
@@ -86,7 +87,7 @@ class FrameStats:
     map_voxels: int
     seconds: float  # whole frame
     encode_seconds: float = 0.0  # 2D encoder
-    fuse_seconds: float = 0.0  # lifting + voxel feature fusion
+    fuse_seconds: float = 0.0  # voxel feature fusion (the lifting pass runs before the encoder)
     tsdf_seconds: float = 0.0  # geometry
 
 
@@ -133,15 +134,14 @@ class FeatureFusionMapper:
         thread, or to time fusion alone); None encodes it here.
         """
         t0 = time.perf_counter()
-        depth_m, K, T = validate_frame(frame)
         c = self.config
-        depth_m[(depth_m < c.depth_min) | (depth_m > c.depth_max)] = 0.0
+        K, T = check_frame(frame)
+        depth_m = depth_in_range(frame.depth, frame.depth_scale, c.depth_min, c.depth_max)  # (H, W), 0 = invalid
         h, w = depth_m.shape
         v, u = lifting_grid(h, w, c.sample_stride)
-        valid = depth_m[v, u] > 0
-        v, u = v[valid], u[valid]
+        valid = int(np.count_nonzero(depth_m[v, u]))  # lifted samples
         touched, t_encode, t_fuse, t_tsdf = 0, 0.0, 0.0, 0.0
-        if len(v):
+        if valid:
             t1 = time.perf_counter()
             if feature_map is None:
                 feature_map = self.encoder.encode(frame.rgb)  # (C, h', w')
@@ -149,13 +149,15 @@ class FeatureFusionMapper:
                 raise ValueError(f"feature_map must be ({self.encoder.out_dim}, h, w), got {tuple(feature_map.shape)}")
             t2 = time.perf_counter()
             with limited_torch_threads(c.fusion_threads if self.device.type == "cpu" else 0):
-                points = torch.from_numpy(transform_points(T, backproject(depth_m, K, v, u)))  # (N, 3)
-                index, weights = grid_taps(h, w, c.sample_stride, *feature_map.shape[1:], feature_map.device)
-                valid_t = torch.from_numpy(valid).to(feature_map.device)
-                features = taps_of(feature_map, index[valid_t], weights[valid_t])  # (N, C) as taps into the map
-                colors = torch.from_numpy(frame.rgb[v, u].astype(np.float32) / 255.0)  # (N, 3)
-                instance = None if frame.instance_ids is None else torch.from_numpy(frame.instance_ids[v, u].astype(np.int64))
-                touched = self.voxels.integrate(points, features, colors, frame.timestamp, instance)
+                selected, points, colors, index, weights = lift_grid(  # (N,), (N, 3), (N, 3), (N, 4), (N, 4)
+                    depth_m, frame.rgb, K, T, v, u, *grid_taps(h, w, c.sample_stride, *feature_map.shape[1:]))
+                features = taps_of(feature_map, torch.from_numpy(index).to(feature_map.device),
+                                   torch.from_numpy(weights).to(feature_map.device))  # (N, C) as taps into the map
+                instance = None
+                if frame.instance_ids is not None:
+                    instance = torch.from_numpy(frame.instance_ids[v[selected], u[selected]].astype(np.int64))
+                touched = self.voxels.integrate(torch.from_numpy(points), features, torch.from_numpy(colors),
+                                                frame.timestamp, instance)
                 t3 = time.perf_counter()
                 if self.tsdf is not None:
                     self.tsdf.integrate(depth_m, frame.rgb, K, T)
@@ -166,7 +168,7 @@ class FeatureFusionMapper:
         self._record_position(T[:3, 3])
         if c.objects_every and self.frames % c.objects_every == 0:
             self.update_objects(semantic=False)
-        return FrameStats(int(len(v)), touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
+        return FrameStats(valid, touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
 
     def _record_position(self, position: np.ndarray) -> None:
         p = tuple(float(v) for v in position)
@@ -511,11 +513,11 @@ def lifting_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.n
 
 
 @functools.lru_cache(maxsize=8)
-def grid_taps(height: int, width: int, stride: int, fh: int, fw: int, device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """tap_table of the whole lifting grid into an (fh, fw) feature map, on `device`; cached."""
-    index, weights = tap_table(*lifting_grid(height, width, stride), height, width, fh, fw)
-    return index.to(device), weights.to(device)
+def grid_taps(height: int, width: int, stride: int, fh: int, fw: int) -> tuple[np.ndarray, np.ndarray]:
+    """tap_table of the whole lifting grid into an (fh, fw) feature map, as read-only arrays; cached."""
+    index, weights = (t.numpy() for t in tap_table(*lifting_grid(height, width, stride), height, width, fh, fw))
+    index.flags.writeable = weights.flags.writeable = False
+    return index, weights
 
 
 def tap_table(v: np.ndarray, u: np.ndarray, height: int, width: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,9 +4,9 @@ This is 3D-LLM's feature-fusion step (Hong et al. 2023, section 3.2, "3D feature
 2D features of multi-view images are lifted into 3D and averaged per point), made incremental:
 each frame's features are fused into the voxels they land in as the frame arrives.
 
-Storage: an Open3D hash map (voxel index -> buffer slot) on the CPU and torch tensors on any
-device, indexed by the slot. Work per frame is proportional to the frame (hash look-ups and
-index ops on the frame's voxels), never to the map.
+Storage: a compiled hash map (voxel index -> buffer slot, `mapping.voxel_hash`) on the CPU and
+torch tensors on any device, indexed by the slot. Work per frame is proportional to the frame
+(hash look-ups and index ops on the frame's voxels), never to the map.
 
 Per voxel: feature mean (C,), colour mean (3,), fusion weight (capped), number of frames that
 observed it, last-seen time, and a running-majority instance id.
@@ -14,8 +14,8 @@ observed it, last-seen time, and a running-majority instance id.
 Memory is bounded by `max_voxels`. Eviction rule: when a frame would bring more new voxels than
 fit, the least recently seen voxels (oldest `last_seen`; among equals, fewest observations)
 that the current frame does not touch are erased first, plus `evict_slack` of the budget so that
-eviction does not run on every frame. The hash map never exceeds its capacity, so buffer slots
-never move.
+eviction does not run on every frame. The hash map's capacity is the budget, so buffer slots
+never move; freed slots are reused.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import open3d.core as o3c
 import torch
 
 from llm3d_core.device import resolve_device
 from llm3d_core.mapping import fused_update
+from llm3d_core.mapping.voxel_hash import EMPTY, OFFSET, VoxelHash, pack, unpack, voxel_coords
 
 
 @dataclass
@@ -37,7 +37,7 @@ class VoxelMapConfig:
     weight_cap: float = 50.0  # running-mean weight cap: new observations keep >= 1/(cap+1) influence
     evict_slack: float = 0.05  # fraction of max_voxels freed in addition when eviction runs
     fp16: bool = False  # store features in float16 (half the memory)
-    cpu_kernel: bool = True  # float32 maps on the CPU update in one numba pass (mapping.fused_update)
+    cpu_kernel: bool = True  # float32 maps on the CPU update in one compiled pass (mapping.fused_update)
 
     def __post_init__(self) -> None:
         if not self.voxel_size > 0:
@@ -48,9 +48,6 @@ class VoxelMapConfig:
             raise ValueError(f"weight_cap must be >= 1, got {self.weight_cap}")
         if not 0 <= self.evict_slack < 1:
             raise ValueError(f"evict_slack must be in [0, 1), got {self.evict_slack}")
-
-
-_OFFSET = 1 << 20  # voxel indices are packed 21 bits per axis: +-2^20 voxels (+-21 km at 2 cm)
 
 
 @dataclass
@@ -100,27 +97,6 @@ def voxel_sums(features: torch.Tensor | BilinearFeatures, inverse: torch.Tensor,
     return torch.sparse.addmm(out, A, rows)  # (U, C) = out + A @ rows
 
 
-def voxel_coords(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
-    """Integer voxel indices (N, 3) int32 of world points (N, 3)."""
-    coords = torch.floor(points / voxel_size)
-    if coords.numel() and coords.abs().max() >= _OFFSET:
-        raise ValueError(f"points lie more than {_OFFSET * voxel_size:.0f} m from the map origin")
-    return coords.to(torch.int32)
-
-
-def unique_voxels(coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique rows (U, 3) of int32 voxel indices (N, 3) and the inverse map (N,).
-
-    Packs each row into one int64 first: a 1-D unique is ~20x faster than unique(dim=0).
-    """
-    c = coords.long() + _OFFSET
-    keys = (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]  # (N,)
-    unique, inverse = torch.unique(keys, return_inverse=True)  # (U,), (N,)
-    mask = (1 << 21) - 1
-    rows = torch.stack([unique >> 42, (unique >> 21) & mask, unique & mask], dim=1) - _OFFSET  # (U, 3)
-    return rows.to(torch.int32), inverse
-
-
 class VoxelFeatureMap:
     """Fuses (point, feature, colour) samples into a bounded sparse voxel grid."""
 
@@ -134,8 +110,7 @@ class VoxelFeatureMap:
 
     def reset(self) -> None:
         """Empties the map (keeps config and device)."""
-        self._hash = o3c.HashMap(self.config.max_voxels, key_dtype=o3c.int32, key_element_shape=(3,),
-                                 value_dtypes=[o3c.int32], value_element_shapes=[(1,)], device=o3c.Device("CPU:0"))
+        self._hash = VoxelHash(self.config.max_voxels)
         self._rows = 0
         feature_dtype = torch.float16 if self.config.fp16 else torch.float32
         self.features = torch.zeros(0, self.feature_dim, dtype=feature_dtype, device=self.device)  # (S, C)
@@ -149,7 +124,7 @@ class VoxelFeatureMap:
 
     # ---------------------------------------------------------------- storage
     def __len__(self) -> int:
-        return int(self._hash.size())
+        return len(self._hash)
 
     def _ensure_rows(self, rows: int) -> None:
         """Grows the slot tensors geometrically, never beyond the budget."""
@@ -173,13 +148,11 @@ class VoxelFeatureMap:
 
     def active_slots(self) -> torch.Tensor:
         """Slots (M,) int64 of the voxels in the map, on the map's device."""
-        slots = self._hash.active_buf_indices().to(o3c.int64)
-        return torch.from_numpy(slots.numpy()).to(self.device)
+        return torch.from_numpy(self._hash.active_slots()).to(self.device)
 
     def keys_of(self, slots: torch.Tensor) -> torch.Tensor:
         """Voxel indices (M, 3) int32 of the given slots (CPU)."""
-        keys = torch.from_numpy(self._hash.key_tensor().numpy())
-        return keys[slots.cpu()]
+        return torch.from_numpy(unpack(self._hash.keys_of(slots.cpu().numpy())))
 
     def lookup(self, points: torch.Tensor, neighbors: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Slots (N,) int64 of the voxels holding world points (N, 3), and a found mask (N,).
@@ -192,7 +165,7 @@ class VoxelFeatureMap:
         found = torch.zeros(n, dtype=torch.bool)
         if n == 0 or len(self) == 0:  # Open3D refuses an empty key tensor
             return slots.to(self.device), found.to(self.device)
-        coords = voxel_coords(points.to(torch.float64), self.config.voxel_size).cpu()  # (N, 3)
+        coords = voxel_coords(points.cpu().numpy(), self.config.voxel_size)  # (N, 3)
         offsets = [(0, 0, 0)]
         if neighbors:
             grid = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
@@ -201,10 +174,12 @@ class VoxelFeatureMap:
             todo = torch.nonzero(~found).flatten()
             if todo.numel() == 0:
                 break
-            keys = (coords[todo] + torch.tensor(offset, dtype=torch.int32)).contiguous()
-            s_o3d, f_o3d = self._hash.find(o3c.Tensor.from_numpy(keys.numpy()))
-            hit = torch.from_numpy(f_o3d.numpy())
-            slots[todo[hit]] = torch.from_numpy(s_o3d.numpy().astype(np.int64))[hit]
+            shifted = coords[todo.numpy()] + np.asarray(offset)
+            inside = (np.abs(shifted) < OFFSET).all(1)  # a neighbour past the key range holds nothing
+            hit_slots = np.full(len(shifted), EMPTY, np.int64)
+            hit_slots[inside] = self._hash.find(pack(shifted[inside]))
+            hit = torch.from_numpy(hit_slots != EMPTY)
+            slots[todo[hit]] = torch.from_numpy(hit_slots)[hit]
             found[todo[hit]] = True
         return slots.to(self.device), found.to(self.device)
 
@@ -225,15 +200,28 @@ class VoxelFeatureMap:
         if features.shape != (n, self.feature_dim) or colors.shape != (n, 3):
             raise ValueError(f"expected features ({n}, {self.feature_dim}) and colors ({n}, 3), "
                              f"got {tuple(features.shape)} and {tuple(colors.shape)}")
+        if instance is not None and instance.shape != (n,):
+            raise ValueError(f"expected instance ({n},), got {tuple(instance.shape)}")
         if n == 0:
             return 0
-        coords = voxel_coords(points.to(torch.float64), self.config.voxel_size).cpu()  # (N, 3)
-        unique, inverse = unique_voxels(coords)  # (U, 3), (N,)
-        u = unique.shape[0]
-        self._make_room(unique)
-        slots = self._slots_of(unique).to(self.device)  # (U,)
-        self._ensure_rows(int(slots.max()) + 1)
-        inverse = inverse.to(self.device)
+        points_np = np.ascontiguousarray(points.detach().cpu().numpy(), dtype=np.float64)
+        self._make_room(points_np)
+        slots_np, inverse_np = self._hash.assign(points_np, self.config.voxel_size)  # (U,), (N,)
+        u = slots_np.shape[0]
+        self._ensure_rows(self._hash.high_water)
+        if self._use_kernel(features):
+            labels = np.zeros(0, np.int64) if instance is None else instance.cpu().numpy().astype(np.int64)
+            fused_update.fuse_frame(
+                self.features.numpy(), self.colors.numpy(), self.weights.numpy(), self.observations.numpy(),
+                self.last_seen.numpy(), self.instance.numpy(), self._instance_votes.numpy(), slots_np, inverse_np,
+                np.ascontiguousarray(features.index.numpy(), dtype=np.int64),
+                np.ascontiguousarray(features.weights.numpy(), dtype=np.float32),
+                np.ascontiguousarray(features.rows.numpy(), dtype=np.float32),
+                np.ascontiguousarray(colors.numpy(), dtype=np.float32), labels, float(timestamp),
+                float(self.config.weight_cap))
+            return u
+        slots = torch.from_numpy(slots_np).to(self.device)
+        inverse = torch.from_numpy(inverse_np).to(self.device)
 
         # Running weighted mean, one pass over the frame's (U, C) rows:
         #   new = old * w_old / total + sum(samples) / total,  total = w_old + count.
@@ -244,16 +232,11 @@ class VoxelFeatureMap:
         total = w_old + count
         keep = (w_old / total)[:, None]  # (U, 1)
         share = total.reciprocal()[inverse]  # (N,) each sample's share of its voxel's new mean
-        if self._use_kernel(features):
-            fused_update.fuse_rows(self.features.numpy(), self.colors.numpy(), slots.numpy(), keep[:, 0].numpy(), inverse.numpy(),
-                      features.index.numpy(), features.weights.numpy(), share.numpy(),
-                      features.rows.float().contiguous().numpy(), colors.float().contiguous().numpy())
-        else:
-            old = self.features.index_select(0, slots).float().mul_(keep)  # (U, C)
-            feat = voxel_sums(features, inverse, u, scale=share, out=old)
-            self.features.index_copy_(0, slots, feat.to(self.features.dtype))
-            old_colors = self.colors.index_select(0, slots).mul_(keep)
-            self.colors.index_copy_(0, slots, voxel_sums(colors.to(self.device, torch.float32), inverse, u, share, old_colors))
+        old = self.features.index_select(0, slots).float().mul_(keep)  # (U, C)
+        feat = voxel_sums(features, inverse, u, scale=share, out=old)
+        self.features.index_copy_(0, slots, feat.to(self.features.dtype))
+        old_colors = self.colors.index_select(0, slots).mul_(keep)
+        self.colors.index_copy_(0, slots, voxel_sums(colors.to(self.device, torch.float32), inverse, u, share, old_colors))
         self.weights[slots] = total.clamp(max=self.config.weight_cap)
         self.observations[slots] = torch.where(is_new, 1, self.observations[slots] + 1).to(torch.int32)
         self.last_seen[slots] = float(timestamp)
@@ -264,27 +247,10 @@ class VoxelFeatureMap:
             self._instance_votes[slots[is_new]] = 0
         return u
 
-    def _slots_of(self, keys: torch.Tensor) -> torch.Tensor:
-        """Slots (U,) int64 of distinct voxel keys (U, 3) int32, inserting the new ones.
-
-        Open3D's activate returns a slot only for keys it inserted (buffer index 0 and mask False
-        for keys already present), so the present ones are looked up with find.
-        """
-        keys_o3d = o3c.Tensor.from_numpy(keys.numpy())
-        slots_o3d, inserted_o3d = self._hash.activate(keys_o3d)
-        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64))
-        present = ~torch.from_numpy(inserted_o3d.numpy())
-        if present.any():
-            found_slots, found = self._hash.find(o3c.Tensor.from_numpy(keys[present].contiguous().numpy()))
-            if not bool(found.numpy().all()):  # cannot happen: activate only fails for present keys
-                raise RuntimeError("voxel hash map: a key neither inserted nor found")
-            slots[present] = torch.from_numpy(found_slots.numpy().astype(np.int64))
-        return slots
-
     def _use_kernel(self, features: torch.Tensor | BilinearFeatures) -> bool:
-        """The one-pass numba update (mapping.fused_update) serves float32 maps on the CPU fed
+        """The one-pass compiled update (mapping.fused_update) serves float32 maps on the CPU fed
         bilinear taps; everything else takes the torch ops."""
-        return (self.config.cpu_kernel and fused_update.AVAILABLE and self.device.type == "cpu"
+        return (self.config.cpu_kernel and self.device.type == "cpu"
                 and self.features.dtype == torch.float32 and isinstance(features, BilinearFeatures)
                 and features.rows.device.type == "cpu")
 
@@ -302,14 +268,14 @@ class VoxelFeatureMap:
         self.instance[slots] = torch.where(replace, label, current)
         self._instance_votes[slots] = torch.where(replace, 1, votes).to(torch.int32)
 
-    def _make_room(self, frame_keys: torch.Tensor) -> None:
-        """Evicts least recently seen voxels when the frame's new voxels would exceed the budget."""
-        if len(self) + frame_keys.shape[0] <= self.config.max_voxels:
-            return  # room even if every voxel of the frame is new: no hash look-up needed
-        found_slots, found = self._hash.find(o3c.Tensor.from_numpy(frame_keys.numpy()))
-        found = torch.from_numpy(found.numpy())
-        new = int((~found).sum())
+    def _make_room(self, points: np.ndarray) -> None:
+        """Evicts least recently seen voxels when the frame's new voxels (N, 3 points) would exceed the budget."""
         size, budget = len(self), self.config.max_voxels
+        if size + points.shape[0] <= budget:
+            return  # room even if every sample lands in a new voxel: no look-up needed
+        keys = np.unique(pack(voxel_coords(points, self.config.voxel_size)))  # refuses bad points first
+        found = self._hash.find(keys)
+        new = int((found == EMPTY).sum())
         if size + new <= budget:
             return
         if new > budget:
@@ -318,14 +284,13 @@ class VoxelFeatureMap:
         excess = size + new - budget + int(self.config.evict_slack * budget)
         slots = self.active_slots()
         # Protect the voxels this frame touches: they are about to be refreshed.
-        touched = torch.from_numpy(found_slots.numpy().astype(np.int64))[found]
-        protected = torch.isin(slots.cpu(), touched).to(self.device)
+        protected = torch.from_numpy(np.isin(slots.cpu().numpy(), found[found != EMPTY])).to(self.device)
         # Oldest first; observation count breaks ties (scaled well below one time unit).
         age_key = self.last_seen[slots] + 1e-9 * self.observations[slots].double()
         age_key = torch.where(protected, torch.inf, age_key)
         excess = min(excess, int((~protected).sum()))
         victims = slots[torch.argsort(age_key)[:excess]]
-        self._hash.erase(o3c.Tensor.from_numpy(self.keys_of(victims).numpy()))
+        self._hash.erase(victims.cpu().numpy())
         self.observations[victims] = 0
         self.weights[victims] = 0
         self.evicted_total += int(victims.numel())
@@ -357,12 +322,17 @@ class VoxelFeatureMap:
                 raise ValueError(f"map state '{name}': expected shape {shape}, got {got}")
         if m > self.config.max_voxels:
             raise ValueError(f"saved map has {m} voxels, more than max_voxels={self.config.max_voxels}")
+        keys_np = keys.numpy().astype(np.int64)
+        if m and np.abs(keys_np).max() >= OFFSET:
+            raise ValueError(f"map state 'keys': voxel indices beyond +-{OFFSET}")
+        packed = pack(keys_np)
+        if np.unique(packed).shape[0] != m:
+            raise ValueError("map state 'keys': a voxel appears twice")
         self.reset()
         if m == 0:
             return
-        slots_o3d, _ = self._hash.activate(o3c.Tensor.from_numpy(keys.to(torch.int32).numpy()))
-        slots = torch.from_numpy(slots_o3d.numpy().astype(np.int64)).to(self.device)
-        self._ensure_rows(int(slots.max()) + 1)
+        slots = torch.from_numpy(self._hash.insert(packed)).to(self.device)
+        self._ensure_rows(self._hash.high_water)
         self.features[slots] = state["features"].to(self.device, self.features.dtype)
         self.colors[slots] = state["colors"].to(self.device, torch.float32)
         self.weights[slots] = state["weights"].to(self.device, torch.float32)

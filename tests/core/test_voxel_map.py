@@ -42,11 +42,10 @@ def test_revisited_voxels_update_their_own_slots():
 
 def test_numba_update_matches_torch_ops():
     """The one-pass CPU kernel (mapping.fused_update) and the torch ops give the same map: feature and
-    colour means, capped weights and counts, over frames that revisit voxels in a new order."""
-    from llm3d_core.mapping import fused_update
+    colour means, capped weights, counts, times and instance votes, over frames that revisit voxels
+    in a new order."""
     from llm3d_core.mapping.mapper import bilinear_taps
 
-    assert fused_update.AVAILABLE
     rng = np.random.default_rng(1)
     g = torch.Generator().manual_seed(1)
     maps = [VoxelFeatureMap(VoxelMapConfig(voxel_size=0.2, weight_cap=3, cpu_kernel=kernel), feature_dim=5,
@@ -56,14 +55,15 @@ def test_numba_update_matches_torch_ops():
         v, u = rng.integers(0, 32, 200), rng.integers(0, 48, 200)
         points = torch.from_numpy(rng.uniform(0, 1.0 + 0.2 * t, (200, 3)))  # revisits old voxels, adds new
         colors = torch.from_numpy(rng.uniform(0, 1, (200, 3)).astype(np.float32))
+        instance = torch.from_numpy(rng.integers(0, 3, 200))
         taps = bilinear_taps(fmap, v, u, 32, 48)
         assert maps[0]._use_kernel(taps) is False and maps[1]._use_kernel(taps) is True
-        touched = [m.integrate(points, taps, colors, float(t)) for m in maps]
+        touched = [m.integrate(points, taps, colors, float(t), instance if t % 2 else None) for m in maps]
         assert touched[0] == touched[1]
     centers = maps[0].centers()
     slots = [m.lookup(centers)[0] for m in maps]  # the same voxels in each map (slots may differ)
     assert int(maps[0].observations[slots[0]].max()) > 3  # revisited past the weight cap
-    for name in ("features", "colors", "weights", "observations"):
+    for name in ("features", "colors", "weights", "observations", "last_seen", "instance", "_instance_votes"):
         torch.testing.assert_close(getattr(maps[1], name)[slots[1]], getattr(maps[0], name)[slots[0]],
                                    atol=1e-5, rtol=1e-5)
 
@@ -196,14 +196,61 @@ def test_box_overlap_and_iou():
     assert box_iou(a_min, a_max, a_min + [0.5, 0, 0], a_max + [0.5, 0, 0]) == pytest.approx(1 / 3)
 
 
-def test_unique_voxels_matches_torch_unique():
-    from llm3d_core.mapping.voxel_features import unique_voxels
+def test_voxel_hash_against_a_dict_through_inserts_and_erasures():
+    """The compiled hash map agrees with a Python dict through many inserts and erasures (deletion
+    shifts entries back: every key must stay findable), reuses freed slots and refuses to overfill."""
+    from llm3d_core.mapping.voxel_hash import EMPTY, VoxelHash, pack, unpack
 
-    coords = torch.randint(-3000, 3000, (5000, 3), dtype=torch.int32)
-    coords[100:200] = coords[:100]  # duplicates
-    rows, inverse = unique_voxels(coords)
-    ref_rows, ref_inverse = torch.unique(coords, dim=0, return_inverse=True)
-    assert torch.equal(rows, ref_rows) and torch.equal(inverse, ref_inverse)
+    rng = np.random.default_rng(0)
+    table = VoxelHash(600)
+    ref: dict[int, int] = {}
+    for step in range(40):
+        coords = rng.integers(-40, 40, (120, 3))  # a small range: collisions, repeats and long probe runs
+        keys = pack(coords)
+        room = 600 - len(ref)
+        keys = keys[np.isin(keys, list(ref)) | (np.cumsum(~np.isin(keys, list(ref))) <= room)]
+        slots = table.insert(keys)
+        for k, s in zip(keys.tolist(), slots.tolist()):
+            assert ref.setdefault(k, s) == s  # a present key keeps its slot
+        assert len(set(ref.values())) == len(ref) == len(table)
+        if step % 3 == 2:  # erase a random third
+            victims = rng.choice(list(ref), size=len(ref) // 3, replace=False)
+            table.erase(np.array([ref.pop(int(k)) for k in victims]))
+        probe = np.concatenate([np.array(list(ref), np.int64), pack(rng.integers(-60, 60, (50, 3)))])
+        expected = np.array([ref.get(int(k), EMPTY) for k in probe])
+        assert np.array_equal(table.find(probe), expected)
+        assert sorted(ref.values()) == table.active_slots().tolist()
+    assert table.high_water <= 600  # freed slots were reused, never more than the capacity
+    assert np.array_equal(unpack(pack(np.array([[-5, 0, 7], [2**20 - 1, -(2**20) + 1, 3]]))),
+                          [[-5, 0, 7], [2**20 - 1, -(2**20) + 1, 3]])
+    full = VoxelHash(4)
+    full.insert(pack(np.array([[i, 0, 0] for i in range(4)])))
+    with pytest.raises(ValueError, match="full"):
+        full.insert(pack(np.array([[9, 9, 9]])))
+
+
+def test_assign_groups_a_frame_by_voxel_and_refuses_bad_points_unchanged():
+    from llm3d_core.mapping.voxel_hash import VoxelHash
+
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-2, 2, (500, 3))
+    table = VoxelHash(1000)
+    slots, inverse = table.assign(points, 0.5)
+    coords = np.floor(points / 0.5)
+    _, ref_inverse = np.unique(coords, axis=0, return_inverse=True)
+    assert len(slots) == len(np.unique(ref_inverse)) == len(table)
+    # Same voxel <=> same group, and groups are numbered in order of first appearance.
+    assert np.array_equal(ref_inverse.ravel()[:, None] == ref_inverse.ravel()[None], inverse[:, None] == inverse[None])
+    assert np.array_equal(np.unique(inverse, return_index=True)[1], np.sort(np.unique(inverse, return_index=True)[1]))
+    before = table.active_slots().copy()
+    for bad, match in ((np.array([[0.0, np.nan, 0.0]]), "finite"), (np.array([[1e9, 0.0, 0.0]]), "map origin")):
+        with pytest.raises(ValueError, match=match):
+            table.assign(np.concatenate([rng.uniform(5, 9, (20, 3)), bad]), 0.5)  # new voxels, then the bad one
+        assert np.array_equal(table.active_slots(), before)
+    small = VoxelHash(10)
+    with pytest.raises(ValueError, match="full"):
+        small.assign(rng.uniform(0, 10, (50, 3)), 0.5)
+    assert len(small) == 0  # a refused frame inserts nothing
 
 
 def test_points_too_far_are_refused():
