@@ -163,7 +163,7 @@ class VoxelFeatureMap:
         n = points.shape[0]
         slots = torch.zeros(n, dtype=torch.int64)
         found = torch.zeros(n, dtype=torch.bool)
-        if n == 0 or len(self) == 0:  # Open3D refuses an empty key tensor
+        if n == 0 or len(self) == 0:  # nothing to find
             return slots.to(self.device), found.to(self.device)
         coords = voxel_coords(points.cpu().numpy(), self.config.voxel_size)  # (N, 3)
         offsets = [(0, 0, 0)]
