@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -113,9 +114,11 @@ class FeatureFusionMapper:
         self.keyframes = KeyframeStore(self.config.crops)
         self.semantics = ObjectSemantics(self.config.crops)
         self.frames = 0
-        # Camera positions (x, y, z) of fused frames, one per TRAJECTORY_STEP metres moved: where the
-        # robot has been is floor it can drive on, also where the camera never saw that floor.
+        # Camera positions (x, y, z), one per TRAJECTORY_STEP metres moved: where the robot has been is
+        # floor it can drive on, also where the camera never saw that floor. Fused frames add theirs;
+        # a live node also adds poses between them (record_position), from another thread.
         self.trajectory: list[tuple[float, float, float]] = []
+        self._trajectory_lock = threading.Lock()
         self._label_embeddings: torch.Tensor | None = None
 
     @property
@@ -165,24 +168,37 @@ class FeatureFusionMapper:
                     self.keyframes.offer(frame.rgb, depth_m, K, T, frame.timestamp)
             t_encode, t_fuse, t_tsdf = t2 - t1, t3 - t2, time.perf_counter() - t3
         self.frames += 1
-        self._record_position(T[:3, 3])
+        self.record_position(T[:3, 3])
         if c.objects_every and self.frames % c.objects_every == 0:
             self.update_objects(semantic=False)
         return FrameStats(valid, touched, len(self.voxels), time.perf_counter() - t0, t_encode, t_fuse, t_tsdf)
 
-    def _record_position(self, position: np.ndarray) -> None:
+    def record_position(self, position: np.ndarray) -> None:
+        """Adds a camera position (3,) to the driven path when it is TRAJECTORY_STEP from the last one.
+
+        Thread-safe: a ROS node records poses from TF between fused frames, so the path has no
+        gaps when fusion runs slower than the robot moves (navigation takes the path as free floor).
+        """
         p = tuple(float(v) for v in position)
-        if not self.trajectory or np.linalg.norm(np.subtract(p, self.trajectory[-1])) >= TRAJECTORY_STEP:
-            self.trajectory.append(p)
-            if len(self.trajectory) > TRAJECTORY_MAX:  # bounded: keep every other pose of a long run
-                self.trajectory = self.trajectory[::2]
+        with self._trajectory_lock:
+            if not self.trajectory or np.linalg.norm(np.subtract(p, self.trajectory[-1])) >= TRAJECTORY_STEP:
+                self.trajectory.append(p)
+                if len(self.trajectory) > TRAJECTORY_MAX:  # bounded: keep every other pose of a long run
+                    self.trajectory = self.trajectory[::2]
+
+    def visited_path(self) -> list[tuple[float, float, float]]:
+        """A copy of the driven path's (x, y, z) positions."""
+        with self._trajectory_lock:
+            return list(self.trajectory)
 
     def visited_xy(self) -> np.ndarray:
-        """(M, 2) top-down camera positions of the fused frames (the robot's driven path)."""
-        return np.asarray(self.trajectory, dtype=np.float64).reshape(-1, 3)[:, :2]
+        """(M, 2) top-down camera positions of the driven path."""
+        with self._trajectory_lock:
+            return np.asarray(self.trajectory, dtype=np.float64).reshape(-1, 3)[:, :2]
 
     def reset(self) -> None:
-        self.trajectory = []
+        with self._trajectory_lock:
+            self.trajectory = []
         self.voxels.reset()
         if self.tsdf is not None:
             self.tsdf.reset()
@@ -326,7 +342,7 @@ class FeatureFusionMapper:
             meta = {"format": MAP_FORMAT, "save_id": save_id, "files": files, "llm3d_version": __version__,
                     "frames": self.frames, "feature_dim": self.encoder.out_dim, "text_dim": self.text_dim,
                     "config": config_to_dict(self.config), "tracker": self.tracker.state(),
-                    "trajectory": [[round(v, 4) for v in p] for p in self.trajectory]}
+                    "trajectory": [[round(v, 4) for v in p] for p in self.visited_path()]}
             manifest_tmp = path / f".map.json.{save_id}.tmp"
             written.append(manifest_tmp)
             manifest_tmp.write_text(json.dumps(meta, indent=1))

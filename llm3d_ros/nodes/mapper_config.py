@@ -34,6 +34,10 @@ class MapperNodeConfig:
         tf_timeout_s: how long the worker waits for a transform at the image stamp (TF usually
             arrives shortly after the images).
         tf_cache_s: how much /tf history the buffer keeps.
+        pose_period_s: how often the camera's latest pose is added to the map's driven path
+            (navigation counts the floor the robot drove over as free), whether or not a frame
+            was fused then: a mapper that fuses slower than the robot moves would otherwise
+            leave gaps that cut the path apart. 0: only the poses of fused frames.
         cloud_period_s: minimum seconds between map_cloud/markers publications (building a
             cloud of the whole map is not free); 0 publishes after every fused frame.
         cloud_max_points: cap on published cloud points (evenly subsampled beyond it).
@@ -62,6 +66,7 @@ class MapperNodeConfig:
     queue_size: int = 1
     tf_timeout_s: float = 0.2
     tf_cache_s: float = 10.0
+    pose_period_s: float = 0.2
     cloud_period_s: float = 1.0
     cloud_max_points: int = 200_000
     marker_style: str = "line_list"
@@ -85,6 +90,7 @@ class MapperNodeConfig:
             raise ValueError(f"queue_size must be in [1, 30] (bounded on purpose), got {self.queue_size}")
         require_non_negative("tf_timeout_s", self.tf_timeout_s)
         require_positive("tf_cache_s", self.tf_cache_s)
+        require_non_negative("pose_period_s", self.pose_period_s)
         require_non_negative("cloud_period_s", self.cloud_period_s)
         if self.cloud_max_points < 1:
             raise ValueError(f"cloud_max_points must be >= 1, got {self.cloud_max_points}")

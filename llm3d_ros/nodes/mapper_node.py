@@ -47,6 +47,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from llm3d_ros.env import apply_ros_environment
 
 # rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
@@ -115,6 +117,7 @@ class MapperNode(Node):
         self._saves = 0
         self._last_save_path = ""
         self._camera_info: CameraInfo | None = None
+        self._camera_frame_seen = ""  # the colour images' frame_id (camera_frame may be left empty)
 
         self._pairer: StampPairer[Image, Image] = StampPairer(int(self.cfg.sync_tolerance_s * 1e9), PAIR_BUFFER)
         self._queue: LatestQueue[tuple[int, Image, Image]] = LatestQueue(self.cfg.queue_size)
@@ -139,6 +142,8 @@ class MapperNode(Node):
         self.create_service(Trigger, "~/save_map", self._on_save, callback_group=services)
         self.create_service(Trigger, "~/reset_map", self._on_reset, callback_group=services)
         self.create_timer(self.cfg.status_period_s, self._publish_status, callback_group=timers)
+        if self.cfg.pose_period_s > 0:
+            self.create_timer(self.cfg.pose_period_s, self._record_pose, callback_group=timers)
         self.get_logger().info(
             f"mapping {self.cfg.color_topic} + {self.cfg.depth_topic} in frame '{self.cfg.map_frame}' on "
             f"{self.mapper.device}; map file {self.map_path}")
@@ -169,6 +174,7 @@ class MapperNode(Node):
     # ------------------------------------------------------------ callbacks (executor threads; cheap)
     def _on_color(self, msg: Image) -> None:
         self._count_received("color")
+        self._camera_frame_seen = msg.header.frame_id
         self._offer(self._pairer.add_first(stamp_to_ns(msg.header.stamp), msg))
 
     def _on_depth(self, msg: Image) -> None:
@@ -205,6 +211,18 @@ class MapperNode(Node):
         self.get_logger().info("map reset")
         response.success, response.message = True, "map reset: 0 voxels"
         return response
+
+    def _record_pose(self) -> None:
+        """Adds the camera's latest pose to the driven path (timer; never waits for TF)."""
+        frame_id = self.cfg.camera_frame or self._camera_frame_seen
+        if not frame_id:
+            return  # no image yet says which frame the camera is
+        try:
+            pose = self.tf.lookup_matrix(self.cfg.map_frame, frame_id, 0, 0.0)
+        except TransformError:
+            return  # fusion counts and reports missing transforms; the path just waits for the next one
+        if np.isfinite(pose).all():
+            self.mapper.record_position(pose[:3, 3])
 
     def _publish_status(self) -> None:
         with self._stats_lock:

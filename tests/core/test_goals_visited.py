@@ -62,3 +62,27 @@ def test_a_robot_that_has_not_moved_still_reaches_the_floor_it_sees_ahead():
     box = np.array([4.5, -0.55, 0.0, 4.8, -0.45, 0.8])
     goal = nav.choose_goal(box, robot_xy=np.array([0.5, 0.0]), max_distance=1.0)
     assert goal.target_distance <= 1.0 and goal.x > 3.5
+
+
+def test_positions_recorded_between_fused_frames_join_the_path(tmp_path):
+    """A live node adds TF poses between fused frames (record_position, from another thread): the
+    path stays connected when fusion is slower than the robot, and saves with the map."""
+    import threading
+
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from tests.core.test_mapper import plane_frame, small_config
+
+    mapper = FeatureFusionMapper(small_config())
+    poses = [np.eye(4) for _ in range(2)]
+    poses[1][0, 3] = 2.0  # fused frames 2 m apart: more than the 0.5 m a path gap is bridged
+    drive = np.column_stack([np.linspace(0.0, 2.0, 201), np.zeros(201), np.zeros(201)])
+    recorder = threading.Thread(target=lambda: [mapper.record_position(p) for p in drive])
+    mapper.integrate(plane_frame(2.0, poses[0]))
+    recorder.start()  # the drive between the two fused frames, as the node's pose timer records it
+    recorder.join()
+    mapper.integrate(plane_frame(2.0, poses[1]))
+    xy = mapper.visited_xy()
+    steps = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    assert len(xy) >= 35 and steps.max() <= 0.06  # every 5 cm (TRAJECTORY_STEP), no gap
+    mapper.save(tmp_path / "map")
+    np.testing.assert_allclose(FeatureFusionMapper.load(tmp_path / "map").visited_xy(), xy, atol=1e-4)

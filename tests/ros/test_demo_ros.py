@@ -110,10 +110,10 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
                 continue
             nav = navigate_ros(s.client, s.driver, {"question": rec["question"], "object_ids": rec["object_ids"]},
                                s.scene, s.grid, cfg, rcfg)
-            tried[-1] += (nav.state, round(nav.distance_to_target, 2))
+            tried[-1] += (nav.state, round(nav.distance_to_target, 2)) + ((nav.message,) if nav.state == "no_goal" else ())
             if nav.state != "no_goal":
                 break
-        print("requests tried (expression, IoU[, navigation state, metres to target]):", tried)
+        print("requests tried (expression, IoU[, navigation state, metres to target[, why no goal]]):", tried)
         assert not errors, errors
         assert any(t[1] >= 0.25 for t in tried), f"no grounding overlapped its target: {tried}"
         assert nav is not None and nav.state != "no_goal", f"no target grounded at IoU >= {DRIVE_IOU} had free floor near it: {tried}"
