@@ -193,8 +193,7 @@ class FeatureFusionMapper:
 
     def visited_xy(self) -> np.ndarray:
         """(M, 2) top-down camera positions of the driven path."""
-        with self._trajectory_lock:
-            return np.asarray(self.trajectory, dtype=np.float64).reshape(-1, 3)[:, :2]
+        return np.asarray(self.visited_path(), dtype=np.float64).reshape(-1, 3)[:, :2]
 
     def reset(self) -> None:
         with self._trajectory_lock:
