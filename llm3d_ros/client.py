@@ -86,6 +86,8 @@ class Llm3dClient:
         from rclpy.action import ActionClient
         from rclpy.executors import SingleThreadedExecutor
 
+        from llm3d_ros.qos import service_qos
+
         self._rclpy = rclpy
         self._types = {"Ask": Ask, "Ground": Ground, "Plan": Plan, "NavigateTo": NavigateTo}
         self.server_timeout_s, self.timeout_s = server_timeout_s, timeout_s
@@ -96,10 +98,13 @@ class Llm3dClient:
             self.node = rclpy.create_node(node_name, context=self.context)
             self._executor = SingleThreadedExecutor(context=self.context)
             self._executor.add_node(self.node)
-            self._ask = self.node.create_client(Ask, f"{prefix}ask")
-            self._ground = self.node.create_client(Ground, f"{prefix}ground")
-            self._plan = self.node.create_client(Plan, f"{prefix}plan")
-            self._navigate = ActionClient(self.node, NavigateTo, f"{prefix}navigate_to")
+            qos = service_qos()
+            self._ask = self.node.create_client(Ask, f"{prefix}ask", qos_profile=qos)
+            self._ground = self.node.create_client(Ground, f"{prefix}ground", qos_profile=qos)
+            self._plan = self.node.create_client(Plan, f"{prefix}plan", qos_profile=qos)
+            self._navigate = ActionClient(self.node, NavigateTo, f"{prefix}navigate_to", goal_service_qos_profile=qos,
+                                          result_service_qos_profile=qos, cancel_service_qos_profile=qos)
+            self._settled: set[str] = set()  # services seen for DISCOVERY_SETTLE_S already
         except BaseException:
             rclpy.try_shutdown(context=self.context)
             raise
@@ -121,6 +126,11 @@ class Llm3dClient:
 
     def _call(self, client, request, timeout_s: float | None) -> tuple[Any, float]:
         self._wait_for(client.service_is_ready, client.srv_name)
+        if client.srv_name not in self._settled:  # a reply sent before discovery settles can be lost
+            from llm3d_ros.qos import DISCOVERY_SETTLE_S
+
+            self._spin_until(lambda: False, DISCOVERY_SETTLE_S)
+            self._settled.add(client.srv_name)
         t0 = time.perf_counter()
         future = client.call_async(request)
         limit = timeout_s or self.timeout_s

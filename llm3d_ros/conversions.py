@@ -228,3 +228,30 @@ def objects_to_markers(objects: Iterable[BoxObject], frame_id: str, stamp: Time 
         text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         markers += [box, text]
     return MarkerArray(markers=markers)
+
+
+def goal_status_array(goals: Iterable[tuple[int, Time, int]]) -> "GoalStatusArray":
+    """Goals a base knows as action_msgs/GoalStatusArray (Nav2's action status shape): each
+    (goal number -> its 16-byte id, the goal's own stamp, a GoalStatus.STATUS_* value)."""
+    from action_msgs.msg import GoalStatus, GoalStatusArray
+
+    entries = []
+    for number, stamp, status in goals:
+        entry = GoalStatus(status=int(status))
+        entry.goal_info.goal_id.uuid = np.frombuffer(int(number).to_bytes(16, "big"), np.uint8)
+        entry.goal_info.stamp = stamp
+        entries.append(entry)
+    return GoalStatusArray(status_list=entries)
+
+
+def newest_goal_status(msg: "GoalStatusArray", since_ns: int) -> int | None:
+    """Status of the newest goal stamped at or after `since_ns` (ns), or None when there is none.
+
+    Goals stamped before `since_ns` are someone else's earlier goals: their endings say nothing
+    about the goal published at `since_ns`."""
+    newest: tuple[int, int] | None = None
+    for entry in msg.status_list:
+        ns = stamp_to_ns(entry.goal_info.stamp)
+        if ns >= since_ns and (newest is None or ns >= newest[0]):
+            newest = (ns, int(entry.status))
+    return None if newest is None else newest[1]

@@ -29,6 +29,7 @@ Status (`~/status`, JSON, every `status_period_s`):
      "errors": {"bad_image": n, "bad_camera_info": n, "no_camera_info": n, "no_frame_id": n,
                 "no_transform": n, "bad_frame": n, "no_valid_depth": n, "fusion_failed": n,
                 "save_failed": n},
+     "tf": {"static_conflict": n, "future": n, "past": n, ...},   # TF samples refused or overridden
      "map": {"voxels": n, "objects": n, "frames": n},
      "timing": {"last_fuse_s": x, "mean_fuse_s": x, "last_latency_s": x},
      "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x}}
@@ -231,7 +232,7 @@ class MapperNode(Node):
                 "received": dict(self._received), "paired": self._paired, "fused": self._fused,
                 "queue": len(self._queue),
                 "dropped": {"stale": self._queue.dropped, "unpaired": self._pairer.unpaired},
-                "errors": dict(self._errors), "map": dict(self._map_summary),
+                "errors": dict(self._errors), "tf": self.tf.counters(), "map": dict(self._map_summary),
                 "timing": {k: round(v, 4) for k, v in self._timing.items()},
                 "saves": {"count": self._saves, "last_path": self._last_save_path, "unsaved": self._unsaved,
                           "autosave_period_s": self.cfg.autosave_period_s},

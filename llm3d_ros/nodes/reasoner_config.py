@@ -96,7 +96,19 @@ class ReasonerNodeConfig:
         request_timeout_s: a service request that waited this long for the model (queued behind
             others, or a slow device) answers success=False.
         max_pending: requests queued for the inference worker beyond this are refused at once
-            (a burst cannot pile up minutes of work).
+            with "busy, retry in N s" (a burst cannot pile up minutes of work). Every request
+            gets a reply: the answer, a refusal, or "no answer within request_timeout_s".
+        service_queue_depth: DDS history of the ask/ground/plan services and the navigate_to
+            action's services; 0 = keep all (a burst of any size is queued by DDS until the node
+            takes it, then answered or refused). A depth N drops the oldest of more than N
+            requests that arrive before the node takes them, as every KEEP_LAST queue does.
+        progress_timeout_s: a navigation whose robot has not come progress_min_m closer to the
+            goal for this long is aborted (the base refused the goal, is stuck, or TF stopped).
+        progress_min_m: metres of approach that count as progress.
+        goal_status_topic: action_msgs/GoalStatusArray of the base following goal_pose ('' =
+            none). A goal there that ends ABORTED or CANCELED after ours was published aborts the
+            navigation with the base's reason. Nav2: /navigate_to_pose/_action/status; the sim
+            bridge publishes goal_status.
         checkpoint: 'auto' (the repo's checkpoints/llm3d-objects when present, else an untrained
             model), '' (an untrained model from `model:`; answers are arbitrary, a warning is
             logged), or a checkpoint folder (model.safetensors + config.json; its config wins
@@ -127,6 +139,10 @@ class ReasonerNodeConfig:
     tf_timeout_s: float = 0.5
     request_timeout_s: float = 120.0
     max_pending: int = 4
+    service_queue_depth: int = 0
+    progress_timeout_s: float = 20.0
+    progress_min_m: float = 0.1
+    goal_status_topic: str = "goal_status"
     checkpoint: str = "auto"
     device: str = ""
     torch_threads: int = 0
@@ -138,11 +154,12 @@ class ReasonerNodeConfig:
         for name in ("map_dir", "map_frame", "base_frame", "goal_topic", "cmd_vel_topic", "markers_topic",
                      "status_topic"):
             require_non_empty(name, getattr(self, name))
-        for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device"):
+        for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device", "goal_status_topic"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("map_poll_period_s", "status_period_s", "default_success_distance", "max_success_distance",
-                     "navigate_timeout_s", "feedback_period_s", "request_timeout_s"):
+                     "navigate_timeout_s", "feedback_period_s", "request_timeout_s", "progress_timeout_s",
+                     "progress_min_m"):
             require_positive(name, getattr(self, name))
         for name in ("map_refresh_period_s", "tf_timeout_s"):
             require_non_negative(name, getattr(self, name))
@@ -151,6 +168,9 @@ class ReasonerNodeConfig:
                              f"max_success_distance ({self.max_success_distance})")
         if not isinstance(self.max_pending, int) or not 1 <= self.max_pending <= 64:
             raise ValueError(f"max_pending must be an integer in [1, 64], got {self.max_pending!r}")
+        if not isinstance(self.service_queue_depth, int) or not 0 <= self.service_queue_depth <= 10_000:
+            raise ValueError(f"service_queue_depth must be an integer in [0, 10000] (0 = keep all), "
+                             f"got {self.service_queue_depth!r}")
         if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
             raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if self.device:

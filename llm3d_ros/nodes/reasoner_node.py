@@ -32,9 +32,19 @@ Interfaces (names relative to the node's namespace; all configurable):
 Navigation: the target is grounded, a free goal pose facing it is chosen on the map's occupancy
 grid (reachable from the robot's TF pose, at most 0.75 x success_distance from the target so
 that arriving means success), validated (finite, inside the map, free) and published. Feedback
-reports the straight-line distance from the robot to the goal. The goal succeeds when the robot
-is within success_distance of the target's footprint, aborts after navigate_timeout_s, and a
-cancel stops the robot (zero cmd_vel).
+reports the straight-line distance from the robot to the goal. A navigation always ends: it
+succeeds when the robot is within success_distance of the target's footprint; it aborts when
+the base reports the goal ABORTED or CANCELED on goal_status_topic (refused, unreachable), when
+the robot got no progress_min_m closer for progress_timeout_s, after navigate_timeout_s, when a
+newer navigate_to goal preempts it, or when the node shuts down; a cancel stops the robot (zero
+cmd_vel). The result message says which.
+
+Admission: every request gets a reply. The services and the action's services keep every
+request DDS delivers (service_queue_depth 0 = keep all), and the executor always has threads to
+take them (max_pending waiting requests + a reserve), so a burst of any size is answered: up to
+max_pending wait for the model ("answered in X s, queue position P of max_pending"), the rest
+are refused at once with "busy ... retry in N s", and a waiting one gives up after
+request_timeout_s with a message.
 
 Before any map exists (`frame_input`, UniVLG's single-view input): ask, ground and plan answer
 about the camera's newest colour + depth pair, lifted to 3D in camera coordinates in the worker
@@ -71,6 +81,7 @@ from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
 from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -80,7 +91,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
-from llm3d_ros.conversions import ConversionError  # noqa: E402
+from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
 from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
     goal_to_pose_stamped,
@@ -88,6 +99,7 @@ from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
     grounding_markers,
 )
 from llm3d_ros.nodes.run import run_node  # noqa: E402
+from llm3d_ros.qos import service_qos  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
 from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_note, view_scene  # noqa: E402
@@ -103,7 +115,14 @@ SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, dura
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                          history=HistoryPolicy.KEEP_LAST)
 GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance from the target, at most
-EXECUTOR_THREADS = 8  # requests waiting on the worker + navigation loops + timers; each waits, none computes
+# Executor threads beyond max_pending (each waiting request holds one): navigation loops (a running
+# one and the one preempting it), timers, TF, camera view input, and quick refusals of a burst.
+# rclpy takes a service's next request only on a free thread, so all-busy threads would leave a
+# burst in DDS's queue.
+RESERVED_THREADS = 7
+STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                        history=HistoryPolicy.KEEP_LAST)
+
 
 
 class ReasonerNode(Node):
@@ -131,6 +150,11 @@ class ReasonerNode(Node):
         self._pending = 0
         self._stats = {k: {"count": 0, "failed": 0, "last_s": 0.0, "total_s": 0.0} for k in REQUEST_KINDS}
         self._navigations = 0  # active
+        self._navigation_number = 0  # of the newest navigation; an older one sees it was preempted
+        self._navigation_instruction = ""
+        self._base_goals: GoalStatusArray | None = None  # newest goal_status of the base
+        self._service_s = 0.0  # running mean of a worker job's seconds (busy replies' retry estimate)
+        self.executor_threads = cfg.max_pending + RESERVED_THREADS
         self._stopping = threading.Event()
         self._mapper_unsaved: bool | None = None  # None: no mapper status seen
         self._save_future: Future | None = None
@@ -147,12 +171,18 @@ class ReasonerNode(Node):
         self._view_subs: list = []
         self._view_group = MutuallyExclusiveCallbackGroup()
         self._view_encoder = None  # worker thread only; built on the first view request
-        self.create_service(Ask, "ask", self._on_ask, callback_group=requests)
-        self.create_service(Ground, "ground", self._on_ground, callback_group=requests)
-        self.create_service(Plan, "plan", self._on_plan, callback_group=requests)
+        qos = service_qos(cfg.service_queue_depth)
+        self.create_service(Ask, "ask", self._on_ask, qos_profile=qos, callback_group=requests)
+        self.create_service(Ground, "ground", self._on_ground, qos_profile=qos, callback_group=requests)
+        self.create_service(Plan, "plan", self._on_plan, qos_profile=qos, callback_group=requests)
         self._action = ActionServer(self, NavigateTo, "navigate_to", execute_callback=self._navigate,
                                     goal_callback=lambda _req: GoalResponse.ACCEPT,
-                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=requests)
+                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=requests,
+                                    goal_service_qos_profile=qos, result_service_qos_profile=qos,
+                                    cancel_service_qos_profile=qos)
+        if cfg.goal_status_topic:
+            self.create_subscription(GoalStatusArray, cfg.goal_status_topic, self._on_base_goals, STATUS_QOS,
+                                     callback_group=timers)
         self._goal_pub = self.create_publisher(PoseStamped, cfg.goal_topic, GOAL_QOS)
         self._cmd_vel_pub = self.create_publisher(Twist, cfg.cmd_vel_topic, CMD_VEL_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, cfg.markers_topic, LATCHED_QOS)
@@ -239,10 +269,15 @@ class ReasonerNode(Node):
         if self._reasoner is None:
             raise ReasonerError(message if state == "failed" else "the model is still loading")
         self._refresh_map()
+        t0 = time.monotonic()
         snap = self._reasoner.map
         if snap is None or snap.is_frame:
             self._refresh_view()
-        value = fn(self._reasoner)
+        try:
+            value = fn(self._reasoner)
+        finally:
+            with self._lock:
+                self._service_s = 0.8 * self._service_s + 0.2 * (time.monotonic() - t0)
         snap = self._reasoner.map
         note = view_note(snap.frame_id) if snap and snap.is_frame else ""
         return value, note
@@ -276,11 +311,15 @@ class ReasonerNode(Node):
     # ------------------------------------------------------------ requests (executor threads; they wait)
     def _run(self, kind: str, fn: Callable[[Reasoner], Any]) -> tuple[bool, str, Any]:
         """(success, message, value) of fn run in the worker; never raises."""
+        limit = self.cfg.max_pending
         with self._lock:
-            if self._pending >= self.cfg.max_pending:
+            if self._pending >= limit:
                 self._count(kind, False, 0.0)
-                return False, f"busy: {self._pending} requests are waiting for the model; try again", None
+                retry_s = max(1, math.ceil(self._pending * self._service_s))
+                return False, (f"busy: all {limit} places in the model's queue are taken (max_pending); "
+                               f"retry in {retry_s} s"), None
             self._pending += 1
+            position = self._pending
         t0 = time.monotonic()
         ok, message, value = False, "", None
         try:
@@ -307,7 +346,7 @@ class ReasonerNode(Node):
             self._count(kind, ok, seconds)
         if not ok:
             self.get_logger().warning(f"{kind} refused: {message}", throttle_duration_sec=2.0)
-        return ok, message if not ok else f"answered in {seconds:.2f} s{note}", value
+        return ok, message if not ok else f"answered in {seconds:.2f} s (queue position {position} of {limit}){note}", value
 
     def _count(self, kind: str, ok: bool, seconds: float) -> None:
         stats = self._stats[kind]
@@ -363,11 +402,21 @@ class ReasonerNode(Node):
         cfg = self.cfg
         request, result = goal_handle.request, NavigateTo.Result()
         result.final_pose.header.frame_id = cfg.map_frame
+        instruction = request.instruction.strip()[:80]
+        with self._lock:  # a newer goal preempts older ones: their loops see the number change
+            self._navigation_number += 1
+            number = self._navigation_number
+            self._navigation_instruction = instruction
 
         def finish(success: bool, message: str, how: str) -> NavigateTo.Result:
             result.success, result.message = success, message
-            getattr(goal_handle, how)()  # succeed | abort | canceled
-            line = f"navigate_to '{request.instruction.strip()[:80]}': {message}"
+            try:
+                getattr(goal_handle, how)()  # succeed | abort | canceled
+            except Exception:  # the context went down under us (Ctrl-C): nobody is left to tell
+                if not (self._stopping.is_set() or not rclpy.ok(context=self.context)):
+                    raise
+                message = f"{message} (the result could not be sent: ROS is shutting down)"
+            line = f"navigate_to '{instruction}': {message}"
             # Separate call sites: rclpy refuses one call site logging at two severities.
             if success:
                 self.get_logger().info(line)
@@ -384,7 +433,7 @@ class ReasonerNode(Node):
                                  f"{cfg.default_success_distance} m", "abort")
         if distance <= 0:
             distance = cfg.default_success_distance
-        goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=float("nan"), state="grounding"))
+        self._feedback(goal_handle, float("nan"), "grounding")
         pose = self._robot_pose()
         if pose is None:
             self.get_logger().warning(f"no robot pose ({cfg.map_frame} -> {cfg.base_frame}) in TF: choosing a goal "
@@ -394,6 +443,8 @@ class ReasonerNode(Node):
             "navigate", lambda r: r.navigation_goal(request.instruction, robot_xy, GOAL_SHARE_OF_SUCCESS * distance))
         if not ok:
             return finish(False, message, "abort")
+        if self._preempted_by(number):  # a newer goal arrived while this one was grounded: publish nothing
+            return finish(False, self._preempted_by(number), "abort")
         target, goal = value
         try:
             result.target = grounded_to_object3d(target)
@@ -405,43 +456,86 @@ class ReasonerNode(Node):
             result.final_pose = self._pose_stamped(pose)
             return finish(True, f"already within {distance:.2f} m of target {target.id} '{target.label}'", "succeed")
 
-        goal_msg = goal_to_pose_stamped(goal, cfg.map_frame, self.get_clock().now().to_msg())
-        self._goal_pub.publish(goal_msg)
+        stamp = self.get_clock().now().to_msg()
+        self._goal_pub.publish(goal_to_pose_stamped(goal, cfg.map_frame, stamp))
         self.get_logger().info(f"goal ({goal.x:.2f}, {goal.y:.2f}, yaw {goal.yaw:.2f}) published for target "
                                f"{target.id} '{target.label}', {goal.target_distance:.2f} m from it")
         with self._lock:
             self._navigations += 1
         try:
-            return self._follow(goal_handle, goal, target, distance, result, finish)
+            return self._follow(goal_handle, number, stamp_to_ns(stamp), goal, target, distance, result, finish)
         finally:
             with self._lock:
                 self._navigations -= 1
 
-    def _follow(self, goal_handle, goal, target, distance: float, result: NavigateTo.Result,
-                finish: Callable[[bool, str, str], NavigateTo.Result]) -> NavigateTo.Result:
-        """Feedback until the robot is within `distance` of the target, a cancel, or the timeout."""
+    def _follow(self, goal_handle, number: int, published_ns: int, goal, target, distance: float,
+                result: NavigateTo.Result, finish: Callable[[bool, str, str], NavigateTo.Result]) -> NavigateTo.Result:
+        """Feedback until the robot is within `distance` of the target, or one of the endings of the
+        module docstring: the base gave up, no progress, timeout, preempted, cancelled, shutdown."""
         cfg = self.cfg
-        deadline = time.monotonic() + cfg.navigate_timeout_s
+        started = time.monotonic()
+        best_to_goal, last_progress = math.inf, started  # progress: the best distance to the goal shrank
+        where = "no robot pose in TF"
         while True:
             if goal_handle.is_cancel_requested:
                 self._stop_robot()
                 return finish(False, "cancelled; the robot was told to stop", "canceled")
             if self._stopping.is_set() or not rclpy.ok(context=self.context):
                 return finish(False, "the reasoner is shutting down", "abort")
+            preempted = self._preempted_by(number)
+            if preempted:  # the newer goal's pose already replaced ours downstream: no stop command
+                return finish(False, preempted, "abort")
+            base = self._base_verdict(published_ns)
+            if base:
+                return finish(False, f"{base} ({where})", "abort")
             pose = self._robot_pose()
+            now = time.monotonic()
             if pose is not None:
                 result.final_pose = self._pose_stamped(pose)
                 to_goal = math.hypot(goal.x - pose[0], goal.y - pose[1])
-                goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=float(to_goal), state="moving"))
+                self._feedback(goal_handle, to_goal, "moving")
                 to_target = float(box_footprint_distance(pose[:2], target.box)[0])
+                where = f"{to_target:.2f} m from target {target.id} '{target.label}'"
                 if to_target <= distance:
-                    return finish(True, f"arrived: {to_target:.2f} m from target {target.id} '{target.label}'",
-                                  "succeed")
-            if time.monotonic() > deadline:
+                    return finish(True, f"arrived: {where}", "succeed")
+                if to_goal < best_to_goal - cfg.progress_min_m:
+                    best_to_goal, last_progress = to_goal, now
+            if now - last_progress > cfg.progress_timeout_s:
                 self._stop_robot()
-                where = "no robot pose in TF" if pose is None else f"{to_target:.2f} m from the target"
+                return finish(False, f"no progress: the robot got no {cfg.progress_min_m:g} m closer to the goal in "
+                                     f"{cfg.progress_timeout_s:g} s ({where}); the base may have refused the goal",
+                              "abort")
+            if now - started > cfg.navigate_timeout_s:
+                self._stop_robot()
                 return finish(False, f"timed out after {cfg.navigate_timeout_s:.0f} s ({where})", "abort")
             time.sleep(cfg.feedback_period_s)
+
+    def _feedback(self, goal_handle, distance_remaining: float, state: str) -> None:
+        try:
+            goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=distance_remaining, state=state))
+        except Exception:  # the context went down under us (Ctrl-C); the loop ends on its next check
+            if not (self._stopping.is_set() or not rclpy.ok(context=self.context)):
+                raise
+
+    def _preempted_by(self, number: int) -> str:
+        """Why navigation `number` is preempted ('' while it is the newest)."""
+        with self._lock:
+            if self._navigation_number == number:
+                return ""
+            return f"preempted by a newer navigate_to goal ('{self._navigation_instruction}')"
+
+    def _on_base_goals(self, msg: GoalStatusArray) -> None:
+        self._base_goals = msg
+
+    def _base_verdict(self, published_ns: int) -> str:
+        """'' unless the base ended the goal published at published_ns without reaching it."""
+        msg = self._base_goals
+        status = None if msg is None else newest_goal_status(msg, published_ns)
+        if status == GoalStatus.STATUS_ABORTED:
+            return f"the base aborted the goal (refused, unreachable or stuck; {self.cfg.goal_status_topic})"
+        if status == GoalStatus.STATUS_CANCELED:
+            return f"the base cancelled the goal (a newer goal or teleop took over; {self.cfg.goal_status_topic})"
+        return ""
 
     def _pose_stamped(self, pose: tuple[float, float, float]) -> PoseStamped:
         from llm3d_core.mapping.goals import GoalPose
@@ -518,14 +612,15 @@ class ReasonerNode(Node):
                           "checkpoint": str(self.checkpoint or ""), "trained": self.checkpoint is not None},
                 "map": {"dir": str(self.map_dir), **self._map},
                 "sessions": self._reasoner.session_count if self._reasoner else 0,
-                "pending": self._pending, "navigations": self._navigations, "requests": requests,
+                "pending": self._pending, "max_pending": self.cfg.max_pending, "navigations": self._navigations,
+                "requests": requests, "tf": self.tf.counters(),
             }
         self._status_pub.publish(String(data=json.dumps(status)))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM; exit code 2 for invalid parameters."""
-    return run_node(ReasonerNode, NODE_NAME, argv, threads=EXECUTOR_THREADS, fatal=(ConfigError,))
+    return run_node(ReasonerNode, NODE_NAME, argv, threads=RESERVED_THREADS, fatal=(ConfigError,))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,7 +26,9 @@ class StartableNode(Protocol):
 def run_node(make_node: Callable[[], StartableNode], node_name: str, argv: list[str] | None = None,
              threads: int = 1, fatal: tuple[type[BaseException], ...] = (),
              describe: Callable[[BaseException], str] = lambda err: f"invalid parameters: {err}") -> int:
-    """Builds, starts and spins a node; returns 0, or 2 after printing `describe(err)` for a `fatal` error."""
+    """Builds, starts and spins a node; returns 0, or 2 after printing `describe(err)` for a `fatal` error.
+
+    `threads` sizes the executor unless the node has an `executor_threads` attribute."""
     # A crash inside a native library (rclpy, Open3D, torch, numba) then prints every thread's Python
     # stack to stderr, which the launcher's log keeps, instead of a bare exit code -11.
     faulthandler.enable()
@@ -36,6 +38,7 @@ def run_node(make_node: Callable[[], StartableNode], node_name: str, argv: list[
     rc = 0
     try:
         node = make_node()
+        threads = getattr(node, "executor_threads", threads)  # a node may size its executor from its config
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         node.start()

@@ -52,6 +52,10 @@ class SimBridgeConfig:
         goal_topic: geometry_msgs/PoseStamped in map_frame (the Nav2 `goal_pose` convention).
         follow_goals: drive to goals on goal_topic along the shortest path; turn off when Nav2
             (or any other planner) runs and drives cmd_vel itself.
+        goal_status_topic: action_msgs/GoalStatusArray of the goal being followed (transient
+            local): EXECUTING, SUCCEEDED, ABORTED (unreachable, refused, stuck) or CANCELED (cmd_vel
+            took over), stamped with the goal_pose's stamp; the reasoner aborts a navigation the
+            base gave up on (Nav2 reports the same on /navigate_to_pose/_action/status).
         goal_tolerance: metres; a goal position within this counts as reached.
         max_linear_speed: m/s, limit for cmd_vel and for goal following.
         max_angular_speed: rad/s, limit for cmd_vel and for goal following.
@@ -83,6 +87,7 @@ class SimBridgeConfig:
     cmd_vel_timeout_s: float = 0.5
     goal_topic: str = "goal_pose"
     follow_goals: bool = True
+    goal_status_topic: str = "goal_status"
     goal_tolerance: float = 0.2
     max_linear_speed: float = 0.5
     max_angular_speed: float = 1.0
@@ -94,7 +99,8 @@ class SimBridgeConfig:
 
     def __post_init__(self) -> None:
         for name in ("map_frame", "odom_frame", "base_frame", "camera_frame", "color_topic", "depth_topic",
-                     "camera_info_topic", "odom_topic", "cmd_vel_topic", "goal_topic", "scene_topic", "status_topic"):
+                     "camera_info_topic", "odom_topic", "cmd_vel_topic", "goal_topic", "goal_status_topic", "scene_topic",
+                     "status_topic"):
             require_non_empty(name, getattr(self, name))
         frames = [self.map_frame, self.odom_frame, self.base_frame, self.camera_frame]
         if len(set(frames)) != len(frames):

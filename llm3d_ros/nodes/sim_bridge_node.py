@@ -17,6 +17,9 @@ Interfaces (names relative to the node's namespace; all configurable):
                 ~/status                   std_msgs/String (JSON)          reliable, transient local
     subscribes  cmd_vel                    geometry_msgs/Twist             best effort, depth 1 (matches any publisher)
                 goal_pose                  geometry_msgs/PoseStamped (map) reliable, depth 10 (only with follow_goals)
+    publishes   goal_status                action_msgs/GoalStatusArray     reliable, transient local (with follow_goals):
+                                           the followed goal, stamped with its goal_pose stamp: EXECUTING,
+                                           SUCCEEDED, ABORTED (refused, unreachable, stuck) or CANCELED (cmd_vel)
 
 Driving: the last writer wins. A cmd_vel message drives the robot (linear.x, angular.z, clipped
 to the speed limits) and cancels an active goal; without a new one for cmd_vel_timeout_s the
@@ -24,7 +27,8 @@ robot stops. A goal_pose is planned on the simulator's navigation grid and follo
 reached or fails; it replaces an earlier goal and any cmd_vel still in effect. Every motion is
 collision-checked by the agent (it stops before a wall; collisions are counted). A bad cmd_vel or
 goal (non-finite, wrong frame, outside the map, in an obstacle, unreachable) is counted, logged
-at most every warn_period_s per kind, and ignored: the robot keeps doing what it did.
+at most every warn_period_s per kind, and ignored: the robot keeps doing what it did. A goal the
+bridge refuses is reported ABORTED on goal_status, so whoever sent it knows it will not be driven.
 
 Status (`~/status`, JSON, every status_period_s):
     {"node": "llm3d_sim_bridge", "stamp": <s>, "scene": "<scene_id>", "frames": n, "rate_hz": x,
@@ -52,11 +56,17 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from llm3d_core.config import ConfigError  # noqa: E402
-from llm3d_ros.conversions import ConversionError, matrix_to_transform_stamped, numpy_to_image  # noqa: E402
+from llm3d_ros.conversions import (  # noqa: E402
+    ConversionError,
+    goal_status_array,
+    matrix_to_transform_stamped,
+    numpy_to_image,
+)
 from llm3d_ros.nodes.sim_bridge_config import SimBridgeConfig  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
     camera_info_from_K,
@@ -67,7 +77,7 @@ from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
 )
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
-from sim.follow import ACTIVE, GoalError, PathFollower  # noqa: E402
+from sim.follow import ACTIVE, FAILED, REACHED, GoalError, PathFollower  # noqa: E402
 from sim.simulator import Simulator  # noqa: E402
 
 NODE_NAME = "llm3d_sim_bridge"
@@ -86,6 +96,10 @@ CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, dur
 GOAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                       history=HistoryPolicy.KEEP_LAST)
 MAX_STEP_S = 0.5  # a stall longer than this (a slow render, a debugger) does not teleport the robot
+GOALS_REPORTED = 4  # goals listed on goal_status (the newest ones)
+# Follower state -> action_msgs GoalStatus; "idle" after a goal means cmd_vel cancelled it.
+GOAL_STATUS = {ACTIVE: GoalStatus.STATUS_EXECUTING, REACHED: GoalStatus.STATUS_SUCCEEDED,
+               FAILED: GoalStatus.STATUS_ABORTED, "idle": GoalStatus.STATUS_CANCELED}
 
 
 class SceneLoadError(RuntimeError):
@@ -107,6 +121,12 @@ class SimBridgeNode(Node):
         self._cmd: tuple[float, float] | None = None  # (v, omega) of the last cmd_vel
         self._cmd_time = 0.0  # time.monotonic() of the last cmd_vel
         self._pending_goal: tuple[float, float, float | None] | None = None
+        self._pending_goal_stamp = None  # its header stamp, reported back on goal_status
+        # goal_status (simulation thread): the last few goals, number -> [stamp, GoalStatus], and
+        # the number of the one the follower drives to.
+        self._goal_number = 0
+        self._goals: dict[int, list] = {}
+        self._following: int | None = None
         self._received = {"cmd_vel": 0, "goal": 0}
         self._errors = dict.fromkeys(ERROR_KINDS, 0)
         self._last_warned: dict[str, float] = {}
@@ -126,8 +146,10 @@ class SimBridgeNode(Node):
         self._scene_pub = self.create_publisher(String, cfg.scene_topic, LATCHED_QOS)
         self._status_pub = self.create_publisher(String, cfg.status_topic, LATCHED_QOS)
         self.create_subscription(Twist, cfg.cmd_vel_topic, self._on_cmd_vel, CMD_VEL_QOS)
+        self._goal_status_pub = None
         if cfg.follow_goals:
             self.create_subscription(PoseStamped, cfg.goal_topic, self._on_goal, GOAL_QOS)
+            self._goal_status_pub = self.create_publisher(GoalStatusArray, cfg.goal_status_topic, LATCHED_QOS)
 
     # ------------------------------------------------------------ lifecycle
     def start(self, timeout_s: float = 120.0) -> None:
@@ -166,6 +188,7 @@ class SimBridgeNode(Node):
             return
         with self._lock:
             self._pending_goal = goal  # planned in the simulation thread, which owns the grid
+            self._pending_goal_stamp = msg.header.stamp
 
     # ------------------------------------------------------------ simulation thread
     def _run(self) -> None:
@@ -224,14 +247,23 @@ class SimBridgeNode(Node):
         """Applies the newest goal or cmd_vel and moves the robot by dt; returns the driving mode."""
         with self._lock:
             goal, self._pending_goal = self._pending_goal, None
+            goal_stamp = self._pending_goal_stamp
             cmd, cmd_fresh = self._cmd, time.monotonic() - self._cmd_time <= self.cfg.cmd_vel_timeout_s
         agent = sim.agent
         if goal is not None:
+            self._goal_number += 1
+            previous = self._following if follower.state == ACTIVE else None
             try:
                 path = follower.set_goal(agent.position, goal[:2], goal[2])
             except GoalError as err:
                 self._bad("bad_goal", f"ignoring goal: {err}")
+                # Refused: reported, so the sender does not wait for it; an earlier goal goes on.
+                self._set_goal_status(self._goal_number, goal_stamp, GoalStatus.STATUS_ABORTED)
             else:
+                if previous is not None:  # replaced by the newer goal
+                    self._set_goal_status(previous, None, GoalStatus.STATUS_CANCELED)
+                self._following = self._goal_number
+                self._set_goal_status(self._goal_number, goal_stamp, GoalStatus.STATUS_EXECUTING)
                 self.get_logger().info(f"goal ({goal[0]:.2f}, {goal[1]:.2f}) accepted: {follower.message} "
                                        f"({len(path)} waypoints)")
                 with self._lock:
@@ -249,6 +281,8 @@ class SimBridgeNode(Node):
                 self.get_logger().info(f"goal {follower.state}: {follower.message}")
         else:
             mode, v, omega = "idle", 0.0, 0.0  # includes a cmd_vel that timed out: stop
+        if self._following is not None:
+            self._set_goal_status(self._following, None, GOAL_STATUS[follower.state])
         step = agent.velocity(v, omega, dt)  # finite by construction (converters reject NaN)
         sim.last_step = step
         # Odometry reports what happened: a robot held by a wall reports no forward speed.
@@ -256,6 +290,18 @@ class SimBridgeNode(Node):
         return mode
 
     # ------------------------------------------------------------ publishing (simulation thread)
+    def _set_goal_status(self, number: int, stamp, status: int) -> None:
+        """Records a goal's status (stamp None: keep the recorded one); publishes goal_status on a change."""
+        entry = self._goals.get(number)
+        if self._goal_status_pub is None or (entry is not None and entry[1] == status):
+            return
+        if entry is None:
+            self._goals[number] = entry = [stamp, status]
+            for old in list(self._goals)[:-GOALS_REPORTED]:
+                del self._goals[old]
+        entry[1] = status
+        self._goal_status_pub.publish(goal_status_array((n, st, code) for n, (st, code) in self._goals.items()))
+
     def _publish_static(self, sim: Simulator, scene) -> None:
         cfg = self.cfg
         self._tf_static_pub.publish(TFMessage(transforms=[matrix_to_transform_stamped(

@@ -292,6 +292,97 @@ def test_reasoner_serves_dialog_grounding_plans_and_navigation(assets, tmp_path)
     assert "Traceback" not in node.output, node.output
 
 
+ROBUST_PARAMS = PARAMS + """\
+    progress_timeout_s: 3.0
+"""
+
+
+def test_every_request_of_a_burst_gets_a_reply_and_every_navigation_ends(assets, tmp_path):
+    """#21: 30 asks at once (one client, and 30 clients) all get a reply — answered with their queue
+    position, or "busy, retry in N s"; a navigation ends when the base reports the goal aborted,
+    when the robot makes no progress, when a newer goal preempts it, and at shutdown (no traceback)."""
+    from action_msgs.msg import GoalStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_ros.conversions import goal_status_array
+    from llm3d_ros.qos import service_qos
+
+    params = tmp_path / "params.yaml"
+    params.write_text(ROBUST_PARAMS.format(map_dir=assets["map"], checkpoint=assets["ckpt"]))
+    node = NodeProcess(params)
+    robot = Robot(node)
+    Ask = robot.types["Ask"]
+    try:
+        robot.spin_until(lambda: robot.status.get("map", {}).get("version"), 90.0, "the model and the map")
+        # One caller firing 30 requests (its client keeps every response), then 30 callers with one each.
+        one = robot.node.create_client(Ask, "ask", qos_profile=service_qos())
+        many = [robot.node.create_client(Ask, "ask") for _ in range(30)]
+        for client in [one, *many]:
+            robot.spin_until(client.service_is_ready, 30.0, "the ask service")
+        robot.spin_for(1.0)  # discovery settles (llm3d_ros.qos.DISCOVERY_SETTLE_S: replies to brand-new clients)
+        for burst in ([(one, i) for i in range(30)], [(c, 0) for c in many]):
+            futures = [c.call_async(Ask.Request(question="What is in the room?")) for c, _ in burst]
+            robot.spin_until(lambda: all(f.done() for f in futures), 120.0,
+                             f"replies to all 30 ({sum(f.done() for f in futures)} so far)")
+            replies = [f.result() for f in futures]
+            answered = [r for r in replies if r.success]
+            refused = [r for r in replies if not r.success]
+            assert answered and all(r.answer == TRAINED_ANSWER and "queue position" in r.message for r in answered)
+            assert all("busy" in r.message and "retry in" in r.message for r in refused), refused[0].message
+            print(f"\nburst of 30: {len(answered)} answered, {len(refused)} refused as busy, 0 lost; "
+                  f"e.g. '{answered[-1].message}' / '{refused[-1].message if refused else ''}'")
+
+        mapper = FeatureFusionMapper.load(assets["map"], device="cpu")
+        grounded = robot.call(robot.ground, robot.types["Ground"].Request(query="the table", max_results=1))
+        box = {o.id: np.concatenate([o.box_min, o.box_max]) for o in mapper.objects}[grounded.objects[0].id]
+        robot.pose = _far_free_pose(assets["map"], box)
+        robot.spin_for(0.5)
+        # As a base publishes its action status (Nav2, the sim bridge): reliable, transient local.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        status_pub = robot.node.create_publisher(type(goal_status_array([])), "goal_status", latched)
+
+        # The base refuses the goal (as the sim bridge reports a goal in an obstacle): aborted at once.
+        robot.goals.clear()
+        handle = robot.send_goal("the table", 1.0, [])
+        robot.spin_until(lambda: robot.goals, 30.0, "a goal_pose")
+        status_pub.publish(goal_status_array([(1, robot.goals[-1].header.stamp, GoalStatus.STATUS_ABORTED)]))
+        res = robot.result(handle, 10.0)
+        assert res.status == GoalStatus.STATUS_ABORTED and "the base aborted the goal" in res.result.message
+
+        # The robot never moves: aborted for lack of progress (progress_timeout_s 3), with a stop command.
+        robot.cmd_vels.clear()
+        t0 = time.monotonic()
+        res = robot.result(robot.send_goal("the table", 1.0, []), 30.0)
+        assert res.status == GoalStatus.STATUS_ABORTED and "no progress" in res.result.message, res.result.message
+        assert time.monotonic() - t0 < 15.0 and robot.cmd_vels
+
+        # A newer goal preempts the running one; the newer one is then cancelled.
+        first_feedback: list = []
+        first = robot.send_goal("the table", 1.0, first_feedback)
+        robot.spin_until(lambda: any(f.state == "moving" for f in first_feedback), 30.0, "moving feedback")
+        second_feedback: list = []
+        second = robot.send_goal("the chair", 1.0, second_feedback)
+        res = robot.result(first, 10.0)
+        assert res.status == GoalStatus.STATUS_ABORTED and "preempted" in res.result.message
+        assert "the chair" in res.result.message
+        robot.spin_until(lambda: second_feedback, 30.0, "feedback of the second goal")
+        cancel = second.cancel_goal_async()
+        robot.spin_until(cancel.done, 10.0, "the cancel response")
+        assert robot.result(second, 10.0).status == GoalStatus.STATUS_CANCELED
+
+        # Shutdown with a goal still active: a clean exit, no traceback.
+        active_feedback: list = []
+        robot.send_goal("the table", 1.0, active_feedback)
+        robot.spin_until(lambda: any(f.state == "moving" for f in active_feedback), 30.0, "moving feedback")
+    finally:
+        robot.close()
+        rc = node.stop()
+    assert rc == 0, node.output
+    assert "Traceback" not in node.output and "RCLError" not in node.output, node.output
+    assert "shutting down" in node.output  # the goal active at Ctrl-C ended
+
+
 VIEW_PARAMS = PARAMS + """\
     frame_input:
       max_age_s: 30.0

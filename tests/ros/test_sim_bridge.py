@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.serialization import deserialize_message, serialize_message
 
 from llm3d_core.config import ConfigError, config_from_dict, load_config
-from llm3d_ros.conversions import ConversionError, camera_info_to_K, image_to_depth_m
+from llm3d_ros.conversions import ConversionError, camera_info_to_K, image_to_depth_m, newest_goal_status
 from llm3d_ros.node_set import NODES, select_nodes
 from llm3d_ros.nodes.sim_bridge_config import DEFAULT_SCENE_SEED, SimBridgeConfig
 from llm3d_ros.nodes.sim_bridge_msgs import (
@@ -74,9 +75,10 @@ def test_cmd_vel_is_clipped_and_non_finite_is_rejected():
         twist_to_command(twist, 0.5, 1.0)
 
 
-def _goal(x: float, y: float, frame: str = "map", yaw: float | None = None) -> PoseStamped:
+def _goal(x: float, y: float, frame: str = "map", yaw: float | None = None, stamp_s: float = 0.0) -> PoseStamped:
     msg = PoseStamped()
     msg.header.frame_id = frame
+    msg.header.stamp.sec = int(stamp_s)
     msg.pose.position.x, msg.pose.position.y = x, y
     # A default Quaternion is the identity (w = 1): heading 0. All zeros asks for any heading.
     msg.pose.orientation.w = 0.0
@@ -182,6 +184,7 @@ class Client:
         import rclpy
         from nav_msgs.msg import Odometry
         from rclpy.executors import SingleThreadedExecutor
+        from action_msgs.msg import GoalStatusArray
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, PointCloud2
         from std_msgs.msg import String
@@ -205,6 +208,8 @@ class Client:
         self.node.create_subscription(PointCloud2, "map_cloud", self.clouds.append, latched)
         self.node.create_subscription(String, "sim/scene", lambda m: self.scene.update(json.loads(m.data)), latched)
         self.node.create_subscription(String, "/llm3d_sim_bridge/status", self._on_status, latched)
+        self.goal_status: list = []
+        self.node.create_subscription(GoalStatusArray, "goal_status", self.goal_status.append, latched)
         self.cmd_vel = self.node.create_publisher(Twist, "cmd_vel", 10)
         self.goal = self.node.create_publisher(PoseStamped, "goal_pose", 10)
 
@@ -288,10 +293,18 @@ def test_bringup_sim_runs_the_stack_and_drives_the_robot(tmp_path):
         # A reachable goal in the map frame is driven to along the navigation grid.
         start = np.array([client.status["pose"]["x"], client.status["pose"]["y"]])
         reachable, inside_wall = _pick_goals(client.scene, start)
-        client.goal.publish(_goal(*reachable))
+        client.goal.publish(_goal(*reachable, stamp_s=1.0))
         client.spin_until(lambda: client.status["goal"]["state"] in ("reached", "failed"), 60.0,
                           "the robot to reach the goal", bringup)
         assert client.status["goal"]["state"] == "reached", client.status
+        # goal_status (Nav2's action status shape) says the same, for the goal with that stamp.
+        client.spin_until(lambda: newest_goal_status(client.goal_status[-1], 10**9) == GoalStatus.STATUS_SUCCEEDED,
+                          5.0, "goal_status SUCCEEDED", bringup)
+        # A goal in an obstacle is refused and reported ABORTED, so a sender does not wait for it forever.
+        client.goal.publish(_goal(*inside_wall, stamp_s=2.0))
+        client.spin_until(lambda: newest_goal_status(client.goal_status[-1], 2 * 10**9) == GoalStatus.STATUS_ABORTED,
+                          10.0, "goal_status ABORTED for the refused goal", bringup)
+        assert newest_goal_status(client.goal_status[-1], 10**9) == GoalStatus.STATUS_ABORTED  # the newest
         pose = client.status["pose"]
         assert math.dist((pose["x"], pose["y"]), reachable) <= 0.2 + 0.05  # goal_tolerance, one status late
         odom = _odom_xy_yaw(client.odoms[-1])

@@ -150,3 +150,80 @@ def test_listener_receives_tf_and_latched_tf_static_over_dds():
         talker.destroy_node()
         listener_node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_listener_survives_the_issue_21_tf_sequence_over_dds():
+    """Issue #21: a /tf sample for the camera's static optical frame (equal to the /tf_static mount,
+    then different) and one odom -> base_link sample stamped a year ahead, then the normal stream:
+    the camera pose is still looked up at later stamps, and the bad samples are counted."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
+
+    optical, mount_q, mount_t = "camera_color_optical_frame", (-0.5, 0.5, -0.5, 0.5), (0.1, 0.0, 0.5)
+    mount = compose_matrix(mount_t, mount_q)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    talker = rclpy.create_node("tf21_talker", context=context)
+    listener_node = rclpy.create_node("tf21_listener", context=context)
+    try:
+        static_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        static_pub = talker.create_publisher(TFMessage, "/tf_static", static_qos)
+        tf_pub = talker.create_publisher(TFMessage, "/tf", 100)
+        static_pub.publish(TFMessage(transforms=[matrix_to_transform_stamped(mount, "base_link", optical)]))
+        listener = TfListenerBuffer(listener_node)
+        executor.add_node(talker)
+        executor.add_node(listener_node)
+        deadline = time.monotonic() + 20.0
+
+        def spin_until(condition) -> None:
+            while not condition() and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.05)
+            assert condition(), "timed out"
+
+        spin_until(lambda: tf_pub.get_subscription_count() > 0 and optical in listener.core.frames())
+        t_start = talker.get_clock().now().nanoseconds
+
+        def base_x(stamp: int) -> float:
+            return (stamp - t_start) * 1e-9  # the robot drives along x at 1 m/s
+
+        def send(*transforms) -> None:
+            tf_pub.publish(TFMessage(transforms=list(transforms)))
+            executor.spin_once(timeout_sec=0.01)
+
+        def odom_sample(stamp: int, x: float):
+            return matrix_to_transform_stamped(compose_matrix((x, 0, 0), (0, 0, 0, 1)), "odom", "base_link",
+                                               ns_to_stamp(stamp))
+
+        def normal(stamp: int) -> None:
+            send(matrix_to_transform_stamped(np.eye(4), "map", "odom", ns_to_stamp(stamp)),
+                 odom_sample(stamp, base_x(stamp)))
+
+        for _ in range(3):
+            normal(talker.get_clock().now().nanoseconds)
+        now = talker.get_clock().now().nanoseconds
+        send(matrix_to_transform_stamped(mount, "base_link", optical, ns_to_stamp(now)))  # equal to the mount
+        send(matrix_to_transform_stamped(np.eye(4), "base_link", optical, ns_to_stamp(now)))  # different
+        send(odom_sample(now + 365 * 24 * 3600 * S, 1000.0))  # a year ahead
+        stamps = []
+        for _ in range(5):
+            time.sleep(0.01)
+            stamps.append(talker.get_clock().now().nanoseconds)
+            normal(stamps[-1])
+        spin_until(lambda: listener.core.can_transform("map", optical, stamps[-1]))
+        mid = (stamps[-2] + stamps[-1]) // 2
+        T = listener.lookup_matrix("map", optical, mid, timeout_s=0.0)
+        np.testing.assert_allclose(T, compose_matrix((base_x(mid), 0, 0), (0, 0, 0, 1)) @ mount, atol=1e-6)
+        latest = listener.lookup_matrix("map", "base_link", 0)
+        np.testing.assert_allclose(latest[:3, 3], [base_x(stamps[-1]), 0, 0], atol=1e-6)  # not the year-ahead x
+        counters = listener.counters()
+        assert counters["static_conflict"] == 2 and counters["future"] == 1, counters
+        assert counters["rejected"] == 3 and listener.rejected == 3 and counters["malformed"] == 0
+    finally:
+        executor.shutdown()
+        talker.destroy_node()
+        listener_node.destroy_node()
+        rclpy.try_shutdown(context=context)
