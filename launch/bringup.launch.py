@@ -20,6 +20,7 @@ from llm3d_ros.node_set import forwarded_parameters, select_nodes
 ARGUMENTS = {
     "sim": ("false", "start the built-in simulator instead of robot sensors"),
     "device": ("", "auto | cpu | cuda | cuda:N; empty: as in the parameter file"),
+    "respawn_delay": ("2.0", "seconds before a node that died is started again (the mapper resumes its map)"),
 }
 
 
@@ -27,12 +28,16 @@ def _nodes(context):
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = LaunchConfiguration("params_file").perform(context)
     sim = values["sim"].strip().lower() in ("1", "true", "yes")
+    # As `llm3d bringup`: a crashed node restarts after a delay, the others keep serving.
+    respawn_delay = float(values["respawn_delay"])
     return [
         Node(
             package="llm3d",
             executable=spec.executable,
             name=spec.name,
             parameters=[params_file, forwarded_parameters(spec, values)],
+            respawn=True,
+            respawn_delay=respawn_delay,
             remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,

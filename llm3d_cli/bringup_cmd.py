@@ -7,8 +7,13 @@ child process:
     python -m <module> --ros-args -r __node:=<name> --params-file <file> [-p <arg>:=<value>] [-r a:=b]
 
 with the ROS environment of `llm3d_ros.env.ros_environment()`. Output lines are prefixed with the
-node name. Ctrl-C or SIGTERM stops every node (SIGINT, a grace period, then SIGKILL); a node that
-dies on its own stops the others and makes the exit code non-zero.
+node name. Ctrl-C or SIGTERM stops every node (SIGINT, a grace period, then SIGKILL).
+
+Respawn (launch_ros's `respawn=True, respawn_delay=...`): a node that dies on its own (a crash, a
+kill -9, the OOM killer) is started again after --respawn-delay seconds, the others keep serving;
+the restarted mapper resumes its saved map (`resume`) and the reasoner reloads it. A node that
+exits with code 2 (invalid parameters: it would fail again) or has died --max-respawns times
+stops the others and makes the exit code non-zero.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from llm3d_cli.registry import command
 
 STOP_GRACE_S = 15.0  # a node flushes and saves on SIGINT; give it time before SIGKILL
+CONFIG_ERROR = 2  # a node's exit code for invalid parameters: restarting it cannot help
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
@@ -31,6 +37,10 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N, forwarded to nodes that take it")
     p.add_argument("--params-file", type=Path, default=None,
                    help="YAML parameter file shared by the nodes and the CLI (default: launch/llm3d.yaml)")
+    p.add_argument("--respawn-delay", type=float, default=2.0, metavar="S",
+                   help="seconds before a node that died is started again (default 2)")
+    p.add_argument("--max-respawns", type=int, default=5, metavar="N",
+                   help="restarts per node before bringup gives up and stops (default 5; 0: never restart)")
 
 
 def node_command(module: str, name: str, params_file: Path, parameters: dict[str, str],
@@ -87,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if not params_file.is_file():
         print(f"llm3d bringup: parameter file not found: {params_file}", file=sys.stderr)
         return 2
+    if not (args.respawn_delay >= 0 and args.max_respawns >= 0):  # `not >=` also refuses NaN
+        print(f"llm3d bringup: --respawn-delay and --max-respawns must be >= 0, got {args.respawn_delay} and "
+              f"{args.max_respawns}", file=sys.stderr)
+        return 2
     arguments = {"sim": "true" if args.sim else "false"}
     if args.device:
         arguments["device"] = args.device
@@ -97,28 +111,47 @@ def run(args: argparse.Namespace) -> int:
     procs: dict[str, subprocess.Popen] = {}
     lock = threading.Lock()
     readers = []
+    commands = {spec.name: node_command(spec.module, spec.name, params_file, forwarded_parameters(spec, arguments),
+                                        spec.remappings) for spec in specs}
+
+    def start(name: str) -> None:
+        # Own session: a terminal's Ctrl-C reaches only us, and we stop the nodes in order.
+        proc = subprocess.Popen(commands[name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1, start_new_session=True)
+        procs[name] = proc
+        reader = threading.Thread(target=_forward_output, args=(name, proc.stdout, lock), daemon=True)
+        reader.start()
+        readers.append(reader)
+        with lock:
+            print(f"llm3d bringup: started {name} (pid {proc.pid})", flush=True)
+
+    respawns = dict.fromkeys(commands, 0)
+    restart_at: dict[str, float] = {}  # dead nodes waiting for their respawn delay
     try:
         for spec in specs:
-            cmd = node_command(spec.module, spec.name, params_file, forwarded_parameters(spec, arguments),
-                               spec.remappings)
-            # Own session: a terminal's Ctrl-C reaches only us, and we stop the nodes in order.
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1, start_new_session=True)
-            procs[spec.name] = proc
-            reader = threading.Thread(target=_forward_output, args=(spec.name, proc.stdout, lock), daemon=True)
-            reader.start()
-            readers.append(reader)
-            with lock:
-                print(f"llm3d bringup: started {spec.name} (pid {proc.pid})", flush=True)
+            start(spec.name)
         with lock:
             print(f"llm3d bringup: {len(procs)} node(s) running with {params_file}; Ctrl-C stops them", flush=True)
         while not stop.wait(0.2):
-            dead = {name: proc.returncode for name, proc in procs.items() if proc.poll() is not None}
-            if dead:
-                for name, code in dead.items():
-                    print(f"llm3d bringup: {name} exited unexpectedly with code {code}; stopping the others",
+            for name, proc in procs.items():
+                code = proc.poll()
+                if code is None or name in restart_at:
+                    continue
+                if code == CONFIG_ERROR or respawns[name] >= args.max_respawns:
+                    why = ("invalid parameters" if code == CONFIG_ERROR else
+                           f"restarted {respawns[name]} time(s) already (--max-respawns)")
+                    print(f"llm3d bringup: {name} exited unexpectedly with code {code} ({why}); stopping the others",
                           file=sys.stderr, flush=True)
-                return 1
+                    return 1
+                respawns[name] += 1
+                restart_at[name] = time.monotonic() + args.respawn_delay
+                print(f"llm3d bringup: {name} exited unexpectedly with code {code}; restarting it in "
+                      f"{args.respawn_delay:g} s (respawn {respawns[name]} of {args.max_respawns}); the other nodes "
+                      "keep running", file=sys.stderr, flush=True)
+            for name, when in list(restart_at.items()):
+                if time.monotonic() >= when:
+                    del restart_at[name]
+                    start(name)
         with lock:
             print("llm3d bringup: stopping", flush=True)
         return 0

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, load_yaml, node_parameters
 from llm3d_core.device import limited_torch_threads, resolve_device, validate_device_name
 from llm3d_core.encoders import EncoderConfig, build_image_encoder
-from llm3d_core.geometry import RGBDFrame, check_frame, pixel_grid
+from llm3d_core.geometry import FrameError, RGBDFrame, check_frame, pixel_grid
 from llm3d_core.mapping.lifting import depth_in_range, lift_grid
 from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
 from llm3d_core.mapping.semantics import CropConfig, KeyframeStore, ObjectSemantics
@@ -61,6 +61,10 @@ class MapperConfig:
     # are small; run on one thread, torch's OpenMP workers do not spin against Open3D's threads in the
     # TSDF integration right after (5 cm real frames: TSDF 4.8 -> 3.0 ms inside the step).
     fusion_threads: int = 1
+    # Larger frames are refused by name (FrameError): a driver misconfigured to full sensor
+    # resolution, or a corrupt header, must not stall fusion or exhaust memory. 4096 x 3072
+    # (12.6 Mpx, Azure Kinect's largest colour mode) by default.
+    max_image_pixels: int = 4096 * 3072
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     voxels: VoxelMapConfig = field(default_factory=VoxelMapConfig)
     tsdf: TsdfConfig = field(default_factory=TsdfConfig)
@@ -79,6 +83,8 @@ class MapperConfig:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads}")
         if self.fusion_threads < 0:
             raise ValueError(f"fusion_threads must be >= 0, got {self.fusion_threads}")
+        if self.max_image_pixels < 4:
+            raise ValueError(f"max_image_pixels must be >= 4, got {self.max_image_pixels}")
 
 
 @dataclass
@@ -139,6 +145,10 @@ class FeatureFusionMapper:
         t0 = time.perf_counter()
         c = self.config
         K, T = check_frame(frame)
+        if frame.depth.size > c.max_image_pixels:
+            h, w = frame.depth.shape
+            raise FrameError(f"frame {w}x{h} ({w * h / 1e6:.1f} Mpx) is larger than mapper.max_image_pixels "
+                             f"({c.max_image_pixels / 1e6:.1f} Mpx); lower the camera resolution or raise the bound")
         depth_m = depth_in_range(frame.depth, frame.depth_scale, c.depth_min, c.depth_max)  # (H, W), 0 = invalid
         h, w = depth_m.shape
         v, u = lifting_grid(h, w, c.sample_stride)

@@ -70,16 +70,25 @@ class KeyframeStore:
         self.keyframes: list[Keyframe] = []
         self.every = self.config.keyframe_every
         self._seen = 0
+        self.size: tuple[int, int] | None = None  # (width, height) of every stored keyframe
 
     def offer(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray, timestamp: float) -> bool:
-        """Considers a validated frame; returns whether it was kept."""
+        """Considers a validated frame; returns whether it was kept.
+
+        Every keyframe is stored at one size, the first keyframe's scaled size: a camera that
+        changes resolution mid-run (another driver profile, one odd frame) keeps the store
+        stackable for saving. K is scaled per axis, so projection stays exact even where the
+        aspect ratio differs.
+        """
         keep = self._seen % self.every == 0
         self._seen += 1
         if not keep:
             return False
-        s = self.config.image_scale
         h, w = depth_m.shape
-        size = (max(1, round(w * s)), max(1, round(h * s)))
+        if self.size is None:
+            s = self.config.image_scale
+            self.size = (max(1, round(w * s)), max(1, round(h * s)))  # (width, height)
+        size = self.size
         small_rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
         small_depth = np.asarray(Image.fromarray(depth_m).resize(size, Image.NEAREST))  # no mixing across edges
         K_small = K.copy()
@@ -106,6 +115,9 @@ class KeyframeStore:
         self.keyframes = [Keyframe(r, d, k, T, float(t)) for r, d, k, T, t in
                           zip(state["rgb"], state["depth"], state["K"], state["T"], state["t"])]
         self.every, self._seen = int(state["every"]), int(state["seen"])
+        if self.keyframes:
+            h, w = self.keyframes[0].depth.shape
+            self.size = (w, h)
 
 
 def visible_box(points: np.ndarray, kf: Keyframe, depth_tolerance: float) -> tuple[int, np.ndarray | None]:

@@ -45,8 +45,10 @@ class MapperNodeConfig:
         status_period_s: seconds between status messages.
         map_path: folder ~/save_map and autosave write (relative to the working directory).
         autosave_period_s: save the map every N seconds when it changed (0: off).
-        resume: load the map at map_path on start when one is there (a restarted mapper
-            continues from its last autosave).
+        resume: load the map at map_path on start when one is there (a restarted or respawned
+            mapper continues from its last save). Whenever a map there is not resumed (resume
+            false, or it cannot be loaded), it is never overwritten: the first save renames the
+            folder to <map_path>.previous-<UTC time> beside it (named in the log and the status).
         warn_period_s: a warning about the same kind of bad input is logged at most this often
             (every occurrence is still counted in the status).
         device: overrides mapper.device when not '' (`llm3d bringup --device` sets it).
@@ -73,7 +75,7 @@ class MapperNodeConfig:
     status_period_s: float = 1.0
     map_path: str = "llm3d_map"
     autosave_period_s: float = 0.0
-    resume: bool = False
+    resume: bool = True
     warn_period_s: float = 5.0
     device: str = ""
     mapper: MapperConfig = field(default_factory=MapperConfig)

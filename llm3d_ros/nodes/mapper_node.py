@@ -32,7 +32,8 @@ Status (`~/status`, JSON, every `status_period_s`):
      "tf": {"static_conflict": n, "future": n, "past": n, ...},   # TF samples refused or overridden
      "map": {"voxels": n, "objects": n, "frames": n},
      "timing": {"last_fuse_s": x, "mean_fuse_s": x, "last_latency_s": x},
-     "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x}}
+     "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x,
+               "resumed": bool, "previous": "<folder the map found at start was moved to, or ''>"}}
 ("unsaved": the map changed since the last save; an autosave follows within autosave_period_s.
 "last_latency_s": camera-to-map latency of the last fused frame, the node's clock when its fusion
 returned minus its image stamp; `llm3d bench ros` samples it.)
@@ -43,6 +44,7 @@ per kind; the node keeps running.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -101,6 +103,9 @@ class MapperNode(Node):
         declare_config_parameters(self, MapperNodeConfig())
         self.cfg = read_config_parameters(self, MapperNodeConfig)
         self.map_path = Path(self.cfg.map_path).expanduser().resolve()
+        self._resumed = False
+        self._keep_aside = False  # a map found at map_path and not resumed: moved aside by the first save
+        self._previous_map = ""
         self.mapper = self._build_mapper()
         self.tf = make_tf_buffer(self, self.cfg.tf_cache_s)
 
@@ -151,15 +156,37 @@ class MapperNode(Node):
 
     def _build_mapper(self) -> FeatureFusionMapper:
         core = self.cfg.core_config()
-        if self.cfg.resume and (self.map_path / "map.json").is_file():
+        if not (self.map_path / "map.json").is_file():
+            return FeatureFusionMapper(core)
+        if self.cfg.resume:
             try:
                 mapper = FeatureFusionMapper.load(self.map_path, device=core.device)
+                self._resumed = True
                 self.get_logger().info(f"resumed the map at {self.map_path} ({mapper.frames} frames, "
                                        f"{len(mapper.voxels)} voxels; its saved mapper config applies)")
                 return mapper
             except MapFileError as err:
-                self.get_logger().error(f"cannot resume: {err}; starting an empty map")
+                self.get_logger().error(f"cannot resume: {err}; starting an empty map (the unreadable one is kept "
+                                        "aside at the first save)")
+        else:
+            self.get_logger().info(f"a map exists at {self.map_path} and resume is off: starting an empty map; the "
+                                   "existing one is kept aside at the first save")
+        self._keep_aside = True
         return FeatureFusionMapper(core)
+
+    def _move_previous_map(self) -> None:
+        """Renames the map found at start (not resumed) to a sibling folder, once, before the first save."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        target = self.map_path.with_name(f"{self.map_path.name}.previous-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.map_path.with_name(f"{self.map_path.name}.previous-{stamp}-{n}")
+            n += 1
+        if self.map_path.exists():
+            os.replace(self.map_path, target)  # one rename: a reader sees the old map or none, never half
+            self._previous_map = str(target)
+            self.get_logger().warning(f"the map that was at {self.map_path} is kept at {target}")
+        self._keep_aside = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -235,7 +262,8 @@ class MapperNode(Node):
                 "errors": dict(self._errors), "tf": self.tf.counters(), "map": dict(self._map_summary),
                 "timing": {k: round(v, 4) for k, v in self._timing.items()},
                 "saves": {"count": self._saves, "last_path": self._last_save_path, "unsaved": self._unsaved,
-                          "autosave_period_s": self.cfg.autosave_period_s},
+                          "autosave_period_s": self.cfg.autosave_period_s, "resumed": self._resumed,
+                          "previous": self._previous_map},
             }
         self._status_pub.publish(String(data=json.dumps(status)))
 
@@ -322,6 +350,8 @@ class MapperNode(Node):
             if self.mapper.frames == 0:
                 return False, "nothing to save: no frame has been fused yet"
             try:
+                if self._keep_aside:
+                    self._move_previous_map()
                 path = self.mapper.save(self.map_path)
             except Exception as err:  # disk full, permissions...: report, keep mapping
                 self._bad("save_failed", f"{why}: could not save the map to {self.map_path}: {err}")

@@ -160,6 +160,46 @@ class Harness:
         self.rclpy.try_shutdown(context=self.context)
 
 
+def test_a_map_that_is_not_resumed_is_kept_aside_not_overwritten(seven_scenes, tmp_path):
+    """#21: a restart with resume off (or an unreadable map) used to delete the saved map at the first save."""
+    from llm3d_core.data.frames import SevenScenesFrames
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_core.config import load_yaml
+    from llm3d_ros.nodes.mapper_config import MapperNodeConfig
+    from llm3d_core.config import config_from_dict
+
+    frames = SevenScenesFrames(seven_scenes)
+    map_path = tmp_path / "map"
+    params = tmp_path / "params.yaml"
+    params.write_text(SMALL_MAPPER.format(map_path=map_path) + "    resume: false\n")
+    old = FeatureFusionMapper(config_from_dict(MapperNodeConfig, load_yaml(params)["llm3d_mapper"]["ros__parameters"])
+                              .core_config())
+    for i in range(3):
+        old.integrate(frames[i])
+    old.save(map_path)
+    old_manifest = (map_path / "map.json").read_text()
+    bringup = Bringup("--params-file", str(params), "--device", "cpu")
+    harness = Harness()
+    try:
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
+                           "the mapper's subscriptions and first status", bringup)
+        assert harness.status["map"]["frames"] == 0 and not harness.status["saves"]["resumed"]
+        deadline = time.monotonic() + 60.0
+        while not harness.status["saves"]["count"] and time.monotonic() < deadline:  # autosave_period_s 0.5
+            harness.publish_frame(frames[10], harness.now_ns())
+            harness.spin_for(0.5)
+        previous = Path(harness.status["saves"]["previous"])
+        assert previous.parent == tmp_path and previous.name.startswith("map.previous-"), harness.status
+        assert (previous / "map.json").read_text() == old_manifest  # the old map, intact
+        assert FeatureFusionMapper.load(previous).frames == 3
+        assert FeatureFusionMapper.load(map_path).frames >= 1  # the new map where the reasoner looks
+        assert f"is kept at {previous}" in bringup.output
+    finally:
+        harness.close()
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
+
+
 def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp_path):
     from llm3d_core.data.frames import SevenScenesFrames
     from llm3d_core.mapping.mapper import FeatureFusionMapper
@@ -205,6 +245,16 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
         assert str(map_path) in saved.message
         loaded = FeatureFusionMapper.load(map_path)
         assert len(loaded.voxels) > 0 and loaded.frames >= 1
+
+        # kill -9 of the mapper (#21): bringup restarts it, the new process resumes the saved map.
+        mapper_pids = lambda: [int(m) for m in re.findall(r"started llm3d_mapper \(pid (\d+)\)", bringup.output)]
+        os.kill(mapper_pids()[0], signal.SIGKILL)
+        harness.spin_until(lambda: len(mapper_pids()) == 2, 30.0, "bringup to restart the mapper", bringup)
+        assert "llm3d_mapper exited unexpectedly with code -9; restarting it" in bringup.output
+        harness.spin_until(lambda: harness.status.get("saves", {}).get("resumed"), 120.0,
+                           "the restarted mapper's status", bringup)
+        assert harness.status["map"]["frames"] == loaded.frames and harness.status["map"]["voxels"] == len(loaded.voxels)
+        assert FeatureFusionMapper.load(map_path).frames == loaded.frames  # nothing lost on disk either
 
         # Bad input: a wrong encoding, truncated data, and a frame whose pose is not in TF.
         errors_before = dict(harness.status["errors"])
