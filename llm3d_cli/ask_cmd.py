@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, check_checkpoint, check_map, non_negative_int, positive_float
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
@@ -23,11 +24,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=Path, default=None,
                    help="ask about one posed RGB-D view of this frame folder (7-Scenes/TUM layout) instead of a map "
                         "(UniVLG: the same model on a single frame, before any map exists)")
-    p.add_argument("--index", type=int, default=0, help="with --frames: which frame (default 0)")
+    p.add_argument("--index", type=non_negative_int, default=0, help="with --frames: which frame (default 0)")
     p.add_argument("--session", default="", help="running stack: continue this dialog session")
     p.add_argument("--namespace", default="", help="running stack: namespace of the reasoner's services")
-    p.add_argument("--server-timeout", type=float, default=10.0, help="running stack: seconds to wait for it")
-    p.add_argument("--timeout", type=float, default=120.0, help="running stack: seconds to wait for the answer")
+    p.add_argument("--server-timeout", type=positive_float, default=10.0, help="running stack: seconds to wait for it")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="running stack: seconds to wait for the answer")
     p.add_argument("--ckpt", type=Path, default=None,
                    help="checkpoint folder (default: an untrained model from the config; answers are then arbitrary)")
     p.add_argument("--task", default="qa", choices=["caption", "qa", "plan", "ground", "navigate", "dialog"])
@@ -42,8 +43,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 @command("ask", "ask the 3D-LLM about the scene (running stack, or a saved map with --map)", _add_args)
 def run(args: argparse.Namespace) -> int:
     if args.map is not None and args.frames is not None:
-        print("error: give --map (a scene) or --frames (one view), not both", file=sys.stderr)
-        return 2
+        raise UsageError("give --map (a scene) or --frames (one view), not both")
+    if not args.question.strip() and args.task != "caption":
+        raise UsageError(f"the question is empty (only --task caption takes none; this is --task {args.task})")
     if args.map is None and args.frames is None:
         return _ask_stack(args)
     return _ask_offline(args)
@@ -53,10 +55,9 @@ def _ask_stack(args: argparse.Namespace) -> int:
     from llm3d_cli.stack import report, with_client
 
     if args.task not in ("qa", "dialog") or args.ckpt or args.config or args.device:
-        print("error: --task other than qa/dialog, --ckpt, --config and --device need --map (offline); the running "
-              "stack answers with its own model (use `llm3d ground|plan|navigate` for the other tasks)",
-              file=sys.stderr)
-        return 2
+        raise UsageError("--task other than qa/dialog, --ckpt, --config and --device need --map (offline); the "
+                         "running stack answers with its own model (use `llm3d ground|plan|navigate` for the other "
+                         "tasks)")
 
     def call(client) -> int:
         reply = client.ask(args.question, args.session)
@@ -70,48 +71,50 @@ def _ask_stack(args: argparse.Namespace) -> int:
 def _ask_offline(args: argparse.Namespace) -> int:
     import os
 
+    # Inputs first, then torch and the model (seconds): a wrong path fails at once. A bad map, frame or
+    # question found later (MapFileError, FrameError, InputTooLongError...) is reported by llm3d_cli.main, exit 2.
+    check_map(args.map)
+    if args.frames is not None:
+        from llm3d_core.data.frames import open_frame_folder
+
+        frames = open_frame_folder(args.frames)
+        if args.index >= len(frames):
+            raise UsageError(f"argument --index: {args.index} is outside the {len(frames)} frames of {args.frames}")
+    check_checkpoint(args.ckpt)
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.mapping.mapper import MapFileError
-    from llm3d_core.model.llm import LlmLoadError
-    from llm3d_core.model.location_tokens import LocationDecodeError
-    from llm3d_core.model.modeling_llm3d import CheckpointError, InputTooLongError, Llm3dModel
-    from llm3d_core.model.scene import EmptySceneError, load_map_scene
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from llm3d_core.model.scene import load_map_scene
 
     from llm3d_core.assets import shipped_checkpoint
-    from llm3d_core.geometry import FrameError
 
     ckpt = args.ckpt or shipped_checkpoint()
-    try:
-        if ckpt:
-            model = Llm3dModel.from_pretrained(ckpt, device=args.device,
-                                               overrides={"device": args.device} if args.device else None)
-        else:
-            from llm3d_core.model.train import load_train_config
+    if ckpt:
+        model = Llm3dModel.from_pretrained(ckpt, device=args.device,
+                                           overrides={"device": args.device} if args.device else None)
+    else:
+        from llm3d_core.model.train import load_train_config
 
-            cfg = load_train_config(args.config, {}).model
-            print("warning: no --ckpt given and no shipped checkpoint; the scene encoder is untrained", file=sys.stderr)
-            model = Llm3dModel.build(cfg, args.device)
-        model.eval()
-        if args.mask_head and (args.task != "ground" or model.mask_head is None):
-            raise ValueError("--mask-head needs --task ground and a checkpoint with a mask head "
-                             f"(this one's grounding_head is {model.config.grounding_head!r})")
-        if model.config.scene_input == "frames2d":
-            scene, frame_name = _frames2d_scene(args, model), "map"
-        elif args.frames is not None:
-            scene, frame_name = _frame_scene(args, model)
-        else:
-            scene, frame_name = load_map_scene(args.map, model.config.num_points, model.config.seed), "map"
-        answer = model.session(scene, str(args.map or args.frames)).ask(args.question, args.task)
-        found = None
-        if args.mask_head:
-            m = model.config.mask_head
-            dense = _frame_scene(args, model, m.num_points)[0] if args.frames is not None else load_map_scene(
-                args.map, m.num_points, model.config.seed, object_points=m.object_points)
-            found = model.ground_mask(dense, args.question, answer.object_logits)
-    except (CheckpointError, EmptySceneError, InputTooLongError, LocationDecodeError, MapFileError, LlmLoadError,
-            FrameError, IndexError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        cfg = load_train_config(args.config, {}).model
+        print("warning: no --ckpt given and no shipped checkpoint; the scene encoder is untrained", file=sys.stderr)
+        model = Llm3dModel.build(cfg, args.device)
+    model.eval()
+    if args.mask_head and (args.task != "ground" or model.mask_head is None):
+        raise UsageError("--mask-head needs --task ground and a checkpoint with a mask head "
+                         f"(this one's grounding_head is {model.config.grounding_head!r})")
+    if model.config.scene_input == "frames2d":
+        scene, frame_name = _frames2d_scene(args, model), "map"
+    elif args.frames is not None:
+        scene, frame_name = _frame_scene(args, model)
+    else:
+        scene, frame_name = load_map_scene(args.map, model.config.num_points, model.config.seed), "map"
+    answer = model.session(scene, str(args.map or args.frames)).ask(args.question, args.task)
+    found = None
+    if args.mask_head:
+        m = model.config.mask_head
+        dense = _frame_scene(args, model, m.num_points)[0] if args.frames is not None else load_map_scene(
+            args.map, m.num_points, model.config.seed, object_points=m.object_points)
+        found = model.ground_mask(dense, args.question, answer.object_logits)
     result = {"task": answer.task, "answer": answer.text, "seconds": round(answer.seconds, 3), "tokens": answer.tokens,
               "frame": frame_name}
     if answer.box is not None:
@@ -163,8 +166,6 @@ def _frame_scene(args: argparse.Namespace, model, num_points: int = 0):
     from llm3d_core.model.single_frame import scene_from_mapper_config
 
     frames = open_frame_folder(args.frames)
-    if not 0 <= args.index < len(frames):
-        raise IndexError(f"--index {args.index} is outside the {len(frames)} frames of {args.frames}")
     config = load_mapper_config(args.config, args.device)
     encoder = build_image_encoder(dataclasses.replace(config.encoder, device=str(model.device)))
     scene = scene_from_mapper_config(frames[args.index], encoder, config, num_points or model.config.num_points,

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import (check_dir, check_new_path, check_seed, non_negative_float, non_negative_int,
+                             positive_float, positive_int)
 
 log = logging.getLogger("llm3d.bag")
 
@@ -31,24 +33,24 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     h = "explore a simulated scene and record the run as a ROS 2 bag (annotations saved inside the bag folder)"
     q = sub.add_parser("record-sim", help=h, description=h)
     q.add_argument("--seed", type=int, required=True, help="procedural scene seed (the split follows from it)")
-    q.add_argument("--max-steps", type=int, default=None, help="exploration actions (default: config)")
-    q.add_argument("--width", type=int, default=320, help="image width (intrinsics scaled; default 320)")
-    q.add_argument("--height", type=int, default=240, help="image height (default 240)")
+    q.add_argument("--max-steps", type=positive_int, default=None, help="exploration actions (default: config)")
+    q.add_argument("--width", type=positive_int, default=320, help="image width (intrinsics scaled; default 320)")
+    q.add_argument("--height", type=positive_int, default=240, help="image height (default 240)")
     _writing(q)
     _common(q)
     h = "convert a folder of posed RGB-D frames (7-Scenes or TUM RGB-D layout) into a ROS 2 bag"
     q = sub.add_parser("from-frames", help=h, description=h)
     q.add_argument("frames", type=Path, help="frame folder")
-    q.add_argument("--every", type=int, default=1, help="take every N-th frame")
-    q.add_argument("--limit", type=int, default=0, help="at most this many frames (0: all)")
+    q.add_argument("--every", type=positive_int, default=1, help="take every N-th frame")
+    q.add_argument("--limit", type=non_negative_int, default=0, help="at most this many frames (0: all)")
     _writing(q)
     _common(q)
     h = "publish a bag's messages into the running ROS 2 graph with their original timing"
     q = sub.add_parser("play", help=h, description=h)
     q.add_argument("bag", type=Path)
-    q.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
+    q.add_argument("--rate", type=positive_float, default=1.0, help="playback speed factor (default 1.0)")
     q.add_argument("--topics", nargs="*", default=None, help="play only these topics")
-    q.add_argument("--wait", type=float, default=5.0, help="seconds to wait for a subscriber of the colour topic")
+    q.add_argument("--wait", type=non_negative_float, default=5.0, help="seconds to wait for a subscriber of the colour topic")
     _common(q)
     h = "topics of a bag and the posed frames it yields (pairing and TF as the mapper node)"
     q = sub.add_parser("info", help=h, description=h)
@@ -73,13 +75,8 @@ def _wrap(items, desc, total):
 
 @command("bag", "recorded ROS 2 bags: record from the simulator, convert frame folders, play, inspect", _add_args)
 def run(args: argparse.Namespace) -> int:
-    from llm3d_core.bags.errors import BagError
-
-    try:
-        result = _RUN[args.bag_command](args)
-    except (BagError, FileNotFoundError, ValueError) as err:
-        print(f"llm3d bag {args.bag_command}: {err}", file=sys.stderr)
-        return 1
+    # A missing or damaged bag, a bad config: llm3d_cli.main reports them (one line, exit 2).
+    result = _RUN[args.bag_command](args)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -89,6 +86,8 @@ def _record_sim(args: argparse.Namespace) -> dict:
     from sim.datagen.maps import map_sim_config
     from sim.record_bag import record_sim_bag
 
+    check_seed(args.seed)
+    check_new_path(args.out)
     sim_config = map_sim_config(load_sim_config(args.config), args.width, args.height, args.max_steps)
     return record_sim_bag(args.seed, args.out, sim_config, _bag_config(args), wrap=_wrap).to_dict()
 
@@ -96,6 +95,8 @@ def _record_sim(args: argparse.Namespace) -> dict:
 def _from_frames(args: argparse.Namespace) -> dict:
     from llm3d_core.bags.convert import frames_to_bag
 
+    check_dir(args.frames, "frames", "frame folder")
+    check_new_path(args.out)
     return frames_to_bag(args.frames, args.out, _bag_config(args), every=args.every, limit=args.limit,
                          wrap=_wrap).to_dict()
 

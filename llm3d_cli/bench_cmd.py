@@ -12,20 +12,24 @@ import platform
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import (UsageError, check_checkpoint, check_dir, check_map, check_seed, non_negative_int,
+                             positive_float, positive_int)
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7scenes-redkitchen"
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "ros"],
+    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "ros", "soak"],
                    help="which benchmark (default embodied: held-out episodes, 3D-LLM vs. baselines, one table)")
-    p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="posed RGB-D frame folder (7-Scenes layout)")
-    p.add_argument("--limit", type=int, default=0, help="mapper: use only the first N frames of each source (0: all)")
-    p.add_argument("--voxel", type=float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
+    p.add_argument("--frames", type=Path, default=None,
+                   help="mapper, ros: posed RGB-D frame folder (7-Scenes layout; default shared/data/7scenes-redkitchen, "
+                        "mapper: skipped where it is missing)")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="mapper: use only the first N frames of each source (0: all)")
+    p.add_argument("--voxel", type=positive_float, action="append", help="mapper: voxel size in metres (repeatable; default 0.05 and 0.02)")
     p.add_argument("--no-sim", action="store_true", help="mapper: real frames only")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (ros: default launch/llm3d.yaml)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--frames-count", type=int, default=100, help="render: frames per backend")
+    p.add_argument("--frames-count", type=positive_int, default=100, help="render: frames per backend")
     p.add_argument("--seed", type=int, default=11000, help="render and mapper: scene seed (default: first test scene)")
     p.add_argument("--ckpt", type=Path, default=None,
                    help="reasoner, embodied, ros: objects-encoder checkpoint (default: the shipped one; "
@@ -38,12 +42,20 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="embodied: CI-sized smoke run (1 scene, 60 steps, 160x120, 2 questions); "
                    "ros: 3 s of 320x240 frames, fewer calls")
-    p.add_argument("--seconds", type=float, default=None,
+    p.add_argument("--seconds", type=positive_float, default=None,
                    help="ros: seconds of 30 Hz camera per image size (default 10; --quick 3)")
-    p.add_argument("--episodes", type=int, default=None, help="embodied: held-out test scenes (default 3; --quick 1)")
+    p.add_argument("--episodes", type=positive_int, default=None, help="embodied: held-out test scenes (default 3; --quick 1)")
     p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene)")
-    p.add_argument("--questions", type=int, default=None,
+    p.add_argument("--questions", type=non_negative_int, default=None,
                    help="reasoner: QA questions timed (default 20); embodied: per episode (default 8; --quick 2)")
+    p.add_argument("--minutes", type=positive_float, default=10.0,
+                   help="soak: minutes of `llm3d bringup --sim` under load (default 10)")
+    p.add_argument("--burst", type=non_negative_int, default=50, help="soak: asks fired at once (default 50)")
+    p.add_argument("--burst-period", type=positive_float, default=60.0,
+                   help="soak: seconds between bursts (default 60)")
+    p.add_argument("--rate", type=positive_float, default=30.0, help="soak: simulated camera rate in Hz (default 30)")
+    p.add_argument("--kill", default="llm3d_mapper", choices=["llm3d_mapper", "llm3d_reasoner", "llm3d_sim_bridge", "none"],
+                   help="soak: node to kill -9 halfway (default llm3d_mapper; none: no injected crash)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for the JSON result")
 
 
@@ -51,8 +63,18 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    # Inputs named on the command line exist, before torch loads or a scene is mapped (minutes on a CPU).
+    check_dir(args.frames, "--frames", "frame folder")
+    args.frames = args.frames or DEFAULT_FRAMES
+    if args.what in ("render", "mapper", "reasoner"):
+        check_seed(args.seed)
+    for option in ("ckpt", "ckpt_points", "ckpt_2d"):
+        check_checkpoint(getattr(args, option), "--" + option.replace("_", "-"))
+    check_map(args.map)
     if args.what == "ros":  # before torch: this process only publishes and times; the nodes load torch
         return _ros(args)
+    if args.what == "soak":
+        return _soak(args)
     import torch
 
     from sim.bench.table import markdown_table
@@ -107,9 +129,6 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, shipped_checkpoint
-    from llm3d_core.mapping.mapper import MapFileError
-    from llm3d_core.model.llm import LlmLoadError
-    from llm3d_core.model.modeling_llm3d import CheckpointError
     from llm3d_core.model.train import load_train_config
     from llm3d_core.progress import progress_bar
     from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
@@ -119,19 +138,16 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     try:
         cfg = EmbodiedConfig.quick(**overrides) if args.quick else EmbodiedConfig(**overrides)
     except ValueError as err:
-        raise SystemExit(f"llm3d bench embodied: {err}") from None
+        raise UsageError(str(err)) from None
     ckpt = args.ckpt or shipped_checkpoint()
     if ckpt is None:
         print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the objects row runs an untrained "
               "model, labelled 'untrained'", file=sys.stderr)
-    try:
-        systems = load_systems(ckpt, args.ckpt_points or shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT),
-                               args.ckpt_2d or shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT),
-                               load_train_config(args.config, {}).model, args.device)
-        result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar)
-    except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # A checkpoint of the wrong kind for its row (ValueError, CheckpointError): llm3d_cli.main, exit 2.
+    systems = load_systems(ckpt, args.ckpt_points or shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT),
+                           args.ckpt_2d or shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT),
+                           load_train_config(args.config, {}).model, args.device)
+    result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar)
     result["machine"] = machine
     scenes = ", ".join(e["scene"] for e in result["episodes"])
     print(f"\nembodied benchmark: {len(result['episodes'])} held-out test episode(s) ({scenes}), "
@@ -151,24 +167,25 @@ def _ros(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from llm3d_core.assets import shipped_checkpoint
     from llm3d_core.config import DEFAULT_CONFIG
+
+    params = (args.config or DEFAULT_CONFIG).expanduser().resolve()
+    if not params.is_file():
+        raise UsageError(f"argument --config: parameter file not found: {params}")
+    from llm3d_core.assets import shipped_checkpoint
     from llm3d_ros.bench import ROS_HEADER, RosBenchConfig, RosBenchError, ros_rows, run_ros_bench
     from sim.bench.mapper import TARGETS
     from sim.bench.table import markdown_table
 
-    params = (args.config or DEFAULT_CONFIG).expanduser().resolve()
-    if not params.is_file():
-        print(f"llm3d bench ros: parameter file not found: {params}", file=sys.stderr)
-        return 2
     overrides: dict = {"checkpoint": args.ckpt or shipped_checkpoint(), "device": args.device or ""}
     if args.seconds is not None:
         overrides["seconds"] = args.seconds
+    # A bad option or frame folder (ValueError, FileNotFoundError) is the user's: llm3d_cli.main, exit 2.
+    cfg = (RosBenchConfig.quick(args.frames, params, **overrides) if args.quick
+           else RosBenchConfig(frames_dir=args.frames, params_file=params, **overrides))
     try:
-        cfg = (RosBenchConfig.quick(args.frames, params, **overrides) if args.quick
-               else RosBenchConfig(frames_dir=args.frames, params_file=params, **overrides))
         result = run_ros_bench(cfg, log=lambda line: print(f"llm3d bench ros: {line}", file=sys.stderr, flush=True))
-    except (RosBenchError, ValueError, FileNotFoundError) as err:
+    except RosBenchError as err:  # the nodes failed: their output is in the message
         print(f"llm3d bench ros: {err}", file=sys.stderr)
         return 1
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
@@ -181,3 +198,32 @@ def _ros(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ros.json").write_text(json.dumps(result, indent=1, default=str))
     return 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    """`llm3d bench soak` (llm3d_ros.soak): the stack for --minutes under bursts of asks, bad input and a kill -9."""
+    import sys
+
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_ros.soak import SoakConfig, plot_soak, run_soak, soak_rows
+    from sim.bench.table import markdown_table
+
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"argument --config: parameter file not found: {args.config}")
+    cfg = SoakConfig(minutes=args.minutes, rate_hz=args.rate, burst=args.burst, burst_period_s=args.burst_period,
+                     kill_node="" if args.kill == "none" else args.kill, device=args.device or "cpu",
+                     checkpoint=str(args.ckpt or shipped_checkpoint() or ""), params_file=args.config)
+    try:
+        result = run_soak(cfg, log=lambda line: print(f"llm3d bench {line}", file=sys.stderr, flush=True))
+    except RuntimeError as err:  # the stack did not come up: its output is in the message
+        print(f"llm3d bench soak: {err}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps(result, indent=1, default=str))
+    png = plot_soak(result, args.out / "soak.png")
+    print(f"\nsoak: llm3d bringup --sim for {cfg.minutes:g} min, simulator at {cfg.rate_hz:g} Hz, {cfg.burst} asks at "
+          f"once every {cfg.burst_period_s:g} s, bad sensor input every {cfg.bad_period_s:g} s, kill -9 "
+          f"{cfg.kill_node or 'none'} at {cfg.kill_at:.0%}; {platform.processor() or platform.machine()}\n")
+    print(markdown_table(("measure", "result", "target", "meets"), soak_rows(result)))
+    print(f"\nJSON in {args.out.resolve()}/soak.json; memory curves in {png.resolve()}")
+    return 0 if result["requests"]["lost"] == 0 and not result["crashes"] else 1

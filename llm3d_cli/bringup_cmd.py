@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, non_negative_float, non_negative_int
 
 STOP_GRACE_S = 15.0  # a node flushes and saves on SIGINT; give it time before SIGKILL
 CONFIG_ERROR = 2  # a node's exit code for invalid parameters: restarting it cannot help
@@ -37,9 +38,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N, forwarded to nodes that take it")
     p.add_argument("--params-file", type=Path, default=None,
                    help="YAML parameter file shared by the nodes and the CLI (default: launch/llm3d.yaml)")
-    p.add_argument("--respawn-delay", type=float, default=2.0, metavar="S",
+    p.add_argument("--respawn-delay", type=non_negative_float, default=2.0, metavar="S",
                    help="seconds before a node that died is started again (default 2)")
-    p.add_argument("--max-respawns", type=int, default=5, metavar="N",
+    p.add_argument("--max-respawns", type=non_negative_int, default=5, metavar="N",
                    help="restarts per node before bringup gives up and stops (default 5; 0: never restart)")
 
 
@@ -79,7 +80,7 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S)
 
 @command("bringup", "start the llm3d ROS 2 nodes (the node set of bringup.launch.py) until Ctrl-C", _add_args)
 def run(args: argparse.Namespace) -> int:
-    from llm3d_core.config import DEFAULT_CONFIG
+    from llm3d_core.config import DEFAULT_CONFIG, load_yaml
     from llm3d_ros.env import ros_environment
     from llm3d_ros.node_set import forwarded_parameters, select_nodes
 
@@ -95,12 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     params_file = (args.params_file or DEFAULT_CONFIG).expanduser().resolve()
     if not params_file.is_file():
-        print(f"llm3d bringup: parameter file not found: {params_file}", file=sys.stderr)
-        return 2
-    if not (args.respawn_delay >= 0 and args.max_respawns >= 0):  # `not >=` also refuses NaN
-        print(f"llm3d bringup: --respawn-delay and --max-respawns must be >= 0, got {args.respawn_delay} and "
-              f"{args.max_respawns}", file=sys.stderr)
-        return 2
+        raise UsageError(f"argument --params-file: parameter file not found: {params_file}")
+    load_yaml(params_file)  # malformed YAML: one line now, not a node dying after start-up
     arguments = {"sim": "true" if args.sim else "false"}
     if args.device:
         arguments["device"] = args.device

@@ -9,6 +9,9 @@ import logging
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, non_negative_int, positive_int
+
+SPLITS = ("train", "val", "test")  # sim.scenes.SPLITS, without importing the simulator to parse arguments
 
 log = logging.getLogger("llm3d.data")
 
@@ -17,31 +20,31 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     help_ = "generate scenes, JSONL language records (caption, qa, ground, plan, navigate, dialog) and optional maps"
     q = sub.add_parser("generate", help=help_, description=help_)
-    q.add_argument("--split", required=True, help="train | val | test (fixed, disjoint seed ranges)")
-    q.add_argument("--scenes", type=int, required=True, help="number of scenes")
+    q.add_argument("--split", required=True, choices=SPLITS, help="train | val | test (fixed, disjoint seed ranges)")
+    q.add_argument("--scenes", type=positive_int, required=True, help="number of scenes")
     q.add_argument("--out", type=Path, required=True, help="output folder (<split>.jsonl, scenes/, maps/, summary.json)")
-    q.add_argument("--start", type=int, default=0, help="index of the first seed within the split (default 0)")
+    q.add_argument("--start", type=non_negative_int, default=0, help="index of the first seed within the split (default 0)")
     q.add_argument("--seed", type=int, default=0, help="generator seed: phrasing and sampling (default 0)")
     q.add_argument("--maps", action="store_true", help="also explore each scene and build a feature-fusion map")
-    q.add_argument("--frames-every", type=int, default=3, help="fuse every N-th explored frame (default 3)")
-    q.add_argument("--width", type=int, default=320, help="map rendering width (intrinsics scaled; default 320)")
-    q.add_argument("--height", type=int, default=240, help="map rendering height (default 240)")
+    q.add_argument("--frames-every", type=positive_int, default=3, help="fuse every N-th explored frame (default 3)")
+    q.add_argument("--width", type=positive_int, default=320, help="map rendering width (intrinsics scaled; default 320)")
+    q.add_argument("--height", type=positive_int, default=240, help="map rendering height (default 240)")
     q.add_argument("--overwrite-maps", action="store_true", help="rebuild maps that exist (default: skip them, so "
                    "an interrupted run resumes)")
     q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
     q.add_argument("--name", default="", help="write <name>.jsonl instead of <split>.jsonl (extra records for the "
                    "same scenes, e.g. with another --seed, beside the split's own)")
     q.add_argument("--tasks", default="", help="comma-separated tasks to keep (default: all)")
-    q.add_argument("--ground", type=int, default=None, help="referring expressions per scene (default 16)")
-    q.add_argument("--navigate", type=int, default=None, help="navigation instructions per scene (default 10)")
+    q.add_argument("--ground", type=non_negative_int, default=None, help="referring expressions per scene (default 16)")
+    q.add_argument("--navigate", type=non_negative_int, default=None, help="navigation instructions per scene (default 10)")
     help_ = ("render single views of a split's scenes (each facing one object) and write records about the objects "
              "each view shows, with boxes in the view's camera frame (UniVLG's 2D-3D co-training)")
     v = sub.add_parser("views", help=help_, description=help_)
     v.add_argument("--data", type=Path, required=True, help="data folder with <split>.jsonl and scenes/ (llm3d data generate)")
-    v.add_argument("--split", required=True, help="whose scenes: train | val | test")
+    v.add_argument("--split", required=True, choices=SPLITS, help="whose scenes: train | val | test")
     v.add_argument("--name", default="", help="write <name>.jsonl (default <split>_views) and views/<view_id>/")
-    v.add_argument("--scenes", type=int, default=0, help="at most this many scenes (default: all of the split)")
-    v.add_argument("--views-per-scene", type=int, default=6, help="views per scene (default 6)")
+    v.add_argument("--scenes", type=non_negative_int, default=0, help="at most this many scenes (default: all of the split)")
+    v.add_argument("--views-per-scene", type=positive_int, default=6, help="views per scene (default 6)")
     v.add_argument("--seed", type=int, default=0, help="pose and phrasing seed (default 0)")
     v.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
 
@@ -63,7 +66,7 @@ def _views(args: argparse.Namespace) -> int:
         req = ViewsRequest(args.data, args.split, name=args.name, scenes=args.scenes,
                            config=ViewConfig(views_per_scene=args.views_per_scene, seed=args.seed))
     except ValueError as err:
-        raise SystemExit(f"llm3d data views: {err}") from None
+        raise UsageError(str(err)) from None
     entry = generate_views(req, load_sim_config(args.config), map_mapper_config(config_path=args.config),
                            wrap=lambda items, desc, total: progress(items, desc=desc, total=total))
     print(json.dumps(entry, indent=1))
@@ -84,7 +87,7 @@ def _generate(args: argparse.Namespace) -> int:
                              datagen=DatagenConfig(seed=args.seed, **counts), name=args.name,
                              tasks=[t for t in args.tasks.split(",") if t.strip()])
     except ValueError as err:
-        raise SystemExit(f"llm3d data generate: {err}") from None
+        raise UsageError(str(err)) from None
     mapper_config = None
     if args.maps:
         from sim.datagen.maps import map_mapper_config

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, check_checkpoint, non_negative_int
 
 log = logging.getLogger("llm3d.demo")
 
@@ -16,7 +17,7 @@ log = logging.getLogger("llm3d.demo")
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="report folder (default demo_out)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="scene split (default test)")
-    p.add_argument("--scene-index", type=int, default=0, help="which scene of the split (default 0)")
+    p.add_argument("--scene-index", type=non_negative_int, default=0, help="which scene of the split (default 0)")
     p.add_argument("--ckpt", type=Path, default=None,
                    help="checkpoint folder (default: the shipped checkpoints/llm3d-objects)")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (default launch/llm3d.yaml)")
@@ -33,48 +34,50 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import os
 
+    from sim.demo import DemoConfig, run_demo
+    from sim.scenes import seeds
+
+    # Before torch, a model or the nodes load: the scene exists, the checkpoint is one.
+    try:
+        cfg = DemoConfig(split=args.split, scene_index=args.scene_index)
+        seeds(cfg.split, 1, cfg.scene_index)
+    except ValueError as err:
+        raise UsageError(f"argument --scene-index: {err}") from None
+    check_checkpoint(args.ckpt)
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import shipped_checkpoint
-    from llm3d_core.mapping.mapper import MapFileError
-    from llm3d_core.model.llm import LlmLoadError
-    from llm3d_core.model.modeling_llm3d import CheckpointError
     from llm3d_core.model.train import load_train_config
     from llm3d_core.progress import progress_bar
     from llm3d_core.reasoner import load_model
-    from sim.demo import DemoConfig, run_demo
     from sim.report import write_report
 
-    try:
-        cfg = DemoConfig(split=args.split, scene_index=args.scene_index)
-    except ValueError as err:
-        raise SystemExit(f"llm3d demo: {err}") from None
     if args.quick:
         cfg = dataclasses.replace(cfg, width=160, height=120, max_steps=60, questions=3, groundings=1, thumbnails=2,
                                   max_drive_s=30.0)
     ckpt = args.ckpt or shipped_checkpoint()
-    try:
-        if ckpt is None:
-            print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the model is untrained and its "
-                  "answers are arbitrary", file=sys.stderr)
-        if args.ros:
-            from llm3d_ros.demo import run_ros_demo
+    if ckpt is None:
+        print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the model is untrained and its "
+              "answers are arbitrary", file=sys.stderr)
+    # A bad checkpoint or config (CheckpointError, LlmLoadError, ConfigError...) is reported by
+    # llm3d_cli.main as a user error, exit 2.
+    if args.ros:
+        from llm3d_ros.demo import run_ros_demo
 
+        try:
             # The reasoner node loads the model; the mapper node saves the map into OUT/map itself.
             result, mapper = run_ros_demo(cfg, str(ckpt or ""), args.out, args.config, args.device,
                                           progress=progress_bar)
-            report = write_report(args.out, result, mapper)
-        else:
-            model = load_model(ckpt, load_train_config(args.config, {}).model, args.device or "auto",
-                               overrides={"device": args.device} if args.device else None)
-            result, mapper = run_demo(cfg, model, str(ckpt or ""), args.device, progress=progress_bar)
-            report = write_report(args.out, result, mapper)
-            mapper.save(args.out / "map")
-    except RuntimeError as err:  # the ROS stack failed: its message carries the nodes' last output
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except (CheckpointError, LlmLoadError, MapFileError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        except RuntimeError as err:  # the ROS stack failed: its message carries the nodes' last output
+            print(f"llm3d demo: {err}", file=sys.stderr)
+            return 1
+        report = write_report(args.out, result, mapper)
+    else:
+        model = load_model(ckpt, load_train_config(args.config, {}).model, args.device or "auto",
+                           overrides={"device": args.device} if args.device else None)
+        result, mapper = run_demo(cfg, model, str(ckpt or ""), args.device, progress=progress_bar)
+        report = write_report(args.out, result, mapper)
+        mapper.save(args.out / "map")
     print(json.dumps(result.summary(), indent=1))
     print(f"report: {report.resolve()}")
     return 0

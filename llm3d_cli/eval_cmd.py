@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, check_checkpoint, non_negative_int
+
+TASKS = ("caption", "qa", "ground", "plan", "navigate", "dialog")  # llm3d_core.model.configuration_llm3d.TASKS
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
@@ -14,8 +17,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="val | test (any DIR/<split>.jsonl)")
     p.add_argument("--ckpt", type=Path, required=True, help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: CKPT/eval_<split>.json)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N records (0: all)")
-    p.add_argument("--task", action="append", default=None, help="only these tasks (repeatable)")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="evaluate only the first N records (0: all)")
+    p.add_argument("--task", action="append", default=None, choices=TASKS, help="only these tasks (repeatable)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--skip-missing-scenes", action="store_true", help="evaluate only records whose scene map exists")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (starts a Java process)")
@@ -25,6 +28,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    # Before torch and the model load (seconds): the split file and the checkpoint exist.
+    if not (args.data / f"{args.split}.jsonl").is_file():
+        raise UsageError(f"no data file {args.data / (args.split + '.jsonl')} (--data DIR holds <--split>.jsonl; "
+                         "`llm3d data generate` writes it)")
+    check_checkpoint(args.ckpt)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.model.evaluate import evaluate, format_table
     from llm3d_core.model.modeling_llm3d import Llm3dModel

@@ -1,4 +1,8 @@
-"""`llm3d` console entry point."""
+"""`llm3d` console entry point.
+
+A user mistake ends as one line on stderr and exit status 2, whichever subcommand finds it
+(llm3d_cli/usage.py says what counts as one); any other exception keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ from llm3d_cli import (  # noqa: F401  (they register their subcommands)
     train_cmd,
 )
 from llm3d_cli.registry import COMMANDS
+from llm3d_cli.usage import Parser, check_device, is_user_error, report
 from llm3d_core import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm3d", description="A live 3D language model for ROS 2 robots.")
+    parser = Parser(prog="llm3d", description="A live 3D language model for ROS 2 robots.")
     parser.add_argument("--version", action="version", version=f"llm3d {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -40,10 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_device(args)
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise  # a bug: the traceback is what a report needs
+        return report(args, err)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import non_negative_int, positive_int, text
 
 if TYPE_CHECKING:
     from llm3d_core.geometry import RGBDFrame
@@ -26,29 +28,45 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="map folder to write")
     p.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides the config)")
-    p.add_argument("--every", type=int, default=1, help="fuse every N-th frame")
-    p.add_argument("--limit", type=int, default=0, help="stop after this many fused frames (0: all)")
-    p.add_argument("--holdout", type=int, default=0,
+    p.add_argument("--every", type=positive_int, default=1, help="fuse every N-th frame")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="stop after this many fused frames (0: all)")
+    p.add_argument("--holdout", type=non_negative_int, default=0,
                    help="check depth against every K-th frame, which is then not fused (0: no check)")
-    p.add_argument("--query", action="append", default=[], help="text query to rank objects (repeatable)")
+    p.add_argument("--query", type=text, action="append", default=[], help="text query to rank objects (repeatable)")
 
 
 @command("map", "build a map from posed RGB-D frames (a folder or a bag); save it, a PLY and a top-down PNG", _add_args)
 def run(args: argparse.Namespace) -> int:
+    with ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: ExitStack) -> int:
     from llm3d_core.bags.errors import BagError
+
+    # The input opens before torch and the mapper's encoder load (seconds): a wrong path fails at once.
+    if args.bag:
+        from llm3d_core.bags.config import load_bag_config
+        from llm3d_core.bags.reader import BagFrameReader
+
+        reader = stack.enter_context(BagFrameReader(args.bag, load_bag_config(args.config)))
+        source, total, reports = enumerate(reader.frames()), None, [reader.report]
+    else:
+        from llm3d_core.data.frames import open_frame_folder
+
+        frames = open_frame_folder(args.frames)
+        source, total, reports = _folder_frames(args, frames), len(frames), []
     from llm3d_core.mapping.evaluation import depth_agreement, estimate_up_axis
     from llm3d_core.mapping.mapper import FeatureFusionMapper, load_mapper_config
     from llm3d_core.mapping.render import export_ply, topdown_png
     from llm3d_core.progress import progress
 
-    every, holdout_k = max(args.every, 1), args.holdout
+    every, holdout_k = args.every, args.holdout
     mapper = FeatureFusionMapper(load_mapper_config(args.config, args.device))
     seconds, fused, held, poses = 0.0, 0, [], []
     error: BagError | None = None
-    reports: list = []  # the bag reader's report, once reading starts
-    source = _bag_frames(args, reports) if args.bag else _folder_frames(args)
     try:
-        for i, frame in progress(source, desc="mapping", total=None if args.bag else _folder_total(args)):
+        for i, frame in progress(source, desc="mapping", total=total):
             if holdout_k and i % holdout_k == holdout_k // 2:
                 held.append(frame)  # checked against, never fused
                 continue
@@ -72,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
         summary["holdout_depth_coverage"] = round(agreement.coverage, 3)
         summary["holdout_frames"] = agreement.frames
     queries = {}
-    for text in args.query:
-        hits = mapper.query(text, top_k=3)
-        queries[text] = [{"id": h.object.id, "label": h.object.label, "score": round(h.score, 3),
+    for query in args.query:
+        hits = mapper.query(query, top_k=3)
+        queries[query] = [{"id": h.object.id, "label": h.object.label, "score": round(h.score, 3),
                           "box_min": h.object.box_min.round(3).tolist(), "box_max": h.object.box_max.round(3).tolist()}
                          for h in hits]
     summary["queries"] = queries
@@ -95,30 +113,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folder_total(args: argparse.Namespace) -> int:
-    from llm3d_core.data.frames import open_frame_folder
-
-    return len(open_frame_folder(args.frames))
-
-
-def _folder_frames(args: argparse.Namespace) -> Iterator[tuple[int, RGBDFrame]]:
-    """(index, frame) of a frame folder; frames neither fused nor held out are never loaded."""
-    from llm3d_core.data.frames import open_frame_folder
-
-    frames = open_frame_folder(args.frames)
-    every, k = max(args.every, 1), args.holdout
+def _folder_frames(args: argparse.Namespace, frames) -> Iterator[tuple[int, RGBDFrame]]:
+    """(index, frame) of an opened frame folder; frames neither fused nor held out are never loaded."""
+    every, k = args.every, args.holdout
     fused = 0
     for i in range(len(frames)):
         held = k and i % k == k // 2
         if held or (i % every == 0 and not (args.limit and fused >= args.limit)):
             fused += 0 if held else 1
             yield i, frames[i]
-
-
-def _bag_frames(args: argparse.Namespace, reports: list) -> Iterator[tuple[int, RGBDFrame]]:
-    from llm3d_core.bags.config import load_bag_config
-    from llm3d_core.bags.reader import BagFrameReader
-
-    with BagFrameReader(args.bag, load_bag_config(args.config)) as reader:
-        reports.append(reader.report)
-        yield from enumerate(reader.frames())

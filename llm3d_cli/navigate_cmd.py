@@ -7,11 +7,12 @@ import sys
 
 from llm3d_cli.registry import command
 from llm3d_cli.stack import add_stack_args, report, with_client
+from llm3d_cli.usage import non_negative_float, text
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("instruction", help='e.g. "go to the sofa"')
-    p.add_argument("--success-distance", type=float, default=0.0,
+    p.add_argument("instruction", type=text, help='e.g. "go to the sofa"')
+    p.add_argument("--success-distance", type=non_negative_float, default=0.0,
                    help="metres from the target that count as arrived (0: the reasoner's default)")
     add_stack_args(p)
     p.set_defaults(timeout=300.0)
@@ -19,6 +20,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 @command("navigate", "go to what an instruction names (running stack; Ctrl-C cancels)", _add_args)
 def run(args: argparse.Namespace) -> int:
+
     def on_feedback(distance: float, state: str) -> None:
         if not args.json:
             print(f"  {state}: {distance:.2f} m to the goal", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, check_seed, positive_int
 
 log = logging.getLogger("llm3d.sim")
 
@@ -23,12 +24,12 @@ def _add_args(p: argparse.ArgumentParser) -> None:
         q.add_argument("--out", type=Path, required=True, help="output folder (7-Scenes layout)")
         q.add_argument("--config", type=Path, default=None, help="YAML parameter file (default: launch/llm3d.yaml)")
         q.add_argument("--backend", choices=["auto", "egl", "raycast", "habitat"], default=None, help="renderer (overrides the config)")
-        q.add_argument("--width", type=int, default=None, help="image width (scales the intrinsics of the config)")
-        q.add_argument("--height", type=int, default=None, help="image height")
+        q.add_argument("--width", type=positive_int, default=None, help="image width (scales the intrinsics of the config)")
+        q.add_argument("--height", type=positive_int, default=None, help="image height")
         if name == "render":
-            q.add_argument("--views", type=int, default=30, help="number of views")
+            q.add_argument("--views", type=positive_int, default=30, help="number of views")
         else:
-            q.add_argument("--max-steps", type=int, default=None, help="exploration action budget")
+            q.add_argument("--max-steps", type=positive_int, default=None, help="exploration action budget")
 
 
 def _config(args: argparse.Namespace):
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from sim.simulator import Simulator, to_frame
 
     if (args.seed is None) == (args.scene is None):
-        raise SystemExit("give exactly one of --seed or --scene")
+        raise UsageError("give exactly one of --seed or --scene")
+    check_seed(args.seed)
+    if args.scene is not None and not args.scene.is_file():
+        raise UsageError(f"argument --scene: no such file: {args.scene}")
     cfg = _config(args)
     sim = Simulator(cfg)
     try:

@@ -8,12 +8,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from llm3d_cli.usage import positive_float
+
 
 def add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default="", help="namespace of the reasoner's services (default: none)")
-    p.add_argument("--server-timeout", type=float, default=10.0,
+    p.add_argument("--server-timeout", type=positive_float, default=10.0,
                    help="seconds to wait for the reasoner to appear (default 10)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (default 120)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds to wait for the answer (default 120)")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
 
 

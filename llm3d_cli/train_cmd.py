@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, check_dir, positive_float, positive_int
 
 log = logging.getLogger("llm3d.train")
 
@@ -18,15 +19,15 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--bags", type=Path,
                         help="folder of ROS 2 bags with scene annotations (llm3d bag record-sim): records and "
                              "maps are built into it (maps cached and reused), then training runs on it")
-    p.add_argument("--bag-frames-every", type=int, default=1, help="with --bags: fuse every N-th frame of a bag")
+    p.add_argument("--bag-frames-every", type=positive_int, default=1, help="with --bags: fuse every N-th frame of a bag")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write (and resume from)")
     p.add_argument("--config", type=Path, default=None,
                    help="YAML: `train:` fields, model from `llm3d_reasoner.ros__parameters.model` (default: launch/llm3d.yaml)")
     p.add_argument("--split", default=None, help="training split: DIR/<split>.jsonl (default: train)")
-    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides the config)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--grad-accum", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-steps", type=positive_int, default=None, help="optimiser steps (overrides the config)")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--grad-accum", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None)
     p.add_argument("--scene-encoder", choices=["points", "objects"], default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--skip-missing-scenes", action="store_true",
@@ -38,6 +39,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    check_dir(args.data, "--data", "data folder")
+    check_dir(args.bags, "--bags", "bag folder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.model.train import load_train_config, train
 
@@ -53,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if model:
         overrides["model"] = model
     cfg = load_train_config(args.config, overrides)
+    records = Path(cfg.data) / f"{cfg.split}.jsonl"
+    if not records.is_file():  # before the model loads (seconds)
+        raise UsageError(f"no data file {records} (--data DIR holds <--split>.jsonl; `llm3d data generate` writes it)")
     summary = train(cfg)
     losses = [h["loss"] for h in summary["history"]]
     print(json.dumps({"out": summary["out"], "steps": summary["steps"], "first_loss": losses[0] if losses else None,

@@ -407,8 +407,9 @@ def test_cli_generate(tmp_path, capsys):
     lines = (tmp_path / "val.jsonl").read_text().splitlines()
     assert lines and all(validate_record(json.loads(line))["scene_id"] == "sim_010003" for line in lines)
     assert json.loads(capsys.readouterr().out)["records"] == len(lines)
-    with pytest.raises(SystemExit, match="split must be one of"):
+    with pytest.raises(SystemExit) as exit_:  # argparse: one line, exit 2
         main(["data", "generate", "--split", "nope", "--scenes", "1", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "argument --split: invalid choice: 'nope'" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- maps
