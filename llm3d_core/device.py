@@ -48,3 +48,20 @@ def limited_torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def release_free_memory() -> None:
+    """Hands memory the process has freed back to the OS (glibc's malloc_trim; elsewhere nothing).
+
+    A map save or load allocates hundreds of MB of short-lived buffers (tensor copies, compressed
+    archives) from worker threads; glibc keeps the freed pages in its arenas, so a long-running
+    node's resident memory otherwise ratchets up with every save or reload."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+        pass

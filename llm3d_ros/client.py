@@ -120,7 +120,7 @@ class Llm3dClient:
 
     def _wait_for(self, ready: Callable[[], bool], name: str) -> None:
         if not self._spin_until(ready, self.server_timeout_s):
-            raise StackNotRunning(f"no llm3d reasoner answered on '{name}' within {self.server_timeout_s:.0f} s: "
+            raise StackNotRunning(f"no llm3d reasoner answered on '{name}' within {self.server_timeout_s:g} s: "
                                   "is the stack running (`llm3d bringup` or `llm3d bringup --sim`) with the same "
                                   "ROS_DOMAIN_ID?")
 
@@ -136,7 +136,7 @@ class Llm3dClient:
         limit = timeout_s or self.timeout_s
         if not self._spin_until(future.done, limit):
             client.remove_pending_request(future)
-            raise TimeoutError(f"'{client.srv_name}' did not answer within {limit:.0f} s")
+            raise TimeoutError(f"'{client.srv_name}' did not answer within {limit:g} s")
         return future.result(), time.perf_counter() - t0
 
     @staticmethod
@@ -182,7 +182,7 @@ class Llm3dClient:
         goal = self._types["NavigateTo"].Goal(instruction=instruction, success_distance=float(success_distance))
         sent = self._navigate.send_goal_async(goal, feedback_callback=on_fb)
         if not self._spin_until(sent.done, self.server_timeout_s):
-            raise StackNotRunning(f"navigate_to did not accept the goal within {self.server_timeout_s:.0f} s")
+            raise StackNotRunning(f"navigate_to did not accept the goal within {self.server_timeout_s:g} s")
         handle = sent.result()
         if not handle.accepted:
             return NavigateReply(False, "the goal was rejected", "rejected", None, None, feedback,
@@ -198,7 +198,7 @@ class Llm3dClient:
             self._spin_until(cancel.done, 5.0)
             self._spin_until(result_future.done, 5.0)
             if not result_future.done():
-                return NavigateReply(False, f"no result within {limit:.0f} s; cancel requested", "unknown", None,
+                return NavigateReply(False, f"no result within {limit:g} s; cancel requested", "unknown", None,
                                      None, feedback, time.perf_counter() - t0)
         wrapped = result_future.result()
         res = wrapped.result

@@ -66,6 +66,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from llm3d_core.config import ConfigError  # noqa: E402
+from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.geometry import FrameError  # noqa: E402
 from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError  # noqa: E402
 from llm3d_ros.conversions import (  # noqa: E402
@@ -358,6 +359,7 @@ class MapperNode(Node):
                 return False, f"could not save the map to {self.map_path}: {err}"
             voxels, frames = len(self.mapper.voxels), self.mapper.frames
             self._unsaved = False
+        release_free_memory()  # the save's buffers: otherwise resident memory grows with every save
         with self._stats_lock:
             self._saves += 1
             self._last_save_path = str(path)

@@ -80,6 +80,7 @@ from llm3d_interfaces.action import NavigateTo  # noqa: E402
 from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
 from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
+from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -89,6 +90,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from llm3d_core.config import ConfigError  # noqa: E402
+from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
 from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns  # noqa: E402
@@ -249,6 +251,7 @@ class ReasonerNode(Node):
         try:
             mapper = FeatureFusionMapper.load(self.map_dir, device="cpu")
             snap = self._reasoner.set_map(mapper, version)
+            release_free_memory()  # the previous map is gone now: return its memory
         except (MapFileError, EmptySceneError, ReasonerError, ConfigError) as err:
             self.get_logger().warning(f"map {self.map_dir} (save {version}) not loaded: {err}",
                                       throttle_duration_sec=10.0)
@@ -557,13 +560,17 @@ class ReasonerNode(Node):
         want = ready and not mapped and not (map_saved and not map_error)
         fin = self.cfg.frame_input
         if want and not self._view_subs:
+            # No QoS event handlers on these: they are destroyed while the executor spins, and rclpy
+            # (kilted) adds event handlers to its wait set unguarded, so destroying one at that moment
+            # raised InvalidHandle out of spin() and killed the node (seen under load, soak test).
+            events = SubscriptionEventCallbacks(use_default_callbacks=False)
             self._view_subs = [
                 self.create_subscription(Image, fin.color_topic, self._view.add_color, SENSOR_QOS,
-                                         callback_group=self._view_group),
+                                         callback_group=self._view_group, event_callbacks=events),
                 self.create_subscription(Image, fin.depth_topic, self._view.add_depth, SENSOR_QOS,
-                                         callback_group=self._view_group),
+                                         callback_group=self._view_group, event_callbacks=events),
                 self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
-                                         callback_group=self._view_group)]
+                                         callback_group=self._view_group, event_callbacks=events)]
             self.get_logger().info(f"no map yet: answering about the camera's current view ({self._view_topics})")
         elif mapped and self._view_subs:
             for sub in self._view_subs:
