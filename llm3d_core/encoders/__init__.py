@@ -12,6 +12,8 @@ package pulls in neither torch nor sentence-transformers.
 from __future__ import annotations
 
 import importlib
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from llm3d_core.config import ConfigError
@@ -42,6 +44,7 @@ __all__ = [
     "SavedEncoder",
     "TextEncoder",
     "build_image_encoder",
+    "shared_image_encoder",
     "check_rgb",
     "get_text_encoder",
     "register_image_encoder",
@@ -58,6 +61,26 @@ def build_image_encoder(cfg: EncoderConfig) -> ImageEncoder:
         known = sorted(set(IMAGE_ENCODERS) | set(_BUILTIN_MODULES))
         raise ConfigError(f"encoder.name {cfg.name!r} is not a registered image encoder; known: {', '.join(known)}")
     return cls(cfg)
+
+
+_SHARED: "weakref.WeakValueDictionary[str, ImageEncoder]" = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_image_encoder(cfg: EncoderConfig) -> ImageEncoder:
+    """build_image_encoder(cfg), shared by everything alive in this process that asks for an equal config.
+
+    Encoders are read-only at inference, so maps loaded one after another (the reasoner reloads
+    every new save) share one instead of each building EfficientNet + MiniLM again: that took
+    ~360 MB and seconds per load, with two maps alive during a reload. Held weakly: freed once
+    no map holds it."""
+    key = repr(cfg)  # dataclass repr: every field, nested configs included
+    with _SHARED_LOCK:
+        encoder = _SHARED.get(key)
+        if encoder is None:
+            encoder = build_image_encoder(cfg)
+            _SHARED[key] = encoder
+        return encoder
 
 
 class SavedEncoder:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, load_yaml, node_parameters
 from llm3d_core.device import limited_torch_threads, resolve_device, validate_device_name
-from llm3d_core.encoders import EncoderConfig, build_image_encoder
+from llm3d_core.encoders import EncoderConfig, shared_image_encoder
 from llm3d_core.geometry import FrameError, RGBDFrame, check_frame, pixel_grid
 from llm3d_core.mapping.lifting import depth_in_range, lift_grid
 from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
@@ -112,7 +112,7 @@ class FeatureFusionMapper:
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)  # process-wide: torch has no per-object setting
         self.device = resolve_device(self.config.device)
-        self.encoder = build_image_encoder(dataclasses.replace(self.config.encoder, device=str(self.device)))
+        self.encoder = shared_image_encoder(dataclasses.replace(self.config.encoder, device=str(self.device)))
         self.voxels = VoxelFeatureMap(self.config.voxels, self.encoder.out_dim, self.device)
         self.tsdf = TsdfVolume(self.config.tsdf) if self.config.use_tsdf else None
         self.tracker = ObjectTracker(self.config.objects)
