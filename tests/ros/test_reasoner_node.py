@@ -320,7 +320,17 @@ def test_every_request_of_a_burst_gets_a_reply_and_every_navigation_ends(assets,
         many = [robot.node.create_client(Ask, "ask") for _ in range(30)]
         for client in [one, *many]:
             robot.spin_until(client.service_is_ready, 30.0, "the ask service")
-        robot.spin_for(1.0)  # discovery settles (llm3d_ros.qos.DISCOVERY_SETTLE_S: replies to brand-new clients)
+            # One reply proves the reply path is matched too: a reply to a client the server has not
+            # discovered yet is lost by DDS (llm3d_ros.qos.DISCOVERY_SETTLE_S), which is not what this tests.
+            for _ in range(20):
+                warm = client.call_async(Ask.Request(question="What is in the room?"))
+                end = time.monotonic() + 3.0
+                while not warm.done() and time.monotonic() < end:
+                    robot.spin_once()
+                if warm.done():
+                    break
+                client.remove_pending_request(warm)
+            assert warm.done(), "no reply to a single ask in 60 s"
         for burst in ([(one, i) for i in range(30)], [(c, 0) for c in many]):
             futures = [c.call_async(Ask.Request(question="What is in the room?")) for c, _ in burst]
             robot.spin_until(lambda: all(f.done() for f in futures), 120.0,
