@@ -255,3 +255,26 @@ def newest_goal_status(msg: "GoalStatusArray", since_ns: int) -> int | None:
         if ns >= since_ns and (newest is None or ns >= newest[0]):
             newest = (ns, int(entry.status))
     return None if newest is None else newest[1]
+
+
+def occupancy_grid_msg(values: np.ndarray, origin_xy: np.ndarray, cell: float, floor_z: float, frame_id: str,
+                       stamp: Time | None = None) -> "OccupancyGrid":
+    """(rows, cols) int8 nav_msgs values (row = y, col = x; -1 unknown, 0 free, 100 occupied) whose
+    cell [0, 0] has its corner at origin_xy -> nav_msgs/OccupancyGrid, as Nav2's map server publishes."""
+    from nav_msgs.msg import OccupancyGrid
+
+    values = np.asarray(values)
+    if values.ndim != 2 or values.dtype != np.int8:
+        raise ConversionError(f"occupancy values must be a 2D int8 array, got {values.dtype} {values.shape}")
+    if not (np.isfinite(cell) and cell > 0) or not np.isfinite(np.asarray(origin_xy, np.float64)).all():
+        raise ConversionError(f"occupancy grid needs a positive cell and a finite origin, got {cell}, {origin_xy}")
+    msg = OccupancyGrid()
+    msg.header = Header(frame_id=frame_id, stamp=stamp if stamp is not None else Time())
+    msg.info.map_load_time = msg.header.stamp
+    msg.info.resolution = float(cell)
+    msg.info.height, msg.info.width = (int(n) for n in values.shape)
+    msg.info.origin.position.x, msg.info.origin.position.y = (float(v) for v in origin_xy)
+    msg.info.origin.position.z = float(floor_z)
+    msg.info.origin.orientation.w = 1.0
+    msg.data = np.ascontiguousarray(values).ravel().tobytes()  # row-major from (0, 0), as nav_msgs wants
+    return msg

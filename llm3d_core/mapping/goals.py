@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llm3d_core.mapping.occupancy import FREE, OCCUPIED, OccupancyGrid, occupancy_from_points
+from llm3d_core.mapping.occupancy import FREE, OCCUPIED, UNKNOWN, OccupancyGrid, occupancy_from_points
 
 
 class GoalError(ValueError):
@@ -101,6 +101,7 @@ class NavigationMap:
             floor = ndimage.binary_dilation(floor, structure=_disk(fill))
         self.free = floor & ~blocked  # (rows, cols)
         self.observed_free = self.free.copy()  # free floor the camera saw (without the driven path)
+        self._open = floor & ~obstacle  # floor (filled) and, below, the driven footprint; not inflated
         if visited_xy is not None and len(visited_xy):
             rc = grid.world_to_cell(_densify(np.asarray(visited_xy, dtype=np.float64).reshape(-1, 2), config.cell))
             rc = rc[grid.inside(rc)]
@@ -110,6 +111,7 @@ class NavigationMap:
             # Around the path the inflated obstacles still win; on the path itself only observed
             # obstacles do (the robot stood there), which keeps the driven corridor connected.
             self.free |= (footprint & ~blocked) | (path & ~obstacle)
+            self._open |= footprint & ~obstacle
         lo = grid.origin
         self.lo = np.asarray(lo, dtype=np.float64)
         self.hi = self.lo + np.array(grid.data.shape[::-1], dtype=np.float64) * grid.cell
@@ -122,6 +124,16 @@ class NavigationMap:
         grid = occupancy_from_points(points, config.floor_z, config.robot_height, config.cell, config.clearance,
                                      extent_xy=visited_xy)
         return cls(grid, config, visited_xy)
+
+    def nav2_values(self) -> np.ndarray:
+        """(rows, cols) int8 in nav_msgs/OccupancyGrid values: 100 observed obstacles, 0 free floor
+        (seen, filled between samples, or driven over), -1 unknown; row = y, col = x from grid.origin.
+        Not inflated by robot_radius: Nav2's costmaps inflate with their own footprint. Every cell
+        goals are chosen in (`free`) is 0 here."""
+        values = np.full(self.grid.data.shape, UNKNOWN, np.int8)
+        values[self._open] = FREE
+        values[self.grid.data == OCCUPIED] = OCCUPIED
+        return values
 
     @property
     def free_cells(self) -> int:

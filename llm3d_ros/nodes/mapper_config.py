@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llm3d_core.config import require_non_empty, require_non_negative, require_positive
+from llm3d_core.mapping.goals import GoalConfig
 from llm3d_core.mapping.mapper import MapperConfig
 
 
@@ -24,6 +25,14 @@ class MapperNodeConfig:
         status_topic: std_msgs/String JSON with counters (see the node's module docstring);
             '~/status' is the node's private namespace.
         map_frame: the fixed frame the map is built in and published in.
+        occupancy_topic: nav_msgs/OccupancyGrid of the map for Nav2 (reliable, transient local,
+            as Nav2's map_server; '' = off). Values 0 free floor (seen or driven over), 100
+            obstacle, -1 unknown; not inflated (Nav2's costmaps inflate). 'map' is the Nav2
+            topic, relative so a namespace applies.
+        occupancy_period_s: seconds between /map updates while the map changes.
+        occupancy: the height band and cell of the grid (GoalConfig: floor_z, robot_height,
+            clearance, cell, floor_fill, robot_radius); keep it equal to llm3d_reasoner's
+            reasoner.goals so the goals it publishes lie in free cells of this grid.
         camera_frame: the camera optical frame to look up in TF; '' takes the colour image's
             header.frame_id (the usual case).
         depth_scale: integer depth units per metre (1000 = millimetres).
@@ -62,6 +71,9 @@ class MapperNodeConfig:
     markers_topic: str = "objects/markers"
     status_topic: str = "~/status"
     map_frame: str = "map"
+    occupancy_topic: str = "map"
+    occupancy_period_s: float = 2.0
+    occupancy: GoalConfig = field(default_factory=GoalConfig)
     camera_frame: str = ""
     depth_scale: float = 1000.0
     sync_tolerance_s: float = 0.02
@@ -98,6 +110,9 @@ class MapperNodeConfig:
             raise ValueError(f"cloud_max_points must be >= 1, got {self.cloud_max_points}")
         if self.marker_style not in ("line_list", "cube"):
             raise ValueError(f"marker_style must be 'line_list' or 'cube', got {self.marker_style!r}")
+        if not isinstance(self.occupancy_topic, str):
+            raise ValueError(f"occupancy_topic must be a string ('' = off), got {self.occupancy_topic!r}")
+        require_positive("occupancy_period_s", self.occupancy_period_s)
         require_positive("status_period_s", self.status_period_s)
         require_non_negative("autosave_period_s", self.autosave_period_s)
         require_non_negative("warn_period_s", self.warn_period_s)

@@ -12,6 +12,8 @@ Interfaces (names relative to the node's namespace; all configurable):
                 /tf, /tf_static            tf2_msgs/TFMessage       reliable; /tf_static transient local
     publishes   map_cloud                  sensor_msgs/PointCloud2  x, y, z, rgb; reliable, transient local
                 objects/markers            visualization_msgs/MarkerArray  reliable, transient local
+                map                        nav_msgs/OccupancyGrid   reliable, transient local (Nav2's map;
+                                           every occupancy_period_s while the map changes)
                 ~/status                   std_msgs/String (JSON)   reliable, transient local
     services    ~/save_map, ~/reset_map    std_srvs/Trigger
 
@@ -60,6 +62,7 @@ apply_ros_environment(localhost=False)
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -68,11 +71,13 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.geometry import FrameError  # noqa: E402
+from llm3d_core.mapping.goals import NavigationMap  # noqa: E402
 from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError  # noqa: E402
 from llm3d_ros.conversions import (  # noqa: E402
     ConversionError,
     camera_info_to_K,
     objects_to_markers,
+    occupancy_grid_msg,
     pointcloud2_xyzrgb,
     rgbd_frame_from_messages,
     stamp_to_ns,
@@ -145,6 +150,10 @@ class MapperNode(Node):
                                  callback_group=sensors)
         self._cloud_pub = self.create_publisher(PointCloud2, self.cfg.map_cloud_topic, LATCHED_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, self.cfg.markers_topic, LATCHED_QOS)
+        self._occupancy_pub = (self.create_publisher(OccupancyGrid, self.cfg.occupancy_topic, LATCHED_QOS)
+                               if self.cfg.occupancy_topic else None)
+        self._occupancy_changed = False  # since the last /map (worker thread only)
+        self._last_occupancy = 0.0
         self._status_pub = self.create_publisher(String, self.cfg.status_topic, LATCHED_QOS)
         self.create_service(Trigger, "~/save_map", self._on_save, callback_group=services)
         self.create_service(Trigger, "~/reset_map", self._on_reset, callback_group=services)
@@ -275,6 +284,7 @@ class MapperNode(Node):
             if item is not None:
                 self._fuse(*item)
             self._publish_map()
+            self._publish_occupancy()
             self._autosave()
 
     def _fuse(self, stamp_ns: int, color: Image, depth: Image) -> None:
@@ -306,7 +316,7 @@ class MapperNode(Node):
                 self._bad("fusion_failed", f"fusing the frame at {stamp_ns * 1e-9:.3f} s failed: {err!r}")
                 return
             # Under the map lock, with the summary: a status never shows these frames as saved early.
-            self._map_changed = self._unsaved = True
+            self._map_changed = self._unsaved = self._occupancy_changed = True
             self._update_summary()
         latency_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         with self._stats_lock:
@@ -336,6 +346,28 @@ class MapperNode(Node):
             self._markers_pub.publish(objects_to_markers(objects, self.cfg.map_frame, stamp, self.cfg.marker_style))
         except ConversionError as err:
             self.get_logger().warning(f"object markers not published: {err}", throttle_duration_sec=30.0)
+
+    def _publish_occupancy(self) -> None:
+        """Publishes the top-down occupancy for Nav2 at most every occupancy_period_s, when it changed."""
+        if self._occupancy_pub is None or not self._occupancy_changed:
+            return
+        if time.monotonic() - self._last_occupancy < self.cfg.occupancy_period_s:
+            return
+        self._occupancy_changed = False
+        self._last_occupancy = time.monotonic()
+        with self._map_lock:
+            points, _ = self.mapper.colored_points()
+            visited = self.mapper.visited_xy()
+        if not len(points):
+            return
+        occupancy = self.cfg.occupancy
+        nav = NavigationMap.from_points(points, occupancy, visited)
+        try:
+            self._occupancy_pub.publish(occupancy_grid_msg(nav.nav2_values(), nav.grid.origin, nav.grid.cell,
+                                                           occupancy.floor_z, self.cfg.map_frame,
+                                                           self.get_clock().now().to_msg()))
+        except ConversionError as err:
+            self.get_logger().warning(f"occupancy grid not published: {err}", throttle_duration_sec=30.0)
 
     def _autosave(self) -> None:
         period = self.cfg.autosave_period_s

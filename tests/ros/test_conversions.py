@@ -294,3 +294,26 @@ def test_object_markers_start_with_deleteall(style):
     assert texts[0].pose.position.z > 3.25  # above the box
     with pytest.raises(ConversionError):
         objects_to_markers([map_object(1, "x")], "map", style="sphere")
+
+
+def test_occupancy_grid_message_has_nav2_values_and_layout():
+    """The mapper's /map: Nav2 values, row-major from the origin cell; every goal-free cell is free."""
+    from llm3d_core.mapping.goals import GoalConfig, NavigationMap
+    from llm3d_ros.conversions import occupancy_grid_msg
+
+    xs, ys = np.meshgrid(np.arange(0.0, 3.0, 0.05), np.arange(0.0, 2.0, 0.05))
+    floor = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], axis=1)
+    wall = np.stack([np.full(40, 2.0), np.linspace(0, 2, 40), np.full(40, 0.5)], axis=1)  # x = 2 m, 0.5 m high
+    nav = NavigationMap.from_points(np.concatenate([floor, wall]), GoalConfig(), np.array([[0.5, 1.0]]))
+    values = nav.nav2_values()
+    assert values.dtype == np.int8 and set(np.unique(values)) == {0, 100}
+    assert (values[nav.free] == 0).all()  # goals are only chosen where Nav2 sees free floor
+    msg = occupancy_grid_msg(values, nav.grid.origin, nav.grid.cell, 0.0, "map")
+    assert (msg.info.height, msg.info.width) == values.shape and msg.header.frame_id == "map"
+    data = np.frombuffer(bytes(msg.data), np.int8).reshape(msg.info.height, msg.info.width)
+    # The wall's cell, found the way a Nav2 consumer indexes: col from x, row from y.
+    col = int((2.0 - msg.info.origin.position.x) // msg.info.resolution)
+    row = int((1.0 - msg.info.origin.position.y) // msg.info.resolution)
+    assert data[row, col] == 100 and data[row, col - 10] == 0
+    with pytest.raises(ConversionError, match="2D int8"):
+        occupancy_grid_msg(values.astype(np.int16), nav.grid.origin, 0.05, 0.0, "map")

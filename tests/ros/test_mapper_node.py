@@ -97,6 +97,7 @@ class Harness:
 
     def __init__(self) -> None:
         import rclpy
+        from nav_msgs.msg import OccupancyGrid
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import PointCloud2
@@ -117,6 +118,8 @@ class Harness:
         self.status: dict = {}
         self.node.create_subscription(PointCloud2, "map_cloud", self.clouds.append, latched)
         self.node.create_subscription(MarkerArray, "objects/markers", self.markers.append, latched)
+        self.grids: list = []
+        self.node.create_subscription(OccupancyGrid, "map", self.grids.append, latched)
         self.max_queue = 0
         self.node.create_subscription(String, "/llm3d_mapper/status", self._on_status, latched)
         self.save = self.node.create_client(Trigger, "/llm3d_mapper/save_map")
@@ -225,6 +228,13 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
         assert harness.clouds[-1].header.frame_id == "map"
         assert 0.0 <= colors.min() and colors.max() <= 1.0
         harness.spin_until(lambda: harness.markers, 30.0, "object markers", bringup)
+        # Nav2's map: nav_msgs/OccupancyGrid in the map frame, values -1 / 0 / 100 only, row-major cells.
+        harness.spin_until(lambda: harness.grids, 30.0, "an occupancy grid on /map", bringup)
+        grid = harness.grids[-1]
+        values = np.frombuffer(bytes(grid.data), np.int8)
+        assert grid.header.frame_id == "map" and grid.info.resolution == pytest.approx(0.05)
+        assert len(values) == grid.info.width * grid.info.height > 1
+        assert set(np.unique(values)) <= {-1, 0, 100} and (values != -1).any()
         assert harness.markers[-1].markers[0].action == harness.markers[-1].markers[0].DELETEALL
         # The status is published on its own timer, so the cloud can arrive before a status that counts
         # its frame (seen under load: a status with fused 0 after a non-empty cloud).

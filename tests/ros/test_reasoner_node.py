@@ -558,7 +558,12 @@ llm3d_reasoner:
 
 @pytest.mark.slow
 def test_full_chain_bringup_sim_ask_and_navigate(assets, tmp_path):
-    """sim bridge -> mapper -> reasoner as `llm3d bringup --sim` starts them; the client asks and navigates."""
+    """sim bridge -> mapper -> reasoner as `llm3d bringup --sim` starts them; the client asks and navigates;
+    the goal lies in a free cell of the mapper's /map (nav_msgs/OccupancyGrid, as Nav2 reads it)."""
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
     from llm3d_ros.client import Llm3dClient
     from llm3d_ros.view_input import from_camera_view
     from tests.ros.test_mapper_node import Bringup, _alive
@@ -577,11 +582,30 @@ def test_full_chain_bringup_sim_ask_and_navigate(assets, tmp_path):
                 time.sleep(0.5)  # the mapper has not fused and saved a frame yet
                 reply = client.ask("What is in the room?")
             assert reply.success and not from_camera_view(reply.message), f"{reply.message}\n{bringup.output}"
+            # Nav2's view of the same run: the mapper's /map, and the goal the reasoner publishes.
+            grids: list = []
+            goals: list = []
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            client.node.create_subscription(OccupancyGrid, "map", lambda m: grids.append((time.monotonic(), m)), latched)
+            client.node.create_subscription(PoseStamped, "goal_pose", lambda m: goals.append((time.monotonic(), m)), 10)
             result = client.navigate("the table", 1.0, timeout_s=120.0)
             assert result.status in ("succeeded", "aborted"), result
             print(f"\nfull chain: ask {reply.seconds * 1000:.0f} ms; navigate {result.status} in "
                   f"{result.seconds:.1f} s: {result.message}")
             assert result.success, f"{result.message}\n{bringup.output[-4000:]}"
+            assert grids and goals, (len(grids), len(goals))
+            grid = grids[-1][1]
+            assert grid.header.frame_id == "map" and grid.info.resolution == pytest.approx(0.05)
+            values = np.frombuffer(bytes(grid.data), np.int8).reshape(grid.info.height, grid.info.width)
+            assert set(np.unique(values)) <= {-1, 0, 100} and (values == 0).any() and (values == 100).any()
+            sent_at, goal = goals[0]
+            before = [m for t, m in grids if t <= sent_at] or [grid]  # the grid Nav2 held when the goal came
+            g = before[-1]
+            at = np.frombuffer(bytes(g.data), np.int8).reshape(g.info.height, g.info.width)
+            col = int((goal.pose.position.x - g.info.origin.position.x) // g.info.resolution)
+            row = int((goal.pose.position.y - g.info.origin.position.y) // g.info.resolution)
+            assert 0 <= row < g.info.height and 0 <= col < g.info.width and at[row, col] == 0, (row, col)
     finally:
         rc = bringup.stop()
     assert rc == 0, bringup.output
