@@ -13,11 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from llm3d_core.geometry import RGBDFrame
-from llm3d_ros.conversions import matrix_to_transform_stamped, ns_to_stamp, numpy_to_image
+from llm3d_core.geometry import RGBDFrame, depth_to_metres
+from llm3d_ros.conversions import (
+    depth_to_compressed_depth,
+    matrix_to_transform_stamped,
+    ns_to_stamp,
+    numpy_to_image,
+    rgb_to_compressed,
+    transport_topic,
+)
 
 CAMERA_FRAME = "camera_color_optical_frame"
 
@@ -26,19 +33,26 @@ CAMERA_FRAME = "camera_color_optical_frame"
 class FrameMessages:
     """One frame's messages, stamped at publication."""
 
-    color: Image
-    depth: Image
+    color: Image | CompressedImage
+    depth: Image | CompressedImage
     info: CameraInfo
     T_map_camera: np.ndarray  # (4, 4) camera pose in the map frame, published on /tf
     frame_id: str  # the camera's optical frame: the images' header.frame_id and the TF child
 
 
-def frame_messages(frame: RGBDFrame, frame_id: str = CAMERA_FRAME, color_msg: Image | None = None) -> FrameMessages:
-    """The messages of `frame` (rgb8 colour, 16UC1 or 32FC1 depth); color_msg replaces the colour image
-    (tests send broken ones)."""
+def frame_messages(frame: RGBDFrame, frame_id: str = CAMERA_FRAME, color_msg: Image | None = None,
+                   compressed: bool = False) -> FrameMessages:
+    """The messages of `frame` (rgb8 colour, 16UC1 or 32FC1 depth; compressed: jpeg colour and
+    compressedDepth png millimetres, as image_transport streams them); color_msg replaces the
+    colour image (tests send broken ones)."""
     h, w = frame.depth.shape
     info = CameraInfo(width=w, height=h, k=[float(v) for v in np.asarray(frame.K).ravel()])
     info.header.frame_id = frame_id
+    if compressed:
+        millimetres = np.round(depth_to_metres(frame.depth, frame.depth_scale) * 1000.0).clip(0, 65535).astype(np.uint16)
+        return FrameMessages(color=color_msg if color_msg is not None else rgb_to_compressed(frame.rgb, "jpeg", frame_id),
+                             depth=depth_to_compressed_depth(millimetres, frame_id), info=info,
+                             T_map_camera=np.asarray(frame.T_world_camera, dtype=np.float64), frame_id=frame_id)
     depth_encoding = "16UC1" if frame.depth.dtype == np.uint16 else "32FC1"
     depth = frame.depth if depth_encoding == "16UC1" else frame.depth.astype(np.float32)
     return FrameMessages(color=color_msg if color_msg is not None else numpy_to_image(frame.rgb, "rgb8", frame_id),
@@ -51,10 +65,14 @@ class CameraFeed:
 
     def __init__(self, node: Node, qos: QoSProfile | int = 10, map_frame: str = "map",
                  color_topic: str = "camera/color/image_raw", depth_topic: str = "camera/depth/image_raw",
-                 info_topic: str = "camera/color/camera_info") -> None:
+                 info_topic: str = "camera/color/camera_info", compressed: bool = False) -> None:
         self.map_frame = map_frame
-        self.color = node.create_publisher(Image, color_topic, qos)
-        self.depth = node.create_publisher(Image, depth_topic, qos)
+        if compressed:  # image_transport's compressed colour and compressedDepth depth topics
+            self.color = node.create_publisher(CompressedImage, transport_topic(color_topic, "compressed"), qos)
+            self.depth = node.create_publisher(CompressedImage, transport_topic(depth_topic, "compressedDepth"), qos)
+        else:
+            self.color = node.create_publisher(Image, color_topic, qos)
+            self.depth = node.create_publisher(Image, depth_topic, qos)
         self.info = node.create_publisher(CameraInfo, info_topic, qos)
         # Deep and reliable: a lost pose means a frame the mapper cannot place.
         self.tf = node.create_publisher(TFMessage, "/tf", 100)

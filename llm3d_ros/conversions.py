@@ -91,6 +91,56 @@ def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = "", stamp: 
 
 
 # ---------------------------------------------------------------------------- transforms
+# image_transport's topic suffix per transport; the mapper subscribes <topic>/<suffix> for a compressed one.
+TRANSPORTS = {"raw": "", "compressed": "compressed", "compressedDepth": "compressedDepth"}
+
+
+def transport_topic(topic: str, transport: str) -> str:
+    """The topic image_transport publishes `transport` of `topic` on (raw: the topic itself)."""
+    if transport not in TRANSPORTS:
+        raise ConversionError(f"unknown image transport {transport!r}; expected one of {', '.join(TRANSPORTS)}")
+    return f"{topic.rstrip('/')}/{TRANSPORTS[transport]}" if TRANSPORTS[transport] else topic
+
+
+def rgb_to_compressed(rgb: np.ndarray, codec: str = "jpeg", frame_id: str = "", stamp: Time | None = None,
+                      quality: int = 90) -> "CompressedImage":
+    """(H, W, 3) uint8 RGB -> CompressedImage as image_transport's `compressed` plugin writes it."""
+    import io
+
+    from PIL import Image as PILImage
+    from sensor_msgs.msg import CompressedImage
+
+    if codec not in ("jpeg", "png"):
+        raise ConversionError(f"colour codec must be jpeg or png, got {codec!r}")
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(buf, format=codec.upper(),
+                                                                 **({"quality": quality} if codec == "jpeg" else {}))
+    msg = CompressedImage(format=f"rgb8; {codec} compressed rgb8")
+    msg.header = Header(frame_id=frame_id, stamp=stamp or Time())
+    msg.data = buf.getvalue()
+    return msg
+
+
+def depth_to_compressed_depth(depth_units: np.ndarray, frame_id: str = "", stamp: Time | None = None) -> "CompressedImage":
+    """(H, W) uint16 depth units -> CompressedImage as compressed_depth_image_transport writes 16UC1:
+    a 12-byte config header (int32 format 1 = no quantisation, two float32) and a 16-bit PNG."""
+    import io
+
+    from PIL import Image as PILImage
+    from sensor_msgs.msg import CompressedImage
+
+    depth_units = np.asarray(depth_units)
+    if depth_units.ndim != 2 or depth_units.dtype != np.uint16:
+        raise ConversionError(f"compressedDepth needs (H, W) uint16 depth units, got {depth_units.dtype} "
+                              f"{depth_units.shape}")
+    buf = io.BytesIO()
+    PILImage.fromarray(depth_units).save(buf, format="PNG")
+    msg = CompressedImage(format="16UC1; compressedDepth png")
+    msg.header = Header(frame_id=frame_id, stamp=stamp or Time())
+    msg.data = np.array([1], "<i4").tobytes() + np.zeros(2, "<f4").tobytes() + buf.getvalue()
+    return msg
+
+
 def matrix_to_transform(T: np.ndarray) -> Transform:
     """(4, 4) rigid transform -> geometry_msgs/Transform; non-finite or non-rigid input raises."""
     T = np.asarray(T, dtype=np.float64)

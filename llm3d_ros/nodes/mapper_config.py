@@ -20,6 +20,10 @@ class MapperNodeConfig:
         color_topic, depth_topic, camera_info_topic: inputs, relative names (resolved in the
             node's namespace, remappable). Colour: rgb8, bgr8, rgba8, bgra8 or mono8. Depth:
             16UC1/mono16 (units of 1/depth_scale m) or 32FC1 (metres), registered to colour.
+        color_transport, depth_transport: image_transport of the inputs: 'raw' (sensor_msgs/Image
+            on the topic itself) or, as robots stream over Wi-Fi, 'compressed' (CompressedImage,
+            jpeg/png, on <color_topic>/compressed) and 'compressedDepth' (png depth on
+            <depth_topic>/compressedDepth; 'compressed' takes a 16-bit png there too).
         map_cloud_topic, markers_topic: outputs (PointCloud2 xyz+rgb, MarkerArray of object
             boxes), transient local so RViz or a late subscriber gets the latest map at once.
         status_topic: std_msgs/String JSON with counters (see the node's module docstring);
@@ -67,6 +71,8 @@ class MapperNodeConfig:
     color_topic: str = "camera/color/image_raw"
     depth_topic: str = "camera/depth/image_raw"
     camera_info_topic: str = "camera/color/camera_info"
+    color_transport: str = "raw"
+    depth_transport: str = "raw"
     map_cloud_topic: str = "map_cloud"
     markers_topic: str = "objects/markers"
     status_topic: str = "~/status"
@@ -96,6 +102,11 @@ class MapperNodeConfig:
         for name in ("color_topic", "depth_topic", "camera_info_topic", "map_cloud_topic", "markers_topic",
                      "status_topic", "map_frame", "map_path"):
             require_non_empty(name, getattr(self, name))
+        if self.color_transport not in ("raw", "compressed"):
+            raise ValueError(f"color_transport must be 'raw' or 'compressed', got {self.color_transport!r}")
+        if self.depth_transport not in ("raw", "compressed", "compressedDepth"):
+            raise ValueError(f"depth_transport must be 'raw', 'compressed' or 'compressedDepth', "
+                             f"got {self.depth_transport!r}")
         if not isinstance(self.camera_frame, str):
             raise ValueError(f"camera_frame must be a string ('' = the image's frame_id), got {self.camera_frame!r}")
         require_positive("depth_scale", self.depth_scale)

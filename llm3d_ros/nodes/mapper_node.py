@@ -8,6 +8,8 @@ receiving images, TF and service calls while a frame is being fused.
 Interfaces (names relative to the node's namespace; all configurable):
     subscribes  camera/color/image_raw     sensor_msgs/Image        best effort, depth 2
                 camera/depth/image_raw     sensor_msgs/Image        best effort, depth 2
+                (color_transport / depth_transport compressed: CompressedImage on <topic>/compressed
+                 and <topic>/compressedDepth, as image_transport publishes them)
                 camera/color/camera_info   sensor_msgs/CameraInfo   best effort, depth 2
                 /tf, /tf_static            tf2_msgs/TFMessage       reliable; /tf_static transient local
     publishes   map_cloud                  sensor_msgs/PointCloud2  x, y, z, rgb; reliable, transient local
@@ -63,7 +65,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -81,6 +83,7 @@ from llm3d_ros.conversions import (  # noqa: E402
     pointcloud2_xyzrgb,
     rgbd_frame_from_messages,
     stamp_to_ns,
+    transport_topic,
 )
 from llm3d_ros.map_access import map_cloud  # noqa: E402
 from llm3d_ros.nodes.mapper_config import MapperNodeConfig  # noqa: E402
@@ -144,8 +147,14 @@ class MapperNode(Node):
         sensors = MutuallyExclusiveCallbackGroup()
         services = MutuallyExclusiveCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Image, self.cfg.color_topic, self._on_color, SENSOR_QOS, callback_group=sensors)
-        self.create_subscription(Image, self.cfg.depth_topic, self._on_depth, SENSOR_QOS, callback_group=sensors)
+        # raw Image, or image_transport's CompressedImage on <topic>/compressed | /compressedDepth: the
+        # conversions decode either (llm3d_core.messages, shared with the bag reader).
+        color_type = Image if self.cfg.color_transport == "raw" else CompressedImage
+        depth_type = Image if self.cfg.depth_transport == "raw" else CompressedImage
+        self.color_topic = transport_topic(self.cfg.color_topic, self.cfg.color_transport)
+        self.depth_topic = transport_topic(self.cfg.depth_topic, self.cfg.depth_transport)
+        self.create_subscription(color_type, self.color_topic, self._on_color, SENSOR_QOS, callback_group=sensors)
+        self.create_subscription(depth_type, self.depth_topic, self._on_depth, SENSOR_QOS, callback_group=sensors)
         self.create_subscription(CameraInfo, self.cfg.camera_info_topic, self._on_camera_info, SENSOR_QOS,
                                  callback_group=sensors)
         self._cloud_pub = self.create_publisher(PointCloud2, self.cfg.map_cloud_topic, LATCHED_QOS)
@@ -161,7 +170,7 @@ class MapperNode(Node):
         if self.cfg.pose_period_s > 0:
             self.create_timer(self.cfg.pose_period_s, self._record_pose, callback_group=timers)
         self.get_logger().info(
-            f"mapping {self.cfg.color_topic} + {self.cfg.depth_topic} in frame '{self.cfg.map_frame}' on "
+            f"mapping {self.color_topic} + {self.depth_topic} in frame '{self.cfg.map_frame}' on "
             f"{self.mapper.device}; map file {self.map_path}")
 
     def _build_mapper(self) -> FeatureFusionMapper:

@@ -317,3 +317,21 @@ def test_occupancy_grid_message_has_nav2_values_and_layout():
     assert data[row, col] == 100 and data[row, col - 10] == 0
     with pytest.raises(ConversionError, match="2D int8"):
         occupancy_grid_msg(values.astype(np.int16), nav.grid.origin, 0.05, 0.0, "map")
+
+
+def test_compressed_builders_round_trip_through_the_shared_decoders():
+    """What a live CompressedImage stream carries decodes with the bag reader's decoders."""
+    from llm3d_ros.conversions import decode_depth_m, decode_rgb, depth_to_compressed_depth, rgb_to_compressed, transport_topic
+
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    assert np.array_equal(decode_rgb(rgb_to_compressed(rgb, "png")), rgb)
+    smooth = np.stack([*np.meshgrid(np.arange(64) * 4, np.arange(48) * 5), np.full((48, 64), 90)], -1).astype(np.uint8)
+    assert np.abs(decode_rgb(rgb_to_compressed(smooth, "jpeg")).astype(int) - smooth).mean() < 3  # lossy, close
+    depth = np.full((48, 64), 1500, np.uint16)
+    depth[0, 0] = 0  # no return
+    decoded = decode_depth_m(depth_to_compressed_depth(depth), 1000.0)
+    assert decoded[0, 0] == 0 and np.allclose(decoded[1:, 1:], 1.5)
+    assert transport_topic("camera/depth/image_raw", "compressedDepth") == "camera/depth/image_raw/compressedDepth"
+    assert transport_topic("camera/color/image_raw", "raw") == "camera/color/image_raw"
+    with pytest.raises(ConversionError, match="uint16"):
+        depth_to_compressed_depth(depth.astype(np.float32))

@@ -95,7 +95,7 @@ def test_bringup_fails_when_a_node_dies(tmp_path):
 class Harness:
     """The test's own ROS node: publishes camera + TF, listens to the mapper's outputs."""
 
-    def __init__(self) -> None:
+    def __init__(self, compressed: bool = False) -> None:
         import rclpy
         from nav_msgs.msg import OccupancyGrid
         from rclpy.executors import SingleThreadedExecutor
@@ -112,7 +112,8 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.feed = CameraFeed(self.node)
+        self.feed = CameraFeed(self.node, compressed=compressed)
+        self.compressed = compressed
         self.clouds: list = []
         self.markers: list = []
         self.status: dict = {}
@@ -149,7 +150,7 @@ class Harness:
         return self.node.get_clock().now().nanoseconds
 
     def publish_frame(self, frame, stamp_ns: int, with_tf: bool = True, color_msg=None) -> None:
-        self.feed.publish(frame_messages(frame, CAMERA_FRAME, color_msg), stamp_ns, with_tf)
+        self.feed.publish(frame_messages(frame, CAMERA_FRAME, color_msg, self.compressed), stamp_ns, with_tf)
 
     def call(self, client, bringup: Bringup):
         self.spin_until(client.service_is_ready, 60.0, f"service {client.srv_name}", bringup)
@@ -161,6 +162,33 @@ class Harness:
         self.executor.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
+
+
+def test_mapper_fuses_compressed_streams(seven_scenes, tmp_path):
+    """#23: jpeg colour on <color_topic>/compressed and compressedDepth png on <depth_topic>/compressedDepth,
+    as image_transport streams them over Wi-Fi, fused live like raw images."""
+    from llm3d_core.data.frames import SevenScenesFrames
+
+    frames = SevenScenesFrames(seven_scenes)
+    params = tmp_path / "params.yaml"
+    params.write_text(SMALL_MAPPER.format(map_path=tmp_path / "map") +
+                      "    color_transport: compressed\n    depth_transport: compressedDepth\n")
+    bringup = Bringup("--params-file", str(params), "--device", "cpu")
+    harness = Harness(compressed=True)
+    try:
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
+                           "the mapper's compressed subscriptions", bringup)
+        deadline = time.monotonic() + 60.0
+        while harness.status["fused"] < 3 and time.monotonic() < deadline:
+            harness.publish_frame(frames[len(harness.grids) % 10], harness.now_ns())
+            harness.spin_for(0.4)
+        assert harness.status["fused"] >= 3 and harness.status["map"]["voxels"] > 0, harness.status
+        assert harness.status["errors"]["bad_image"] == 0
+        assert "image_raw/compressed + camera/depth/image_raw/compressedDepth" in bringup.output
+    finally:
+        harness.close()
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
 
 
 def test_a_map_that_is_not_resumed_is_kept_aside_not_overwritten(seven_scenes, tmp_path):
