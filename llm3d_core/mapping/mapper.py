@@ -38,7 +38,7 @@ from llm3d_core.mapping.voxel_features import BilinearFeatures, VoxelFeatureMap,
 from llm3d_core.version import __version__
 
 log = logging.getLogger(__name__)
-MAP_FORMAT = 1
+MAP_FORMAT = 2  # 2: voxels in chunk files (save() writes only changed ones); 1 still loads
 TRAJECTORY_STEP = 0.05  # metres between recorded camera positions
 TRAJECTORY_MAX = 20000  # recorded positions before the trajectory is thinned
 
@@ -126,6 +126,8 @@ class FeatureFusionMapper:
         self.trajectory: list[tuple[float, float, float]] = []
         self._trajectory_lock = threading.Lock()
         self._label_embeddings: torch.Tensor | None = None
+        self._saved_chunks: dict[int, str] = {}  # voxel chunk -> its file in this mapper's last save
+        self._saved_to: Path | None = None  # the folder of that save
 
     @property
     def text_dim(self) -> int:
@@ -313,10 +315,14 @@ class FeatureFusionMapper:
     def save(self, path: str | Path) -> Path:
         """Writes the map folder so that a reader never sees a partial or mixed save.
 
-        Data files are immutable and named by a fresh save id (voxels-<id>.safetensors,
-        tsdf-<id>.npz, keyframes-<id>.npz); `map.json` names them and is replaced last, in one
-        atomic rename, which commits the save. The files of the save before it stay until the
-        next save (a reader that took the old manifest can still finish); older ones are removed.
+        Data files are immutable and named by a fresh save id: the voxels in chunks of
+        CHUNK_SLOTS slots (voxels-<id>-<chunk>.safetensors), objects-<id>.safetensors,
+        tsdf-<id>.npz, keyframes-<id>.npz. A save by the same mapper into the same folder writes
+        only the voxel chunks that changed since its last save and names the others' existing
+        files again, so a live map's save costs about what changed, not the whole map.
+        `map.json` names the files and is replaced last, in one atomic rename, which commits the
+        save. Files named by the save before stay until the next save (a reader that took the old
+        manifest can still finish); files no manifest names are removed.
         """
         from safetensors.torch import save_file
 
@@ -325,18 +331,29 @@ class FeatureFusionMapper:
             self.refresh_semantics()
         path.mkdir(parents=True, exist_ok=True)
         try:
-            previous = set(json.loads((path / "map.json").read_text()).get("files", {}).values())
+            previous = _manifest_files(json.loads((path / "map.json").read_text()).get("files", {}))
         except (OSError, ValueError, AttributeError):
             previous = set()
         save_id = uuid.uuid4().hex[:12]
-        files = {"voxels": f"voxels-{save_id}.safetensors", "tsdf": f"tsdf-{save_id}.npz",
-                 "keyframes": f"keyframes-{save_id}.npz"}
+        dirty = self.voxels.take_dirty()  # None: everything (first save, a load, or another folder)
+        reusable = self._saved_chunks if self._saved_to == path.resolve() and dirty is not None else {}
+        files: dict[str, Any] = {"objects": f"objects-{save_id}.safetensors", "tsdf": f"tsdf-{save_id}.npz",
+                                 "keyframes": f"keyframes-{save_id}.npz"}
+        chunks: dict[int, str] = {}
         written: list[Path] = []
         try:
-            state = self.voxels.state_dict()
-            state.update(_object_tensors(self.objects, self.encoder.out_dim, self.text_dim))
-            written.append(path / files["voxels"])
-            save_file(state, str(written[-1]), metadata={"save_id": save_id})
+            active = self.voxels.active_chunks()
+            for chunk in active:  # unchanged chunks keep the file of an earlier save, if it is still there
+                if chunk in reusable and chunk not in dirty and (path / reusable[chunk]).is_file():
+                    chunks[chunk] = reusable[chunk]
+            for chunk, state in self.voxels.chunk_states([c for c in active if c not in chunks]):
+                chunks[chunk] = f"voxels-{save_id}-{chunk}.safetensors"
+                written.append(path / chunks[chunk])
+                save_file(state, str(written[-1]), metadata={"save_id": save_id})
+            files["voxel_chunks"] = [chunks[c] for c in active]
+            written.append(path / files["objects"])
+            save_file(_object_tensors(self.objects, self.encoder.out_dim, self.text_dim), str(written[-1]),
+                      metadata={"save_id": save_id})
             keyframes = self.keyframes.state()
             if keyframes:
                 written.append(path / files["keyframes"])
@@ -359,10 +376,13 @@ class FeatureFusionMapper:
         except BaseException:
             for f in written:
                 f.unlink(missing_ok=True)
+            self.voxels.forget_saved()  # what changed since the last committed save is unknown now
+            self._saved_chunks, self._saved_to = {}, None
             raise
-        keep = set(files.values()) | previous | {"map.json"}
+        self._saved_chunks, self._saved_to = chunks, path.resolve()
+        keep = _manifest_files(files) | previous | {"map.json"}
         for old in path.iterdir():
-            if old.name not in keep and (old.name.split("-")[0] in ("voxels", "tsdf", "keyframes")
+            if old.name not in keep and (old.name.split("-")[0] in ("voxels", "tsdf", "keyframes", "objects")
                                          or old.name.startswith(".map.json.")):
                 old.unlink(missing_ok=True)
         return path
@@ -381,7 +401,7 @@ class FeatureFusionMapper:
             files = meta.get("files", {})
             try:
                 mapper = cls._from_meta(meta, device)
-                state, save_id = _read_tensors(path / files.get("voxels", "voxels.safetensors"))
+                state, save_id = _read_voxels(path, files, mapper.voxels.state_dict())
                 if mapper.tsdf is not None:
                     _read_tsdf(mapper.tsdf, path / files.get("tsdf", "tsdf.npz"))
                 keyframes = _read_keyframes(path / files["keyframes"]) if "keyframes" in files else {}
@@ -401,7 +421,7 @@ class FeatureFusionMapper:
             mapper.voxels.load_state_dict(state)
             features, samples, texts = _objects_from_tensors(object_state, len(meta["tracker"]["objects"]))
         except (KeyError, ValueError) as err:
-            raise MapFileError(f"{path / 'voxels.safetensors'}: {err}") from err
+            raise MapFileError(f"{path}: the saved voxel state is inconsistent: {err}") from err
         mapper.tracker.load_state(meta["tracker"], features, samples, texts)
         mapper.keyframes.load_state(keyframes)
         mapper.semantics.remember(mapper.tracker.objects)
@@ -436,7 +456,7 @@ def _read_meta(path: Path) -> dict:
         raise MapFileError(f"no saved map at {path} ({meta_file} missing)") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MapFileError(f"{meta_file} is corrupt: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != MAP_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in (1, MAP_FORMAT):
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise MapFileError(f"{meta_file}: map format {found!r}, this llm3d reads {MAP_FORMAT}")
     return meta
@@ -456,6 +476,26 @@ def _read_tensors(tensors_file: Path) -> tuple[dict[str, torch.Tensor], str | No
     except (FileNotFoundError, SafetensorError, OSError) as err:
         _raise_superseded_if_gone(tensors_file)
         raise MapFileError(f"{tensors_file} is corrupt: {err}") from err
+
+
+def _manifest_files(files: dict) -> set[str]:
+    """Every file name a manifest's "files" names (the voxel chunks are a list)."""
+    names: set[str] = set()
+    for value in files.values():
+        names.update(value if isinstance(value, list) else [value])
+    return names
+
+
+def _read_voxels(path: Path, files: dict, empty: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The voxel state (chunks concatenated) and object tensors of a save, and the save id of its
+    objects file (format 2), or of its one voxels file (format 1). `empty`: an empty state_dict()."""
+    if "voxel_chunks" not in files:  # format 1: voxels and objects in one file
+        return _read_tensors(path / files.get("voxels", "voxels.safetensors"))
+    parts = [_read_tensors(path / name)[0] for name in files["voxel_chunks"]]
+    state = {k: torch.cat([part[k] for part in parts]) if parts else v for k, v in empty.items()}
+    objects, save_id = _read_tensors(path / files["objects"])
+    state.update(objects)
+    return state, save_id
 
 
 def _raise_superseded_if_gone(data_file: Path) -> None:

@@ -20,6 +20,7 @@ never move; freed slots are reused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,9 @@ def voxel_sums(features: torch.Tensor | BilinearFeatures, inverse: torch.Tensor,
     return torch.sparse.addmm(out, A, rows)  # (U, C) = out + A @ rows
 
 
+CHUNK_SLOTS = 8192  # slots per saved chunk file: a save rewrites only chunks changed since the last one
+
+
 class VoxelFeatureMap:
     """Fuses (point, feature, colour) samples into a bounded sparse voxel grid."""
 
@@ -121,6 +125,10 @@ class VoxelFeatureMap:
         self.instance = torch.full((0,), -1, dtype=torch.int64, device=self.device)  # (S,)
         self._instance_votes = torch.zeros(0, dtype=torch.int32, device=self.device)  # (S,)
         self.evicted_total = 0
+        # Chunks (slot // CHUNK_SLOTS) changed since take_dirty(); None: all of them (nothing saved yet
+        # from this layout). Slots are handed out in order of first sight, so a robot revisiting a room
+        # touches the chunks of when it first saw it, not the whole map.
+        self._dirty: set[int] | None = None
 
     # ---------------------------------------------------------------- storage
     def __len__(self) -> int:
@@ -208,6 +216,7 @@ class VoxelFeatureMap:
         self._make_room(points_np)
         slots_np, inverse_np = self._hash.assign(points_np, self.config.voxel_size)  # (U,), (N,)
         u = slots_np.shape[0]
+        self._mark_dirty(slots_np)
         self._ensure_rows(self._hash.high_water)
         if self._use_kernel(features):
             labels = np.zeros(0, np.int64) if instance is None else instance.cpu().numpy().astype(np.int64)
@@ -291,14 +300,44 @@ class VoxelFeatureMap:
         excess = min(excess, int((~protected).sum()))
         victims = slots[torch.argsort(age_key)[:excess]]
         self._hash.erase(victims.cpu().numpy())
+        self._mark_dirty(victims.cpu().numpy())
         self.observations[victims] = 0
         self.weights[victims] = 0
         self.evicted_total += int(victims.numel())
 
     # ---------------------------------------------------------------- state
+    def _mark_dirty(self, slots: np.ndarray) -> None:
+        if self._dirty is not None and len(slots):
+            self._dirty.update(np.unique(np.asarray(slots) // CHUNK_SLOTS).tolist())
+
+    def take_dirty(self) -> set[int] | None:
+        """Chunks changed since the last call (None: all), and starts tracking anew; a caller whose
+        save then fails calls forget_saved() so the next save writes everything."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def forget_saved(self) -> None:
+        self._dirty = None
+
+    def active_chunks(self) -> list[int]:
+        """Chunk numbers that hold at least one voxel, ascending."""
+        return np.unique(self.active_slots().cpu().numpy() // CHUNK_SLOTS).tolist()
+
+    def chunk_states(self, chunks: list[int]) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """(chunk, state_dict() of the voxels whose slots lie in it) for each of `chunks`; the states of
+        all active chunks concatenated in chunk order are state_dict()."""
+        slots = torch.sort(self.active_slots()).values
+        bounds = torch.tensor([[c * CHUNK_SLOTS, (c + 1) * CHUNK_SLOTS] for c in chunks], dtype=slots.dtype,
+                              device=slots.device).reshape(-1, 2)
+        edges = torch.searchsorted(slots, bounds).tolist()
+        for chunk, (lo, hi) in zip(chunks, edges):
+            yield chunk, self._rows_state(slots[lo:hi])
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Compact tensors of the active voxels (CPU), ordered by slot."""
-        slots = torch.sort(self.active_slots()).values
+        return self._rows_state(torch.sort(self.active_slots()).values)
+
+    def _rows_state(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
             "keys": self.keys_of(slots).contiguous(),
             "features": self.features[slots].cpu().contiguous(),

@@ -182,7 +182,7 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
     mapper.update_objects()
     out = mapper.save(tmp_path / "map")
     names = sorted(p.name for p in out.iterdir())
-    assert [n.split("-")[0] for n in names] == ["keyframes", "map.json", "tsdf", "voxels"]
+    assert [n.split("-")[0] for n in names] == ["keyframes", "map.json", "objects", "tsdf", "voxels"]
     loaded = FeatureFusionMapper.load(out)
     assert loaded.frames == mapper.frames and len(loaded.voxels) == len(mapper.voxels)
     for text in ("red box", "wall"):
@@ -193,13 +193,53 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
     order_a, order_b = np.lexsort(pts_a.T), np.lexsort(pts_b.T)
     assert np.allclose(pts_a[order_a], pts_b[order_b]) and np.allclose(rel_a[order_a], rel_b[order_b], atol=1e-6)
     assert np.allclose(loaded.tsdf.render_depth(K, np.eye(4), W, H), mapper.tsdf.render_depth(K, np.eye(4), W, H))
-    # Saving again replaces the files of the earlier save; nothing temporary is left behind.
+    # Saving again replaces the files of the earlier save; nothing temporary is left behind. The files
+    # of the previous save stay for readers in flight; those no manifest names any more are gone.
+    def named() -> set[str]:
+        files = json.loads((out / "map.json").read_text())["files"]
+        return {n for v in files.values() for n in (v if isinstance(v, list) else [v])}
+
+    first = named()
     mapper.save(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]
-    # The previous save's files stay for readers in flight; the one before is gone.
-    assert len(list(out.iterdir())) == 7
+    second = named()
+    assert {p.name for p in out.iterdir()} == first | second | {"map.json"}
     mapper.save(out)
-    assert len(list(out.iterdir())) == 7 and not set(names[:1]) & {p.name for p in out.iterdir()}
+    assert {p.name for p in out.iterdir()} == second | named() | {"map.json"}
+    assert "keyframes" in names[0] and names[0] not in {p.name for p in out.iterdir()}
+
+
+def test_saves_write_only_the_voxel_chunks_that_changed(mapper_factory, tmp_path, monkeypatch):
+    """#21: a live map's save rewrites the chunks its new frames touched, not the whole map."""
+    from llm3d_core.mapping import voxel_features
+
+    monkeypatch.setattr(voxel_features, "CHUNK_SLOTS", 64)  # the test map spans many chunks
+    mapper = mapper_factory()
+    for i in range(3):
+        mapper.integrate(plane_frame(2.01, t=float(i)))
+    out = mapper.save(tmp_path / "map")
+    chunks = lambda: json.loads((out / "map.json").read_text())["files"]["voxel_chunks"]
+    before = chunks()
+    assert len(before) > 5 and all(name.startswith("voxels-") for name in before)
+    pose = np.eye(4)
+    pose[:3, 3] = [3.0, 0.0, 0.0]  # a new wall to the side: new voxels, new slots, new chunks only
+    mapper.integrate(plane_frame(2.01, pose, t=3.0))
+    mapper.save(out)
+    after = chunks()
+    assert after[: len(before)] == before  # the old chunks' files are named again, not rewritten
+    assert len(after) > len(before)
+    loaded = FeatureFusionMapper.load(out)
+    state, reloaded = mapper.voxels.state_dict(), loaded.voxels.state_dict()
+    assert all(torch.equal(state[k], reloaded[k]) for k in state)
+    # Revisiting the first wall rewrites its chunks; a save after a load writes every chunk.
+    loaded.integrate(plane_frame(2.01, t=4.0))
+    loaded.save(out)
+    assert not set(chunks()) & set(after)
+    # A mapper saving into another mapper's folder never names that mapper's files.
+    other = mapper_factory()
+    other.integrate(plane_frame(1.5, t=0.0))
+    other.save(out)
+    assert len(FeatureFusionMapper.load(out).voxels) == len(other.voxels)
 
 
 def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
@@ -211,7 +251,7 @@ def test_corrupt_maps_give_clear_errors(mapper_factory, tmp_path):
     def current(kind):  # the file of this kind that map.json names
         return out / json.loads((out / "map.json").read_text())["files"][kind]
 
-    voxels_file = current("voxels")
+    voxels_file = out / json.loads((out / "map.json").read_text())["files"]["voxel_chunks"][0]
     voxels_file.write_bytes(b"\x00garbage")
     with pytest.raises(MapFileError, match="voxels-.*safetensors is corrupt"):
         FeatureFusionMapper.load(out)
