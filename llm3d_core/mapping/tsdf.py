@@ -2,6 +2,12 @@
 
 Gives surfaces (point cloud, mesh), rendered depth at any pose (used to check the map against
 held-out frames) and a 2D occupancy grid for navigation.
+
+Depth is rendered by ray casting the marching-cubes surface with Embree (RaycastingScene), not with
+VoxelBlockGrid.ray_cast, which is unsafe in Open3D 0.20 (CPU): when a view needs more range-map
+fragments than its buffer holds (a grid's first 640x480 cast always does), it still walks fragment
+slots it never wrote, and stale heap data there becomes pixel bounds for range-map writes (SIGSEGV,
+issue #21). At image sizes not divisible by 8 it also reads past its range map (wrong rows, hangs).
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class TsdfVolume:
 
     def __init__(self, config: TsdfConfig) -> None:
         self.config = config
+        self._version = 0  # bumped on every change of the volume
+        self._cast_cache: tuple[tuple[int, float], o3d.t.geometry.RaycastingScene | None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -71,6 +79,7 @@ class TsdfVolume:
             device=o3c.Device("CPU:0"),
         )
         self.frames = 0
+        self._changed()
 
     def integrate(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray) -> None:
         """Fuses one validated frame: depth (H, W) float32 metres (0 = invalid), rgb (H, W, 3) uint8."""
@@ -83,6 +92,13 @@ class TsdfVolume:
         self.grid.integrate(blocks, depth, color, intrinsic, intrinsic, extrinsic, 1.0, c.depth_max,
                             c.trunc_voxel_multiplier)
         self.frames += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        # A version, not just a cleared cache: a scene built while another thread integrates is stored
+        # under the version it started from, so it is never taken for the current surface.
+        self._version += 1
+        self._cast_cache = None  # frees the stale scene (BVH and mesh) now, not at the next render
 
     def point_cloud(self, weight_threshold: float = 3.0) -> o3d.t.geometry.PointCloud:
         return self.grid.extract_point_cloud(weight_threshold=weight_threshold)
@@ -99,25 +115,47 @@ class TsdfVolume:
 
     def render_depth(self, K: np.ndarray, T_world_camera: np.ndarray, width: int, height: int,
                      weight_threshold: float = 1.0) -> np.ndarray:
-        """Depth (H, W) float32 metres of the fused surface seen from a pose (0 where nothing)."""
-        c = self.config
-        intrinsic, extrinsic = _intrinsic(K), _extrinsic(T_world_camera)
-        # key_tensor() is the whole buffer; only the active slots hold blocks.
-        hashmap = self.grid.hashmap()
-        blocks = hashmap.key_tensor()[hashmap.active_buf_indices().to(o3c.int64)]
-        def cast() -> np.ndarray:
-            result = self.grid.ray_cast(block_coords=blocks, intrinsic=intrinsic, extrinsic=extrinsic, width=width,
-                                        height=height, render_attributes=["depth"], depth_scale=1.0,
-                                        depth_min=c.depth_min, depth_max=c.depth_max, weight_threshold=weight_threshold)
-            return result["depth"].numpy().reshape(height, width).astype(np.float32)
+        """Depth (H, W) float32 metres of the fused surface seen from a pose (0 where nothing).
 
-        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-            depth = cast()
-            if not depth.any():
-                # Open3D sizes its range-map buffer on demand: a call that needs more fragments than
-                # any earlier one returns nothing while it grows the buffer. The retry gets the image.
-                depth = cast()
-        return depth
+        The surface is where voxels fused at least `weight_threshold` times change sign. Pixel centres
+        are at integer (u, v), as in OpenCV and the simulator's renderers.
+        """
+        c = self.config
+        scene = self._scene(weight_threshold)
+        if scene is None:
+            return np.zeros((height, width), np.float32)
+        # create_rays_pinhole aims at pixel centres (u + 0.5, v + 0.5); shifting the principal point by
+        # half a pixel aims at (u, v). Its directions have camera z = 1, so t is the camera depth.
+        K_rays = np.asarray(K, dtype=np.float64).copy()
+        K_rays[:2, 2] += 0.5
+        rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(
+            _intrinsic(K_rays), _extrinsic(T_world_camera), int(width), int(height)).numpy()  # (H, W, 6)
+        # Start at depth_min, as a TSDF ray march does: a surface nearer than that does not hide the rest.
+        rays[..., :3] += c.depth_min * rays[..., 3:]
+        hit = scene.cast_rays(o3c.Tensor(rays))
+        depth = hit["t_hit"].numpy() + c.depth_min  # (H, W), inf where no hit
+        # Marching-cubes triangles face the positive (free) side. A ray that meets one from behind came
+        # through a hole in the surface; a TSDF ray march renders nothing there, and neither does this.
+        facing = np.einsum("hwc,hwc->hw", hit["primitive_normals"].numpy(), rays[..., 3:]) < 0
+        return np.where(facing & (depth <= c.depth_max), depth, 0.0).astype(np.float32)
+
+    def _scene(self, weight_threshold: float) -> o3d.t.geometry.RaycastingScene | None:
+        """Embree scene of the surface, kept while the volume is unchanged (None: no surface yet)."""
+        key = (self._version, float(weight_threshold))
+        cached = self._cast_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        # Marching cubes keeps cubes whose 8 voxels all have weight > threshold; the float32 just below
+        # the threshold makes that weight >= weight_threshold (weights are counts of fused frames).
+        below = float(np.nextafter(np.float32(weight_threshold), np.float32(-np.inf)))
+        scene = None
+        # Open3D raises on a grid without blocks instead of returning an empty mesh.
+        mesh = self.grid.extract_triangle_mesh(weight_threshold=below) if self.grid.hashmap().size() else None
+        if mesh is not None and mesh.triangle.indices.shape[0]:
+            scene = o3d.t.geometry.RaycastingScene()
+            scene.add_triangles(mesh.vertex.positions, mesh.triangle.indices.to(o3c.uint32))
+        self._cast_cache = (key, scene)
+        return scene
 
     def occupancy(self, floor_z: float, robot_height: float, cell: float, weight_threshold: float = 3.0):
         """Top-down occupancy (see mapping.occupancy) from the surface points."""
@@ -137,3 +175,4 @@ class TsdfVolume:
             self.grid = o3d.t.geometry.VoxelBlockGrid.load(str(path))
         except Exception as err:  # Open3D raises RuntimeError for any unreadable file
             raise ValueError(f"{path} is not a readable TSDF volume: {err}") from err
+        self._changed()
