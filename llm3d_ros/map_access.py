@@ -18,8 +18,6 @@ def map_cloud(mapper: FeatureFusionMapper, max_points: int) -> tuple[np.ndarray,
     Beyond max_points the points are subsampled at an even stride (deterministic, so a static
     map gives the same cloud every time and RViz does not flicker).
     """
-    if len(mapper.voxels) == 0:  # Open3D refuses empty key tensors; an empty map is an empty cloud
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     points, colors = mapper.colored_points()
     if len(points) > max_points:
         stride = -(-len(points) // max_points)  # ceil division keeps the count <= max_points

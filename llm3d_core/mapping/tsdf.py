@@ -100,7 +100,16 @@ class TsdfVolume:
         self._version += 1
         self._cast_cache = None  # frees the stale scene (BVH and mesh) now, not at the next render
 
+    @property
+    def empty(self) -> bool:
+        """No block allocated yet (nothing fused, or only frames without valid depth)."""
+        return self.grid.hashmap().size() == 0
+
     def point_cloud(self, weight_threshold: float = 3.0) -> o3d.t.geometry.PointCloud:
+        if self.empty:  # Open3D raises on a grid without blocks instead of returning an empty cloud
+            cloud = o3d.t.geometry.PointCloud(o3c.Tensor(np.zeros((0, 3), np.float32)))
+            cloud.point.colors = o3c.Tensor(np.zeros((0, 3), np.float32))
+            return cloud
         return self.grid.extract_point_cloud(weight_threshold=weight_threshold)
 
     def surface_points(self, spacing: float, weight_threshold: float = 0.5) -> np.ndarray:
@@ -150,7 +159,7 @@ class TsdfVolume:
         below = float(np.nextafter(np.float32(weight_threshold), np.float32(-np.inf)))
         scene = None
         # Open3D raises on a grid without blocks instead of returning an empty mesh.
-        mesh = self.grid.extract_triangle_mesh(weight_threshold=below) if self.grid.hashmap().size() else None
+        mesh = None if self.empty else self.grid.extract_triangle_mesh(weight_threshold=below)
         if mesh is not None and mesh.triangle.indices.shape[0]:
             scene = o3d.t.geometry.RaycastingScene()
             scene.add_triangles(mesh.vertex.positions, mesh.triangle.indices.to(o3c.uint32))

@@ -69,6 +69,10 @@ def test_invalid_depth_is_ignored(mapper_factory):
     frame.depth[H // 2:, 3 * W // 4:] = 50.0  # beyond depth_max
     stats = mapper.integrate(frame)
     assert stats.points == 0 and len(mapper.voxels) == 0
+    # Read-outs of a map that fused only invalid depth are empty, not Open3D errors (the mapper node
+    # builds its cloud and /map from them after every fused frame).
+    points, colors = mapper.colored_points()
+    assert points.shape == colors.shape == (0, 3)
     frame.depth[H // 2:, 3 * W // 4:] = 2.01
     assert mapper.integrate(frame).points == (H // 8) * (W // 16)
 
