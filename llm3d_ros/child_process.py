@@ -39,15 +39,8 @@ class ChildProcess:
 
     def memory_gb(self) -> dict[str, float]:
         """Peak (VmHWM) and current (VmRSS) resident memory of the process, in GB."""
-        values: dict[str, float] = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    values["peak_gb" if key == "VmHWM" else "rss_gb"] = round(int(rest.split()[0]) * 1024 / 1e9, 3)
-        except OSError:  # not on Linux, or already gone
-            pass
-        return values
+        memory = process_memory_gb(self.proc.pid)
+        return {k: memory[k] for k in ("peak_gb", "rss_gb") if k in memory}
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGINT (a clean rclpy shutdown, like Ctrl-C), SIGKILL if it has not exited after timeout_s."""
@@ -60,3 +53,21 @@ class ChildProcess:
                 self.proc.wait()
         self._reader.join(timeout=5.0)
         return self.proc.returncode
+
+
+_STATUS_KEYS = {"VmHWM": "peak_gb", "VmRSS": "rss_gb", "RssAnon": "private_gb"}
+
+
+def process_memory_gb(pid: int) -> dict[str, float]:
+    """Resident memory of process `pid` in GB from /proc: peak (VmHWM), current (VmRSS) and private
+    (RssAnon: without pages mapped from files, such as shared libraries or memory-mapped weights,
+    which the kernel can reclaim); empty when the process is gone or not on Linux."""
+    values: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in _STATUS_KEYS:
+                values[_STATUS_KEYS[key]] = round(int(rest.split()[0]) * 1024 / 1e9, 3)
+    except OSError:  # not on Linux, or already gone
+        pass
+    return values

@@ -18,6 +18,7 @@ the memory curves.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from llm3d_ros.child_process import ChildProcess
+from llm3d_ros.child_process import ChildProcess, process_memory_gb
 from llm3d_ros.env import apply_ros_environment, ros_environment
 
 NODES = ("llm3d_sim_bridge", "llm3d_mapper", "llm3d_reasoner")
@@ -90,27 +91,11 @@ def soak_params(cfg: SoakConfig, work: Path) -> Path:
     return path
 
 
-def _memory_gb(pid: int) -> tuple[float, float] | None:
-    """(resident, private) memory of a process in GB: VmRSS, and RssAnon, which leaves out pages
-    mapped from files (shared libraries, the checkpoint's weights) that the kernel can reclaim."""
-    values = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "RssAnon"):
-                values[key] = int(rest.split()[0]) * 1024 / 1e9
-    except OSError:
-        return None
-    return (values["VmRSS"], values["RssAnon"]) if len(values) == 2 else None
-
-
 class _Harness:
     """This process's ROS side: the ask clients, the status listeners, the bad-input publishers."""
 
     def __init__(self, clients: int) -> None:
         apply_ros_environment()
-        import json
-
         import rclpy
         from llm3d_interfaces.srv import Ask
         from rclpy.executors import SingleThreadedExecutor
@@ -212,10 +197,10 @@ def run_soak(cfg: SoakConfig, log=print) -> dict[str, Any]:
                 next_sample += cfg.sample_period_s
                 pids = _node_pids(bringup.output)
                 for name in NODES:
-                    gb = _memory_gb(pids[name][-1]) if pids.get(name) else None
-                    if gb is not None:
-                        rss[name].append((round(now - t0, 2), round(gb[0], 4)))
-                        private[name].append((round(now - t0, 2), round(gb[1], 4)))
+                    gb = process_memory_gb(pids[name][-1]) if pids.get(name) else {}
+                    if "rss_gb" in gb and "private_gb" in gb:
+                        rss[name].append((round(now - t0, 2), gb["rss_gb"]))
+                        private[name].append((round(now - t0, 2), gb["private_gb"]))
                 log(f"soak: {now - t0:5.0f} s  RSS " + "  ".join(f"{n.split('_')[-1]} {rss[n][-1][1]:.2f} GB"
                                                                 for n in NODES if rss[n]) +
                     f"  requests {len(requests)}")
@@ -289,8 +274,6 @@ def _finish(entry: dict, future) -> None:
 
 
 def _saved_frames(map_dir: Path) -> int | None:
-    import json
-
     try:
         return int(json.loads((map_dir / "map.json").read_text())["frames"])
     except (OSError, ValueError, KeyError):

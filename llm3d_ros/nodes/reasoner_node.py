@@ -75,6 +75,7 @@ from llm3d_ros.env import apply_ros_environment
 apply_ros_environment(localhost=False)
 
 import rclpy  # noqa: E402
+from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from llm3d_interfaces.action import NavigateTo  # noqa: E402
 from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
@@ -82,7 +83,6 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E40
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -122,9 +122,6 @@ GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance fro
 # rclpy takes a service's next request only on a free thread, so all-busy threads would leave a
 # burst in DDS's queue.
 RESERVED_THREADS = 7
-STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                        history=HistoryPolicy.KEEP_LAST)
-
 
 
 class ReasonerNode(Node):
@@ -183,7 +180,8 @@ class ReasonerNode(Node):
                                     goal_service_qos_profile=qos, result_service_qos_profile=qos,
                                     cancel_service_qos_profile=qos)
         if cfg.goal_status_topic:
-            self.create_subscription(GoalStatusArray, cfg.goal_status_topic, self._on_base_goals, STATUS_QOS,
+            # Latched like an action's status topic: the newest array is all there is to read.
+            self.create_subscription(GoalStatusArray, cfg.goal_status_topic, self._on_base_goals, LATCHED_QOS,
                                      callback_group=timers)
         self._goal_pub = self.create_publisher(PoseStamped, cfg.goal_topic, GOAL_QOS)
         self._cmd_vel_pub = self.create_publisher(Twist, cfg.cmd_vel_topic, CMD_VEL_QOS)
@@ -416,7 +414,7 @@ class ReasonerNode(Node):
             try:
                 getattr(goal_handle, how)()  # succeed | abort | canceled
             except Exception:  # the context went down under us (Ctrl-C): nobody is left to tell
-                if not (self._stopping.is_set() or not rclpy.ok(context=self.context)):
+                if not self._shutting_down():
                     raise
                 message = f"{message} (the result could not be sent: ROS is shutting down)"
             line = f"navigate_to '{instruction}': {message}"
@@ -446,8 +444,9 @@ class ReasonerNode(Node):
             "navigate", lambda r: r.navigation_goal(request.instruction, robot_xy, GOAL_SHARE_OF_SUCCESS * distance))
         if not ok:
             return finish(False, message, "abort")
-        if self._preempted_by(number):  # a newer goal arrived while this one was grounded: publish nothing
-            return finish(False, self._preempted_by(number), "abort")
+        preempted = self._preempted_by(number)
+        if preempted:  # a newer goal arrived while this one was grounded: publish nothing
+            return finish(False, preempted, "abort")
         target, goal = value
         try:
             result.target = grounded_to_object3d(target)
@@ -483,7 +482,7 @@ class ReasonerNode(Node):
             if goal_handle.is_cancel_requested:
                 self._stop_robot()
                 return finish(False, "cancelled; the robot was told to stop", "canceled")
-            if self._stopping.is_set() or not rclpy.ok(context=self.context):
+            if self._shutting_down():
                 return finish(False, "the reasoner is shutting down", "abort")
             preempted = self._preempted_by(number)
             if preempted:  # the newer goal's pose already replaced ours downstream: no stop command
@@ -513,11 +512,14 @@ class ReasonerNode(Node):
                 return finish(False, f"timed out after {cfg.navigate_timeout_s:.0f} s ({where})", "abort")
             time.sleep(cfg.feedback_period_s)
 
+    def _shutting_down(self) -> bool:
+        return self._stopping.is_set() or not rclpy.ok(context=self.context)
+
     def _feedback(self, goal_handle, distance_remaining: float, state: str) -> None:
         try:
             goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=distance_remaining, state=state))
         except Exception:  # the context went down under us (Ctrl-C); the loop ends on its next check
-            if not (self._stopping.is_set() or not rclpy.ok(context=self.context)):
+            if not self._shutting_down():
                 raise
 
     def _preempted_by(self, number: int) -> str:

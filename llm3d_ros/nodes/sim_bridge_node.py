@@ -51,12 +51,12 @@ from llm3d_ros.env import apply_ros_environment
 # rcl checks RMW_IMPLEMENTATION when its library loads, i.e. on `import rclpy`: set it first.
 apply_ros_environment(localhost=False)
 
+from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
