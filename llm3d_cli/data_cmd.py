@@ -37,6 +37,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--tasks", default="", help="comma-separated tasks to keep (default: all)")
     q.add_argument("--ground", type=non_negative_int, default=None, help="referring expressions per scene (default 16)")
     q.add_argument("--navigate", type=non_negative_int, default=None, help="navigation instructions per scene (default 10)")
+    q.add_argument("--absent", type=non_negative_int, default=None, help="referring expressions per scene whose "
+                   "target is absent, for the abstention head (default 0)")
     help_ = ("render single views of a split's scenes (each facing one object) and write records about the objects "
              "each view shows, with boxes in the view's camera frame (UniVLG's 2D-3D co-training)")
     v = sub.add_parser("views", help=help_, description=help_)
@@ -79,7 +81,7 @@ def _generate(args: argparse.Namespace) -> int:
     from sim.datagen.dataset import DatasetRequest, generate_dataset
     from sim.datagen.generator import DatagenConfig
 
-    counts = {k: getattr(args, k) for k in ("ground", "navigate") if getattr(args, k) is not None}
+    counts = {k: getattr(args, k) for k in ("ground", "navigate", "absent") if getattr(args, k) is not None}
     try:
         req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
                              frames_every=args.frames_every, width=args.width, height=args.height,

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llm3d_core.mapping.goals import GoalConfig, GoalError, GoalPose, NavigationMap
+from llm3d_core.presence import normalize_text, presumed_thing
 
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
@@ -68,6 +69,10 @@ class ReasonerConfig:
         max_sessions: dialog sessions kept; beyond it the least recently used one is dropped.
         session_ttl_s: a session idle this long is dropped (0: never).
         max_question_chars: longer questions are refused before they reach the tokenizer.
+        check_presence: before answering a question that presumes a thing ("what colour is the
+            giraffe?", "how many X …", "is there X …", "where is X"), ask the absence head whether
+            the map holds it and answer "there is no … here" when it does not (checkpoints with
+            an absence head; llm3d_core.presence).
         goals: how navigation goals are chosen (llm3d_core.mapping.goals.GoalConfig).
     """
 
@@ -77,6 +82,7 @@ class ReasonerConfig:
     max_sessions: int = 16
     session_ttl_s: float = 600.0
     max_question_chars: int = 2000
+    check_presence: bool = True
     goals: GoalConfig = field(default_factory=GoalConfig)
 
     def __post_init__(self) -> None:
@@ -224,10 +230,14 @@ class Reasoner:
         return self._oneshot
 
     def check_text(self, text: str, what: str) -> str:
-        """The stripped text; ReasonerError when empty or longer than max_question_chars."""
-        text = (text or "").strip()
+        """The text NFKC-normalised, emoji and control characters dropped, whitespace collapsed
+        (llm3d_core.presence.normalize_text); ReasonerError when empty or longer than max_question_chars."""
+        if text and len(text) > 4 * self.config.max_question_chars:  # before normalising a huge text
+            raise ReasonerError(f"the {what} has {len(text)} characters; at most {self.config.max_question_chars} "
+                                "are accepted")
+        text = normalize_text(text or "")
         if not text:
-            raise ReasonerError(f"the {what} is empty")
+            raise ReasonerError(f"the {what} is empty (or holds only symbols the model cannot read)")
         if len(text) > self.config.max_question_chars:
             raise ReasonerError(f"the {what} has {len(text)} characters; at most {self.config.max_question_chars} "
                                 "are accepted")
@@ -260,6 +270,14 @@ class Reasoner:
             session.llm.history = session.history
             session.version = snap.version
         task = "dialog" if session.history else "qa"
+        presumed = presumed_thing(question) if self.config.check_presence else None
+        if presumed is not None and self._is_absent(presumed.query):
+            answer_text = presumed.refusal()
+            session.history.append((question, answer_text))
+            session.last_used = now
+            self._sessions[session_id] = session
+            self._sessions.move_to_end(session_id)
+            return answer_text, session_id
         try:
             answer = session.llm.ask(question, task, remember=True)
         except InputTooLongError as err:
@@ -272,6 +290,19 @@ class Reasoner:
         while len(self._sessions) > self.config.max_sessions:
             self._sessions.popitem(last=False)
         return answer.text, session_id
+
+    def _is_absent(self, query: str) -> bool:
+        """True when the absence head says no map object matches `query` (False without the head,
+        without map objects, or when the model cannot ground it: then the model answers as usual)."""
+        from llm3d_core.model.location_tokens import LocationDecodeError
+        from llm3d_core.model.modeling_llm3d import InputTooLongError
+
+        if self.model.pointer is None or self.model.pointer.absence is None or not self._require_map().mapper.objects:
+            return False
+        try:
+            return self._oneshot_session().ask(query, "ground", remember=False).absent
+        except (LocationDecodeError, InputTooLongError):
+            return False
 
     def _expire(self, now: float) -> None:
         ttl = self.config.session_ttl_s
@@ -309,6 +340,9 @@ class Reasoner:
                 answer = self._oneshot_session().ask(query, "ground", remember=False)
             except (LocationDecodeError, InputTooLongError) as err:
                 raise ReasonerError(f"the model could not ground '{query}': {err}") from err
+            if answer.absent:  # the absence head: no map object matches (model/absence.py)
+                raise ReasonerError(f"nothing in the map matches '{query}' (P(absent) {answer.absent_prob:.2f} >= "
+                                    f"{self.model.config.pointer.absent_threshold:.2f})")
             model_box, model_label = answer.box, answer.label
             # A single view has no dense map sample: 'auto' answers it with the location tokens.
             if self.uses_mask_head and not (snap.is_frame and self.config.box_source == "auto"):

@@ -18,6 +18,12 @@ MASK_TEXT_SOURCES = ("hidden", "embeddings")
 MASK_POOLS = ("points", "objects")
 MASK_QUERY_INITS = ("learned", "pointer")
 TASKS = ("caption", "qa", "dialog", "plan", "ground", "navigate")
+ABSENT_ANSWER = "not here"  # the answer of a referring expression whose target the scene does not hold
+
+
+def is_absent(rec: dict[str, Any]) -> bool:
+    """A ground record whose target is not in the scene (qtype absent/<kind>; no object, no box)."""
+    return str(rec.get("qtype", "")).startswith("absent/")
 DEFAULT_SYSTEM_PROMPT = ("You are a robot's 3D scene assistant. You see the scene through the scene tokens. "
                          "Answer briefly. Locations are written with <loc_i> tokens.")
 
@@ -111,9 +117,15 @@ class PointerConfig:
     max_question_tokens: int = 32
     match_iou: float = 0.25  # a training box's pointer target is the proposal overlapping it most, if at least this
     loss_weight: float = 1.0  # pointer cross-entropy added to the LM loss (joint training)
+    # Abstention (model/absence.py): a head on the pointer's query state says "nothing here matches";
+    # trained with train.stage absent, its threshold calibrated on val (the stage writes both).
+    absence: bool = False
+    absent_threshold: float = 0.5  # P(absent) at or above this: the target is reported absent
 
     def __post_init__(self) -> None:
         require_sizes(self, ("d_model", "num_layers", "num_heads", "max_question_tokens"), "pointer.")
+        if not 0.0 < self.absent_threshold <= 1.0:
+            raise ValueError(f"pointer.absent_threshold must be in (0, 1], got {self.absent_threshold}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"pointer.dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.match_iou <= 1.0:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
+from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig, is_absent
 from llm3d_core.model.location_tokens import SceneBounds, encode_box, encode_point
 from llm3d_core.model.scene import SceneCacheError, SceneInput, load_map_scene
 
@@ -52,7 +52,7 @@ def validate_record(rec: Any, where: str) -> dict[str, Any]:
            "turns": [], "qtype": "", "split": "", **rec}
     if task in ("qa", "caption", "dialog") and not (rec["answers"] and isinstance(rec["answers"][0], str)):
         raise DatasetError(f"{where}: task {task} needs a non-empty 'answers' list of strings")
-    if task == "ground":
+    if task == "ground" and not is_absent(rec):
         boxes = rec["boxes"]
         if not boxes or len(boxes[0]) != 6:
             raise DatasetError(f"{where}: task ground needs 'boxes' with [minx,miny,minz,maxx,maxy,maxz], got {boxes!r}")
@@ -301,7 +301,9 @@ class JsonlSceneDataset(IterableDataset):
     def _records(self) -> Iterator[dict[str, Any]]:
         rank, world = self._shard()
         for i, rec in enumerate(read_records(self.path)):
-            if i % world == rank and (self.tasks is None or rec["task"] in self.tasks):
+            # Absent-target records train the abstention head on the frozen model (model/absence.py),
+            # not the LLM: its answers keep their format.
+            if i % world == rank and (self.tasks is None or rec["task"] in self.tasks) and not is_absent(rec):
                 yield rec
 
     def _epoch(self, epoch: int) -> Iterator[dict[str, Any]]:

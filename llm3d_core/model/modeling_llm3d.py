@@ -67,6 +67,10 @@ class Generation:
     pointed: int = -1  # object slot the location tokens were copied from (object pointer), -1 = generated
     pointer_prob: float = 0.0  # the pointer's probability of that slot
     pointer_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots, on the CPU
+    # With the absence head (pointer.absence): P(no map object matches) and the head's inputs
+    # (pointer query state (d,), choice statistics (NUM_STATS,), on the CPU; model/absence.py).
+    absent_prob: float | None = None
+    absence_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Answer:
     object_index: int = -1  # ground with the object pointer: index of the scene object whose box was copied
     object_prob: float = 0.0  # and the pointer's probability of it
     object_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots (mask-head prior)
+    absent_prob: float | None = None  # ground with the absence head: P(nothing in the scene matches)
+    absent: bool = False  # and absent_prob >= pointer.absent_threshold: the answer is "not here"
 
 
 class Llm3dModel(nn.Module):
@@ -440,11 +446,12 @@ class Llm3dModel(nn.Module):
                 self._constrain(logits, generated, task, limit)
             nxt = int(logits.argmax())
             if use_pointer and nxt >= self.vocab and not any(i >= self.vocab for i in generated):
-                slot, prob, ptr_logits = self._point(h, object_states, objects, plen, sample.ground_question)
-                bins = box_bins(objects["object_boxes"][0, slot: slot + 1], objects["bounds"][0])[0]  # (6,)
-                generated += [self.vocab + int(b) for b in bins]
-                text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True)
-                return Generation(text.strip(), generated, time.perf_counter() - t0, slot, prob, ptr_logits)
+                gen = self._point(h, object_states, objects, plen, sample.ground_question)
+                bins = box_bins(objects["object_boxes"][0, gen.pointed: gen.pointed + 1], objects["bounds"][0])[0]
+                generated += [self.vocab + int(b) for b in bins]  # the six location tokens of the chosen box
+                gen.text = self.tokenizer.decode(self.to_tokenizer_ids(generated), skip_special_tokens=True).strip()
+                gen.token_ids, gen.seconds = generated, time.perf_counter() - t0
+                return gen
             if nxt == self.eot_tok:
                 break
             generated.append(nxt)
@@ -456,15 +463,23 @@ class Llm3dModel(nn.Module):
         return Generation(text.strip(), generated, time.perf_counter() - t0)
 
     def _point(self, h: torch.Tensor, object_states: torch.Tensor, objects: dict[str, torch.Tensor],
-               plen: int, question: str) -> tuple[int, float, torch.Tensor]:
-        """(slot, probability, logits (P,) on the CPU) of the object the pointer picks for query state h (1, H)."""
+               plen: int, question: str) -> Generation:
+        """The object the pointer picks for query state h (1, H): slot, probability, logits (P,) on the
+        CPU, and with the absence head P(absent) and its inputs (text and tokens are filled by the caller)."""
         inputs = object_inputs(objects, plen, device=self.device)
         if self.config.pointer.question_tokens:
             inputs.update(self.question_words([question]))
-        logits = self.pointer(h, object_states, inputs)[0]  # (P,)
-        probs = logits.softmax(-1)
+        logits, state = self.pointer.encode(h, object_states, inputs)  # (1, P), (1, d)
+        probs = logits[0].softmax(-1)
         slot = int(probs.argmax())
-        return slot, float(probs[slot]), logits.detach().float().cpu()
+        gen = Generation("", [], 0.0, slot, float(probs[slot]), logits[0].detach().float().cpu())
+        if self.pointer.absence is not None:
+            from llm3d_core.model.absence import choice_stats, map_scores
+
+            stats = choice_stats(logits, map_scores(inputs["object_text"], question, self.config.text_dim))  # (1, S)
+            gen.absent_prob = float(torch.sigmoid(self.pointer.absence(state, stats))[0])
+            gen.absence_inputs = (state[0].detach().cpu(), stats[0].detach().cpu())
+        return gen
 
     def _constrain(self, logits: torch.Tensor, generated: list[int], task: str, limit: int) -> None:
         """Masks logits (V + 256,) in place so that the answer follows the task's location grammar."""
@@ -611,7 +626,9 @@ class Llm3dSession:
         sample = self.model.make_sample(task, question, history)
         gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch)
         answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids), object_index=gen.pointed,
-                        object_prob=gen.pointer_prob, object_logits=gen.pointer_logits)
+                        object_prob=gen.pointer_prob, object_logits=gen.pointer_logits, absent_prob=gen.absent_prob,
+                        absent=gen.absent_prob is not None
+                        and gen.absent_prob >= self.model.config.pointer.absent_threshold)
         if task == "ground":
             answer.label, answer.box = decode_box(gen.text, self.bounds)
         elif task == "navigate":

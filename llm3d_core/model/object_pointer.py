@@ -57,6 +57,11 @@ class ObjectPointer(nn.Module):
         self.q_out = nn.Linear(p.d_model, p.d_model)
         self.k_out = nn.Linear(p.d_model, p.d_model)
         self.scale = 1.0 / math.sqrt(p.d_model)
+        self.absence = None
+        if p.absence:  # built last, as question_tokens: older checkpoints keep their initialisation order
+            from llm3d_core.model.absence import AbsenceHead
+
+            self.absence = AbsenceHead(p.d_model)
 
     def forward(self, query: torch.Tensor, objects: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """query (B, H), objects (B, K, H) = the LLM states; inputs = the objects' own tensors, sliced
@@ -64,6 +69,12 @@ class ObjectPointer(nn.Module):
         object_features (B, K, D), object_text (B, K, T), object_colors (B, K, 3); with
         pointer.question_tokens also words (B, L, H) and words_pad (B, L) True = padding
         -> logits (B, K), -inf where object_mask is False. Every row needs at least one object."""
+        return self.encode(query, objects, inputs)[0]
+
+    def encode(self, query: torch.Tensor, objects: torch.Tensor, inputs: dict[str, torch.Tensor]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As forward, also returning the query slot's final state (B, d_model): what the query
+        learned from the words and every object, which the absence head reads."""
         mask = inputs["object_mask"]
         if not bool(mask.any(dim=1).all()):
             raise ValueError("the object pointer needs at least one object per scene")
@@ -85,7 +96,7 @@ class ObjectPointer(nn.Module):
         x = self.norm(self.layers(x, src_key_padding_mask=pad))
         k = mask.shape[1]
         logits = (self.q_out(x[:, 0])[:, None] * self.k_out(x[:, -k:])).sum(-1) * self.scale  # (B, K)
-        return logits.float().masked_fill(~mask, float("-inf"))
+        return logits.float().masked_fill(~mask, float("-inf")), x[:, 0].float()
 
 
 OBJECT_INPUTS = ("object_boxes", "object_mask", "object_features", "object_text", "object_colors")

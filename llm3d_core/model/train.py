@@ -35,7 +35,7 @@ from llm3d_core.model.scene import SceneInput
 
 log = logging.getLogger(__name__)
 STATE_PT, STATE_JSON = "trainer_state.pt", "trainer_state.json"
-STAGES = ("joint", "pointer", "mask")
+STAGES = ("joint", "pointer", "mask", "absent")
 
 
 @dataclass
@@ -82,14 +82,24 @@ class TrainConfig:
     # (`llm3d data views`), mixed into the joint stage's stream as this share of its samples (0: scenes only)
     frame_data: list[str] = field(default_factory=list)
     frame_fraction: float = 0.0
+    # absent: only the absence head (model/absence.py) on the frozen model and pointer of init_from, from
+    # the referring records of DATA/<name>.jsonl (present and absent targets; `llm3d data generate --absent`)
+    absence_data: list[str] = field(default_factory=lambda: ["train_absent"])
+    absence_val: str = "val_absent"  # the threshold is calibrated on it
+    absence_epochs: int = 60
+    absence_lr: float = 1e-3
+    absence_max_false_reject: float = 0.02  # share of val's present targets the threshold may reject
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        for name in ("pointer_epochs", "pointer_batch", "mask_epochs", "mask_batch", "mask_box_from_epoch"):
+        if not 0.0 <= self.absence_max_false_reject < 1.0:
+            raise ValueError(f"absence_max_false_reject must be in [0, 1), got {self.absence_max_false_reject}")
+        for name in ("pointer_epochs", "pointer_batch", "mask_epochs", "mask_batch", "mask_box_from_epoch",
+                     "absence_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pointer_lr", "mask_lr"):
+        for name in ("pointer_lr", "mask_lr", "absence_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every"):
@@ -261,6 +271,10 @@ def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
         from llm3d_core.model.mask_training import train_mask_head
 
         return train_mask_head(cfg, model)
+    if cfg.stage == "absent":
+        from llm3d_core.model.absence import train_absence
+
+        return train_absence(cfg, model)
     rank, world, local_rank = _init_distributed()
     seed_everything(cfg.seed + rank)
     out = Path(cfg.out)

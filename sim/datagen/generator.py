@@ -13,7 +13,11 @@ answer is correct by construction (and `tests/sim/test_datagen.py` re-checks it)
 - plan: multi-step task decompositions that only name objects of this scene;
 - navigate: ObjectNav-style object goals and relational goals with a navigable goal point near the
   object;
-- dialog: 2-3 turns on one object where later turns refer back with "it".
+- dialog: 2-3 turns on one object where later turns refer back with "it";
+- absent targets (`DatagenConfig.absent`): ground records whose target the scene does not hold (a
+  category it lacks, a thing no scene holds, a made-up word, a present category in a colour none
+  of its instances has, or a relation none satisfies), answered "not here" with no object; the
+  abstention head learns from them (model/absence.py).
 Record schema: sim.datagen.schema.
 """
 
@@ -25,14 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llm3d_core.model.configuration_llm3d import ABSENT_ANSWER
 from sim.config import AgentConfig
 from sim.datagen import language as L
 from sim.datagen import relations as R
 from sim.datagen.plans import RECIPES, PlanContext
 from sim.datagen.schema import TASKS
 from sim.navmesh import NavGrid, build_navgrid
-from sim.scenes.catalog import CATALOG
+from sim.scenes.catalog import CATALOG, PALETTE, SUPPORTS
 from sim.scenes.scene import Instance, Scene
+
+ABSENT_STREAM = 7  # third key of the absent records' random stream
+ABSENT_KINDS = {"category": 0.3, "novel": 0.2, "attribute": 0.25, "relation": 0.15, "gibberish": 0.1}
 
 __all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records", "goal_cells", "goal_heading"]
 
@@ -49,9 +57,11 @@ class DatagenConfig:
     navigate: int = 10  # navigation instructions per scene
     dialogs: int = 4  # multi-turn dialogs per scene
     goal_radius: float = 1.0  # metres: goal points lie within this horizontal distance of the object box
+    absent: int = 0  # referring expressions per scene whose target is absent (own random stream: the
+    # other records stay as they were without them)
 
     def __post_init__(self) -> None:
-        for name in ("object_captions", "qa_per_type", "ground", "plans", "navigate", "dialogs"):
+        for name in ("object_captions", "qa_per_type", "ground", "plans", "navigate", "dialogs", "absent"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"DatagenConfig.{name} must be an integer >= 0, got {value!r}")
@@ -187,6 +197,10 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     out += _plans(facts, make, config)
     out += _navigate(facts, make, config, grid)
     out += _dialogs(facts, make, config)
+    if config.absent:
+        key = scene.seed if scene.seed is not None else zlib.crc32(scene.scene_id.encode())
+        absent_facts = SceneFacts(scene, L.Phraser(np.random.default_rng([int(key), int(config.seed), ABSENT_STREAM])))
+        out += _absent(absent_facts, make, config)
     return out
 
 
@@ -493,3 +507,73 @@ def _dialogs(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[d
         turns = [{"question": t["question"], "answers": t["answers"]} for t in turns]
         out.append(make("dialog", last["qtype"], last["question"], last["answers"], [inst], turns=turns))
     return out
+
+
+# ----------------------------------------------------------------------------- absent targets
+def _absent(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[dict]:
+    """`cfg.absent` referring expressions whose target the scene does not hold, kinds drawn by
+    ABSENT_KINDS' weights; a third are phrased as navigation requests ("Go to the giraffe.")."""
+    ph, rng = facts.ph, facts.ph.rng
+    builders = {"category": _absent_category, "novel": _absent_novel, "attribute": _absent_attribute,
+                "relation": _absent_relation, "gibberish": lambda f: f"the {L.gibberish(f.ph.rng)}"}
+    kinds, weights = list(ABSENT_KINDS), np.array(list(ABSENT_KINDS.values()))
+    out, seen = [], set()
+    for _ in range(4 * cfg.absent):
+        if len(out) >= cfg.absent:
+            break
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        phrase = builders[kind](facts)
+        if phrase is None or phrase in seen:
+            continue
+        seen.add(phrase)
+        question = ph.fill(L.NAV_Q, ref=phrase) if rng.random() < 1 / 3 else phrase
+        out.append(make("ground", f"absent/{kind}", question, [ABSENT_ANSWER], [], unique=False))
+    return out
+
+
+def _absent_category(facts: SceneFacts) -> str | None:
+    """A catalog category this scene has none of, sometimes with a colour."""
+    missing = sorted(set(CATALOG) - set(facts.by_cat))
+    if not missing:
+        return None
+    cat = facts.ph.pick(missing)
+    if facts.ph.rng.random() < 0.4:
+        return f"the {facts.ph.color(facts.ph.pick(CATALOG[cat].colors))} {facts.ph.name(cat)}"
+    return f"the {facts.ph.name(cat)}"
+
+
+def _absent_novel(facts: SceneFacts) -> str:
+    """Something no procedural scene holds; test scenes use words train and val never do."""
+    words = L.NOVEL_HELDOUT if facts.scene.split == "test" else L.NOVEL_TRAIN
+    return f"the {facts.ph.pick(words)}"
+
+
+def _absent_attribute(facts: SceneFacts) -> str | None:
+    """A present category in a colour none of its instances has ("the purple mug" beside a red one)."""
+    cat = facts.ph.pick(sorted(facts.by_cat))
+    held = {i.color for i in facts.by_cat[cat]}
+    colors = [c for c in CATALOG[cat].colors if c not in held] or [c for c in PALETTE if c not in held]
+    if not colors:
+        return None
+    c, name = facts.ph.color(facts.ph.pick(colors)), facts.ph.name(cat)
+    return facts.ph.pick((f"the {c} {name}", f"the {name} that is {c}"))
+
+
+def _absent_relation(facts: SceneFacts) -> str | None:
+    """A present category and a present anchor in a relation no instance has: on/in a support
+    category none of them stands on, or next to an anchor all of them are far from."""
+    ph = facts.ph
+    cat = ph.pick(sorted(facts.by_cat))
+    group = facts.by_cat[cat]
+    anchors = [a for a in sorted(facts.by_cat) if a != cat]
+    if not anchors:
+        return None
+    anchor = ph.pick(anchors)
+    name, aname = ph.name(cat), ph.name(anchor)
+    if ph.rng.random() < 0.5 and anchor in SUPPORTS:
+        if all(facts.support(i) is None or facts.support(i).category != anchor for i in group):
+            return f"the {name} on the {aname}"
+        return None
+    if all(R.xy_gap(i, a) >= R.FAR_M for i in group for a in facts.by_cat[anchor]):
+        return f"the {name} {ph.pick(('next to', 'near', 'beside'))} the {aname}"
+    return None

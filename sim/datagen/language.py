@@ -121,3 +121,25 @@ AFFORD_Q = ("Where can I {verb}?", "What can I use to {verb}?", "I want to {verb
 PLAN_Q = ("How do I {goal}?", "Give me the steps to {goal}.", "Plan how to {goal} in this room.",
           "What should a robot do to {goal}?")
 NAV_Q = ("Go to {ref}.", "Navigate to {ref}.", "Walk over to {ref}.", "Find {ref} and stop next to it.", "Take me to {ref}.")
+
+# ----------------------------------------------------------------------------- absent targets
+# Things no procedural scene holds, for referring expressions whose target is absent. Train and val
+# scenes draw from the first list, test scenes from the second, so the test's rejection rate is
+# measured on words the abstention head never saw (held-out phrasing, in the issue's sense).
+NOVEL_TRAIN = ("piano", "guitar", "bicycle", "dog", "cat", "umbrella", "vase", "clock", "painting", "mirror",
+               "backpack", "teddy bear", "toaster", "kettle", "fan", "suitcase", "basket", "bench", "ladder",
+               "printer", "oven", "bathtub", "coat rack", "helmet")
+NOVEL_HELDOUT = ("giraffe", "elephant", "surfboard", "violin", "skateboard", "horse", "tennis racket", "snowman",
+                 "canoe", "zebra", "motorcycle", "drum kit", "fire hydrant", "kite", "trumpet", "penguin",
+                 "treadmill", "aquarium", "hammock", "sewing machine")
+GIBBERISH_LETTERS = "bcdfghjklmnpqrstvwxz"
+
+
+def gibberish(rng: np.random.Generator) -> str:
+    """A made-up word of 5-12 letters, mostly consonants ("xqzvblorf"): a request no map can hold."""
+    vowels = "aeiouy"
+    letters = []
+    for _ in range(int(rng.integers(5, 13))):
+        pool = GIBBERISH_LETTERS if rng.random() < 0.7 else vowels
+        letters.append(pool[int(rng.integers(len(pool)))])
+    return "".join(letters)

@@ -8,7 +8,9 @@ object_ids, boxes):
      "answers": [str, ...],      # acceptable answers, first canonical; ground/navigate: the target's category
      "object_ids": [int, ...],   # instances the answer refers to ([] if none)
      "boxes": [[minx, miny, minz, maxx, maxy, maxz], ...],   # world boxes of object_ids, same order
-     "qtype": str,               # fine type (color, count, exists, relation, compare, affordance, ...)
+     "qtype": str,               # fine type (color, count, exists, relation, compare, affordance, ...);
+                                 # ground "absent/<kind>": the target is not in the scene (no object,
+                                 # answers ["not here"])
      "unique": bool,             # ground only: no same-category distractor in the scene
      "steps": [str, ...],        # plan only
      "goal": [x, y, z],          # navigate only; z = 0 (floor)
@@ -19,6 +21,8 @@ Task-only keys appear on their task's records only.
 from __future__ import annotations
 
 import math
+
+from llm3d_core.model.configuration_llm3d import ABSENT_ANSWER, is_absent
 
 TASKS = ("caption", "qa", "ground", "plan", "navigate", "dialog")
 SPLITS = ("train", "val", "test")
@@ -81,7 +85,10 @@ def validate_record(rec: object) -> dict:
     for b in boxes:
         if not (isinstance(b, list) and len(b) == 6 and all(_number(v) for v in b) and all(b[k] <= b[k + 3] for k in range(3))):
             fail("boxes", "must hold [minx, miny, minz, maxx, maxy, maxz] with min <= max")
-    if task in ("ground", "navigate") and len(ids) != 1:
+    if is_absent(rec):
+        if task != "ground" or ids or rec["answers"] != [ABSENT_ANSWER]:
+            fail("qtype", f"absent/... is for ground records with no object and answers [{ABSENT_ANSWER!r}]")
+    elif task in ("ground", "navigate") and len(ids) != 1:
         fail("object_ids", f"must name exactly one target for task {task!r}")
     if task == "ground" and not isinstance(rec["unique"], bool):
         fail("unique", "must be true or false")

@@ -431,3 +431,56 @@ def test_build_scene_map_objects_are_the_instances(tmp_path):
     assert ids and ids <= {0} | {i.id for i in scene.instances}
     assert ids - {0}, "no object instance made it into the map"
     assert sorted(ids) == stats.instance_ids and stats.fused == len(range(0, stats.frames, 4))
+
+
+def test_absent_targets_are_absent_and_leave_the_other_records_alone(generated):
+    """Absent-target records (DatagenConfig.absent) come from their own random stream: the other
+    records are the same with or without them. Each names something the scene does not hold: a
+    category it lacks, a thing no scene holds (test scenes: words train/val never use), a made-up
+    word, a present category in a colour none of its instances has, or a relation none satisfies."""
+    from llm3d_core.model.configuration_llm3d import ABSENT_ANSWER, is_absent
+    from sim.datagen.language import NAV_Q, NOVEL_HELDOUT, NOVEL_TRAIN
+
+    kinds = set()
+    for scene, grid, records in generated:
+        with_absent = generate_records(scene, DatagenConfig(seed=1, absent=20), grid=grid)
+        assert with_absent[:len(records)] == records
+        absent = with_absent[len(records):]
+        assert len(absent) >= 10 and all(is_absent(r) for r in absent)
+        cats = {i.category for i in scene.instances}
+        for rec in absent:
+            validate_record(rec)
+            assert rec["task"] == "ground" and rec["answers"] == [ABSENT_ANSWER] and rec["object_ids"] == []
+            kind = rec["qtype"].split("/", 1)[1]
+            kinds.add(kind)
+            text = rec["question"].lower()
+            for template in NAV_Q:  # a third are phrased as navigation requests: the phrase inside
+                m = re.fullmatch(re.escape(template.lower()).replace(re.escape("{ref}"), "(.+)"), text)
+                text = m.group(1) if m else text
+            said = mentioned_categories(text)
+            if kind == "category":
+                assert said and not said & cats, text
+            elif kind == "novel":
+                words = NOVEL_HELDOUT if scene.split == "test" else NOVEL_TRAIN
+                assert any(re.search(rf"\b{w}\b", text) for w in words) and not said, text
+            elif kind == "gibberish":
+                assert not said, text
+            elif kind == "attribute":
+                (cat,) = said
+                palette = {c for entry in CATALOG.values() for c in entry.colors} | set(COLOR_SYNONYMS)
+                colors = {color_of(w) for w in text.split()} & palette
+                colors |= {c for c, syn in COLOR_SYNONYMS.items() for w in syn if re.search(rf"\b{w}\b", text)}
+                assert colors and not colors & {i.color for i in scene.instances if i.category == cat}, text
+            else:
+                assert kind == "relation" and len(said) == 2 and said <= cats, text
+                m = re.fullmatch(r"the (.+?) (on|next to|near|beside) the (.+)", text)
+                target, anchor = cat_of(m.group(1)), cat_of(m.group(3))
+                group = [i for i in scene.instances if i.category == target]
+                if m.group(2) == "on":
+                    assert all(i.support_relation not in ("on", "in") or scene.instance(i.support_id).category != anchor
+                               for i in group), text
+                else:
+                    anchors = [a for a in scene.instances if a.category == anchor]
+                    assert min(gap_xy(i, a) for i in group for a in anchors) >= R.FAR_M, text
+    assert kinds == {"category", "novel", "attribute", "relation", "gibberish"}
+    assert not set(NOVEL_TRAIN) & set(NOVEL_HELDOUT)

@@ -1,0 +1,82 @@
+"""What a question presumes is in the scene: "What colour is the giraffe?" presumes a giraffe.
+
+The 3D-LLM answers such questions from its priors when the thing is absent (a colour for a giraffe
+that is not there). The reasoner reads the presumed thing with these patterns and, when the
+absence head (model/absence.py) says no map object matches it, answers "there is no … here"
+instead. The patterns cover the question forms the data generator writes (sim/datagen/language.py)
+and common requests around them ("can you find …", "where is …"); a question they do not match
+goes to the model unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_PLACE = r"(?: (?:in|inside|around) (?:the|this) (?:scene|room|place|map|house|area)| here| around)?"
+_A = r"(?:a |an |any |some |the )?"
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(rx)) for kind, rx in (
+    ("exists", rf"^(?:is|are) there {_A}(?P<x>.+?){_PLACE}$"),
+    ("exists", rf"^(?:(?:do|can) you )?see {_A}(?P<x>.+?){_PLACE}$"),
+    ("exists", rf"^(?:does|do) (?:this|the) (?:place|room|scene|map|house) (?:have|contain|hold) {_A}(?P<x>.+)$"),
+    ("color", r"^(?:what|which) colou?r (?:is|are) (?P<x>.+)$"),
+    ("color", r"^which colou?r (?:does|do) (?P<x>.+) have$"),
+    ("color", r"^(?:what|which) colou?r (?P<x>.+?) (?:is|are)$"),
+    ("color", r"^(?:tell me )?the colou?r of (?P<x>.+)$"),
+    ("count", rf"^how many (?P<x>.+?) (?:are there|are in (?:the|this) (?:scene|room)|can you see|do you see|are here)$"),
+    ("count", r"^count the (?P<x>.+)$"),
+    ("where", rf"^where (?:is|are) (?P<x>.+?){_PLACE}$"),
+    ("where", rf"^(?:can you |could you |please )?(?:find|locate|show me) {_A}(?P<x>.+?){_PLACE}$"),
+))
+_POLITE = re.compile(r"^(?:(?:hey|hi|ok|okay|so|please|robot)[, ]+)*(?:(?:can|could) you (?:please )?)?(?:tell me )?")
+_PRONOUNS = {"it", "them", "this", "that", "these", "those", "they", "one", "something", "anything", "objects",
+             "things", "items"}
+
+
+@dataclass(frozen=True)
+class Presumed:
+    """The thing a question presumes (`noun`: "giraffe", "red mugs") and how it asks (`kind`)."""
+
+    kind: str  # exists | color | count | where
+    noun: str
+
+    @property
+    def query(self) -> str:
+        """The referring expression the grounding head reads: "the giraffe"."""
+        return f"the {self.noun}"
+
+    def refusal(self) -> str:
+        """The answer when no map object matches."""
+        if self.kind == "exists":
+            return f"No, there is no {self.noun} here."
+        if self.kind == "count":
+            return f"0: there are no {self.noun} here."
+        return f"There is no {self.noun} here."
+
+
+def normalize_text(text: str) -> str:
+    """NFKC-normalised, with control and unassigned characters dropped and whitespace collapsed.
+
+    Full-width letters, ligatures and compatibility forms become the plain characters the tokenizer
+    was trained on; accents stay (NFKC composes them). Emoji and other pictographic symbols (Unicode
+    category So) are dropped: the byte-level tokenizer can write them, but the model never learned
+    what they mean and answered them with garbage words; a map holds no such thing to ground."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) == "So" else ch
+                   for ch in text)
+    return " ".join(text.split())
+
+
+def presumed_thing(question: str) -> Presumed | None:
+    """The thing `question` presumes present, or None when no pattern matches or it is a pronoun."""
+    q = normalize_text(question).lower().strip(" ?.!")
+    q = _POLITE.sub("", q)
+    for kind, rx in PATTERNS:
+        m = rx.match(q)
+        if m:
+            noun = re.sub(r"^(?:a|an|any|some|the) ", "", m.group("x").strip(" ,"))
+            if not noun or noun in _PRONOUNS or noun.split()[0] in _PRONOUNS:
+                return None
+            return Presumed(kind, noun)
+    return None

@@ -1,0 +1,126 @@
+"""Abstention: the absence head's statistics, its calibration, the training stage end to end on a
+tiny model, and what a question presumes (llm3d_core.presence)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from llm3d_core.model.absence import NUM_STATS, absence_scores, calibrate, choice_stats
+from llm3d_core.presence import normalize_text, presumed_thing
+from tests.core.test_model import np_box, tiny_config, tiny_llm, tiny_model, tiny_scene, tiny_tokenizer, write_tiny_dataset
+from tests.core.test_object_pointer import pointer_model
+
+
+def test_choice_stats_read_the_pointer_and_the_map():
+    logits = torch.tensor([[4.0, 0.0, -1.0, float("-inf")], [0.0, 0.0, 0.0, 0.0], [2.0, float("-inf"), float("-inf"),
+                                                                                     float("-inf")]])
+    scores = torch.tensor([[0.2, 0.9, 0.1, 0.99], [0.3, 0.1, 0.2, 0.0], [0.5, 0.0, 0.0, 0.0]])
+    s = choice_stats(logits, scores)
+    assert s.shape == (3, NUM_STATS) and torch.isfinite(s).all()
+    assert s[0, 0] > 0.9 and s[0, 1] == pytest.approx(4.0) and s[0, 2] < 0.3  # sure, wide margin, low entropy
+    assert s[0, 3] == pytest.approx(0.9) and s[0, 4] == pytest.approx(0.2)  # padding's 0.99 is not an object
+    assert s[1, 0] == pytest.approx(0.25) and s[1, 1] == 0.0 and s[1, 2] == pytest.approx(1.0)  # uniform
+    assert s[2, 0] == pytest.approx(1.0) and s[2, 1] == 10.0  # one object: the margin is capped, not infinite
+
+
+def test_calibration_rejects_at_most_the_allowed_share_of_present_targets():
+    rng = np.random.default_rng(0)
+    present, absent = rng.uniform(0.0, 0.6, 200), rng.uniform(0.4, 1.0, 100)
+    p = np.concatenate([present, absent])
+    is_absent = np.concatenate([np.zeros(200, bool), np.ones(100, bool)])
+    for share in (0.0, 0.02, 0.1):
+        t = calibrate(p, is_absent, share)
+        assert (present >= t).mean() <= share
+        assert (present >= np.nextafter(np.float32(t), np.float32(0)) - 1e-6).mean() > share or share == 0.0 or t <= 0.4
+    t = calibrate(p, is_absent, 0.02)
+    hit = np.concatenate([np.ones(150, bool), np.zeros(50, bool), np.zeros(100, bool)])
+    s = absence_scores(p, is_absent, hit, t, ["novel"] * 200 + ["novel"] * 50 + ["attribute"] * 50)
+    assert s["present_rejected"] <= 0.02 and 0 < s["absent_rejected"] <= 1
+    assert s["present_acc25_after"] <= s["present_acc25_before"] == 0.75
+    assert set(s["absent_rejected_by_kind"]) == {"novel", "attribute"}
+
+
+@pytest.mark.parametrize("question, kind, noun", [
+    ("What colour is the giraffe?", "color", "giraffe"),
+    ("Could you please tell me what colour the mug is?", "color", "mug"),
+    ("How many giraffes are there?", "count", "giraffes"),
+    ("Count the mugs.", "count", "mugs"),
+    ("Is there a purple mug in the scene?", "exists", "purple mug"),
+    ("Hey robot, is there a café table here?", "exists", "café table"),
+    ("Can you see a dog?", "exists", "dog"),
+    ("Where is the red chair?", "where", "red chair"),
+    ("Can you find the xqzvblorfwub?", "where", "xqzvblorfwub"),
+    ("Ｗｈｅｒｅ ｉｓ ｔｈｅ ｌａｍｐ？", "where", "lamp"),  # full-width forms: NFKC
+])
+def test_presumed_things(question, kind, noun):
+    p = presumed_thing(question)
+    assert p is not None and (p.kind, p.noun) == (kind, noun)
+    assert p.query == f"the {noun}" and noun in p.refusal()
+
+
+@pytest.mark.parametrize("question", ["What color is it?", "Is the mug near the book?", "Describe the scene.",
+                                      "How many things are there?", "Where is it placed?"])
+def test_questions_that_presume_nothing_go_to_the_model(question):
+    assert presumed_thing(question) is None
+
+
+def test_text_normalisation():
+    assert normalize_text("  where is\tthe 🍎  mug 😀\u200b?") == "where is the mug ?"
+    assert normalize_text("ﬁnd the café") == "find the café"  # ligature unfolded, accent kept (composed)
+    assert normalize_text("cafe\u0301") == "café"
+    assert normalize_text("😀🍎") == ""
+
+
+def test_absence_stage_trains_only_the_head_and_the_answer_carries_its_decision(tmp_path):
+    from safetensors.torch import load_file
+
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from llm3d_core.model.train import TrainConfig, train
+
+    root = write_tiny_dataset(tmp_path / "data")
+    for name in ("train_absent", "val_absent"):
+        with (root / f"{name}.jsonl").open("w") as f:
+            for n, (sid, seed, k) in enumerate([("scene_a", 0, 1), ("scene_b", 1, 2), ("scene_a", 0, 0)]):
+                box = np_box(tiny_scene(seed, 64, 16), k).tolist()
+                f.write(json.dumps({"id": f"{sid}/ground/{n}", "scene_id": sid, "task": "ground", "boxes": [box],
+                                    "object_ids": [k], "question": "the chair by the wall", "answers": ["chair"],
+                                    "qtype": "support", "unique": False}) + "\n")
+            for n, (sid, text) in enumerate([("scene_a", "the giraffe"), ("scene_b", "Go to the xqzvbl."),
+                                             ("scene_b", "the purple sofa")], start=3):
+                f.write(json.dumps({"id": f"{sid}/ground/{n}", "scene_id": sid, "task": "ground", "boxes": [],
+                                    "object_ids": [], "question": text, "answers": ["not here"],
+                                    "qtype": "absent/novel", "unique": False}) + "\n")
+    base_cfg = TrainConfig(data=str(root), out=str(tmp_path / "base"), model=tiny_config(scene_encoder="objects"),
+                           batch_size=2, max_steps=1, log_every=1)
+    train(base_cfg, model=tiny_model(scene_encoder="objects"))
+    train(TrainConfig(data=str(root), out=str(tmp_path / "ptr"), model=pointer_model().config, stage="pointer",
+                      init_from=str(tmp_path / "base"), batch_size=2, pointer_epochs=1, pointer_batch=2,
+                      pointer_extra=["train_absent"], pointer_val_split="val_absent"),
+          model=pointer_model(seed=1))
+    cfg = TrainConfig(data=str(root), out=str(tmp_path / "abs"), model=pointer_model().config, stage="absent",
+                      init_from=str(tmp_path / "ptr"), absence_epochs=5, pointer_batch=2, absence_max_false_reject=0.0)
+    summary = train(cfg, model=pointer_model(seed=2, absence=True))
+    state = json.loads((tmp_path / "abs" / "absence_state.json").read_text())
+    assert state["stage"] == "absent" and len(state["history"]) == 5
+    assert state["val"]["absent"] == 3 and state["val"]["present"] == 3
+    assert state["val"]["present_rejected"] == 0.0  # calibrated to reject no present target of val
+    assert summary["absent"]["val"]["threshold"] == state["val"]["threshold"]
+    before, after = load_file(tmp_path / "ptr" / "model.safetensors"), load_file(tmp_path / "abs" / "model.safetensors")
+    assert any(k.startswith("pointer.absence.") for k in after)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # every other weight unchanged
+    cache = root / "absence_states" / "train_absent.safetensors"
+    mtime = cache.stat().st_mtime_ns
+    train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "abs2")}), model=pointer_model(seed=3, absence=True))
+    assert cache.stat().st_mtime_ns == mtime  # decoded examples reused
+
+    tok = tiny_tokenizer()
+    model = Llm3dModel.from_pretrained(tmp_path / "abs", llm=tiny_llm(len(tok)), tokenizer=tok)
+    assert model.pointer.absence is not None
+    assert model.config.pointer.absent_threshold == pytest.approx(state["val"]["threshold"], abs=1e-4)
+    answer = model.session(tiny_scene(0, 64, 16)).ask("the giraffe", "ground")
+    assert 0.0 <= answer.absent_prob <= 1.0
+    assert answer.absent == (answer.absent_prob >= model.config.pointer.absent_threshold)
+    with pytest.raises(ValueError, match="object pointer"):
+        train(TrainConfig(**{**cfg.__dict__, "init_from": str(tmp_path / "base")}))
