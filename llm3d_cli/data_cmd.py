@@ -39,6 +39,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--navigate", type=non_negative_int, default=None, help="navigation instructions per scene (default 10)")
     q.add_argument("--absent", type=non_negative_int, default=None, help="referring expressions per scene whose "
                    "target is absent, for the abstention head (default 0)")
+    q.add_argument("--phrasing", choices=("templates", "heldout"), default="templates",
+                   help="heldout: the same records asked in a grammar training never sees (held-out phrasing split)")
     help_ = ("render single views of a split's scenes (each facing one object) and write records about the objects "
              "each view shows, with boxes in the view's camera frame (UniVLG's 2D-3D co-training)")
     v = sub.add_parser("views", help=help_, description=help_)
@@ -86,7 +88,7 @@ def _generate(args: argparse.Namespace) -> int:
         req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
                              frames_every=args.frames_every, width=args.width, height=args.height,
                              overwrite_maps=args.overwrite_maps,
-                             datagen=DatagenConfig(seed=args.seed, **counts), name=args.name,
+                             datagen=DatagenConfig(seed=args.seed, phrasing=args.phrasing, **counts), name=args.name,
                              tasks=[t for t in args.tasks.split(",") if t.strip()])
     except ValueError as err:
         raise UsageError(str(err)) from None

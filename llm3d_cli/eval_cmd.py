@@ -22,6 +22,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--skip-missing-scenes", action="store_true", help="evaluate only records whose scene map exists")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (starts a Java process)")
+    p.add_argument("--heldout-phrasing", action="store_true", help="also evaluate DIR/<split>_heldout.jsonl (the same "
+                   "records in a grammar training never saw: `llm3d data generate --phrasing heldout --name "
+                   "<split>_heldout`) and print the two side by side")
 
 
 @command("eval", "evaluate a 3D-LLM checkpoint on a data split; prints a table, writes JSON", _add_args)
@@ -32,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if not (args.data / f"{args.split}.jsonl").is_file():
         raise UsageError(f"no data file {args.data / (args.split + '.jsonl')} (--data DIR holds <--split>.jsonl; "
                          "`llm3d data generate` writes it)")
+    heldout = f"{args.split}_heldout"
+    if args.heldout_phrasing and not (args.data / f"{heldout}.jsonl").is_file():
+        raise UsageError(f"no data file {args.data / (heldout + '.jsonl')} (`llm3d data generate --split ... "
+                         f"--phrasing heldout --name {heldout}` writes it)")
     check_checkpoint(args.ckpt)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.model.evaluate import evaluate, format_table
@@ -45,4 +52,14 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(metrics, indent=1))
     print(format_table(metrics))
     print(f"metrics written to {out}")
+    if args.heldout_phrasing:
+        from llm3d_core.model.evaluate import phrasing_table
+
+        out_h = out.with_name(out.stem + "_heldout.json")
+        held = evaluate(model, args.data, heldout, args.limit, args.task, out_h.with_suffix(".predictions.jsonl"),
+                        meteor=not args.no_meteor, skip_missing_scenes=args.skip_missing_scenes)
+        out_h.write_text(json.dumps(held, indent=1))
+        print(format_table(held))
+        print(phrasing_table(metrics, held))
+        print(f"metrics written to {out_h}")
     return 0

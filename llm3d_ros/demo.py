@@ -185,6 +185,8 @@ class DemoDriver:
         self._rgb_msg: Any = None
         self.path: list[np.ndarray] = []  # (2,) positions, appended as the robot moves
         self._goal_pub = self.node.create_publisher(PoseStamped, goal_topic, 10)
+        self.goals_heard = 0  # PoseStamped messages on goal_topic, this driver's own included
+        self.node.create_subscription(PoseStamped, goal_topic, self._on_goal, 10)
         self.node.create_subscription(TFMessage, "/tf", self._on_tf, 100)
         self.node.create_subscription(Image, color_topic, self._on_rgb, qos_profile_sensor_data)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -212,6 +214,10 @@ class DemoDriver:
             pose = self._pose_locked()
             if pose is not None and (not self.path or np.linalg.norm(self.path[-1] - pose[:2]) > 0.02):
                 self.path.append(pose[:2].copy())
+
+    def _on_goal(self, msg: Any) -> None:
+        with self._lock:
+            self.goals_heard += 1
 
     def _on_rgb(self, msg: Any) -> None:
         with self._lock:

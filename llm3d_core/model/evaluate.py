@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llm3d_core.model.configuration_llm3d import is_absent
 from llm3d_core.model.data import dialog_history, question_text, read_records
 from llm3d_core.model.location_tokens import LocationDecodeError, decode_box, decode_point
 from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Llm3dSession
@@ -129,6 +130,7 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
     ground = {"unique": [], "multiple": []}
     ground_mask = {"unique": [], "multiple": []}  # UniVLG's mask head on the same records, when the model has one
     plan_acc, nav_dist, grammar_errors, rows = [], [], 0, []
+    abstention: list[tuple[bool, float | None, bool, str]] = []  # (absent target, P(absent), hit@0.25, kind)
     for rec in progress(records, desc=f"eval {split}", total=len(records)):
         sid = str(rec["scene_id"])
         if session is None or session.scene_id != sid:
@@ -149,6 +151,9 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
             refs[key], preds[key] = list(rec["answers"]), gen.text
             em[task].append(exact_match(gen.text, rec["answers"]))
             row["em"] = em[task][-1]
+        elif task == "ground" and is_absent(rec):  # the target is not in the scene: was it rejected?
+            row["absent_prob"] = gen.absent_prob
+            abstention.append((True, gen.absent_prob, False, str(rec["qtype"]).split("/", 1)[-1]))
         elif task == "ground":
             try:
                 _, box = decode_box(gen.text, session.bounds)
@@ -157,6 +162,7 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
                 grammar_errors, iou = grammar_errors + 1, 0.0
             ground["unique" if rec.get("unique", True) else "multiple"].append(iou)
             row["iou"] = iou
+            abstention.append((False, gen.absent_prob, iou >= 0.25, ""))
             if model.mask_head is not None:
                 dense = mask_store.get(sid) if mask_store.available(sid) else session.scene
                 t0 = time.perf_counter()
@@ -190,6 +196,8 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
                     g[name] = {"acc@0.25": float(np.mean(np.array(ious) >= 0.25)),
                                "acc@0.5": float(np.mean(np.array(ious) >= 0.5)), "n": len(ious)}
             metrics[key] = g
+    if any(a for a, *_ in abstention):
+        metrics["abstention"] = abstention_metrics(abstention, model.config.pointer.absent_threshold)
     if plan_acc:
         metrics["plan_step_acc"] = float(np.mean(plan_acc))
     if nav_dist:
@@ -203,6 +211,39 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
     if predictions_out:
         Path(predictions_out).write_text("".join(json.dumps(r) + "\n" for r in rows))
     return metrics
+
+
+def abstention_metrics(rows: list[tuple[bool, float | None, bool, str]], threshold: float) -> dict[str, Any]:
+    """absence_scores over (absent target, P(absent), hit@0.25, kind) rows; a model without an
+    absence head (P None) never abstains: every absent target counts as accepted."""
+    from llm3d_core.model.absence import absence_scores
+
+    absent = np.array([a for a, *_ in rows])
+    head = all(p is not None for _, p, _, _ in rows)
+    p_absent = np.array([p if p is not None else 0.0 for _, p, _, _ in rows])
+    out = absence_scores(p_absent, absent, np.array([h for _, _, h, _ in rows]), threshold if head else 1.1,
+                         [k for *_, k in rows])
+    out["head"] = head
+    return out
+
+
+def phrasing_table(templates: dict[str, Any], heldout: dict[str, Any]) -> str:
+    """Template vs held-out phrasing, side by side: QA EM@1 per task and grounding Acc@0.25."""
+    def pick(m: dict[str, Any]) -> dict[str, float | None]:
+        out = {f"EM@1 {k}": v for k, v in (m.get("em@1") or {}).items()}
+        out["ground Acc@0.25"] = ((m.get("grounding") or {}).get("overall") or {}).get("acc@0.25")
+        if "abstention" in m:
+            out["absent rejected"] = m["abstention"]["absent_rejected"]
+        return out
+
+    a, b = pick(templates), pick(heldout)
+    lines = [f"  {'phrasing':<22} {'templates':>10} {'held out':>10} {'change':>8}"]
+    for key in a:
+        x, y = a[key], b.get(key)
+        change = f"{100 * (y - x):+.1f} pt" if x is not None and y is not None else "-"
+        lines.append(f"  {key:<22} {'-' if x is None else f'{100 * x:.1f} %':>10} "
+                     f"{'-' if y is None else f'{100 * y:.1f} %':>10} {change:>8}")
+    return "\n".join(lines)
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -220,6 +261,13 @@ def format_table(metrics: dict[str, Any]) -> str:
         for name, g in (metrics.get(key) or {}).items():
             lines.append(f"  {title + name:<22} Acc@0.25 {fmt(g['acc@0.25'])}  Acc@0.5 {fmt(g['acc@0.5'])}  "
                          f"(n={g['n']})")
+    if "abstention" in metrics:
+        a = metrics["abstention"]
+        lines.append(f"  {'absent targets':<22} rejected {fmt(a['absent_rejected'])} (n={a['absent']})  present "
+                     f"rejected {fmt(a['present_rejected'])}  Acc@0.25 {fmt(a['present_acc25_before'])} -> "
+                     f"{fmt(a['present_acc25_after'])}" + ("" if a["head"] else "  (no absence head)"))
+        for kind, rate in (a.get("absent_rejected_by_kind") or {}).items():
+            lines.append(f"  {'  absent ' + kind:<22} rejected {fmt(rate)}")
     if "plan_step_acc" in metrics:
         lines.append(f"  {'plan step acc':<22} {fmt(metrics['plan_step_acc'])}")
     if "navigate" in metrics:

@@ -67,10 +67,11 @@ class Generation:
     pointed: int = -1  # object slot the location tokens were copied from (object pointer), -1 = generated
     pointer_prob: float = 0.0  # the pointer's probability of that slot
     pointer_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots, on the CPU
-    # With the absence head (pointer.absence): P(no map object matches) and the head's inputs
-    # (pointer query state (d,), choice statistics (NUM_STATS,), on the CPU; model/absence.py).
+    # With the absence head (pointer.absence): P(no map object matches) (model/absence.py).
     absent_prob: float | None = None
-    absence_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+    # What the pointer read: the LLM's query state (1, H) and object states (1, P, H) (the absence
+    # stage learns from them as decoded at inference).
+    pointer_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -469,16 +470,16 @@ class Llm3dModel(nn.Module):
         inputs = object_inputs(objects, plen, device=self.device)
         if self.config.pointer.question_tokens:
             inputs.update(self.question_words([question]))
-        logits, state = self.pointer.encode(h, object_states, inputs)  # (1, P), (1, d)
+        logits = self.pointer(h, object_states, inputs)  # (1, P)
         probs = logits[0].softmax(-1)
         slot = int(probs.argmax())
-        gen = Generation("", [], 0.0, slot, float(probs[slot]), logits[0].detach().float().cpu())
+        gen = Generation("", [], 0.0, slot, float(probs[slot]), logits[0].detach().float().cpu(),
+                         pointer_inputs=(h.detach(), object_states.detach()))
         if self.pointer.absence is not None:
-            from llm3d_core.model.absence import choice_stats, map_scores
+            from llm3d_core.model.absence import map_scores
 
-            stats = choice_stats(logits, map_scores(inputs["object_text"], question, self.config.text_dim))  # (1, S)
-            gen.absent_prob = float(torch.sigmoid(self.pointer.absence(state, stats))[0])
-            gen.absence_inputs = (state[0].detach().cpu(), stats[0].detach().cpu())
+            scores = map_scores(inputs["object_text"], question, self.config.text_dim)  # (1, P)
+            gen.absent_prob = float(self.pointer.absence.probability(h, object_states, inputs, scores)[0])
         return gen
 
     def _constrain(self, logits: torch.Tensor, generated: list[int], task: str, limit: int) -> None:

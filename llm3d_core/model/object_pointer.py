@@ -59,9 +59,9 @@ class ObjectPointer(nn.Module):
         self.scale = 1.0 / math.sqrt(p.d_model)
         self.absence = None
         if p.absence:  # built last, as question_tokens: older checkpoints keep their initialisation order
-            from llm3d_core.model.absence import AbsenceHead
+            from llm3d_core.model.absence import AbsencePointer
 
-            self.absence = AbsenceHead(p.d_model)
+            self.absence = AbsencePointer(config, llm_hidden)
 
     def forward(self, query: torch.Tensor, objects: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """query (B, H), objects (B, K, H) = the LLM states; inputs = the objects' own tensors, sliced

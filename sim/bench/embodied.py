@@ -68,6 +68,8 @@ class EmbodiedConfig:
         max_drive_s: time limit of one navigation drive (simulated seconds).
         seen_only: grounding and navigation only for objects the map holds (quick: a 60-step
             exploration sees few objects, and the smoke run should locate what it saw).
+        absent: navigation requests per episode for things the scene does not hold (the data
+            generator's absent targets); each must be refused, none may publish a goal.
         seed: request phrasing and navigation starts.
     """
 
@@ -84,13 +86,14 @@ class EmbodiedConfig:
     success_distance: float = 1.0
     max_drive_s: float = 90.0
     seen_only: bool = False
+    absent: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("episodes", "width", "height", "frames_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("scene_start", "questions", "groundings", "plans", "navigations"):
+        for name in ("scene_start", "questions", "groundings", "plans", "navigations", "absent"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -104,7 +107,7 @@ class EmbodiedConfig:
     def quick(cls, **overrides: Any) -> "EmbodiedConfig":
         """A CI-sized smoke run: one scene, a short exploration at 160x120, two questions."""
         base = dict(episodes=1, width=160, height=120, max_steps=60, questions=2, groundings=1, plans=1,
-                    navigations=1, max_drive_s=30.0,
+                    navigations=1, max_drive_s=30.0, absent=2,
                     seen_only=True)
         return cls(**{**base, **overrides})
 
@@ -155,6 +158,7 @@ class _Scores:
     seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     mapper_fps: list[float] = field(default_factory=list)
+    absent: list[dict] = field(default_factory=list)  # navigation requests for absent things: refused or not
 
 
 # ---------------------------------------------------------------------- systems
@@ -256,6 +260,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
             scene, mapper = mapped.scene, mapped.mapper
             seen = {o.instance_id for o in mapper.objects} if cfg.seen_only else None
             picked = pick_requests(scene, sim.grid, dcfg, seen)
+            picked["absent"] = absent_requests(scene, sim.grid, cfg)
             boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
             agent = sim.agent
             starts = navigation_starts(mapped.explore_path_xy, (agent.x, agent.y, agent.yaw), boxes,
@@ -266,7 +271,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                              "requests": {k: len(v) for k, v in picked.items() if k != "caption"},
                              "starts": [list(s) for s in starts]})
             runnable = [s for s in systems if s.runnable]
-            total = sum(len(picked["ground"]) + len(picked["navigate"])
+            total = sum(len(picked["ground"]) + len(picked["navigate"]) + len(picked["absent"])
                         + (0 if s.kind == "retrieval" else len(picked["qa"]) + len(picked["plan"])) for s in runnable)
             bar = progress(total, f"requests {scene.scene_id}") if progress else None
             for system in runnable:
@@ -323,6 +328,39 @@ def _run_requests(system: System, runner: Any, picked: dict[str, list[dict]], st
             bar.update(1)
 
 
+    for rec in picked["absent"]:  # nothing to drive to: a goal published here sends a robot astray
+        sim.agent.reset(*(starts[0] if starts else (sim.agent.x, sim.agent.y, sim.agent.yaw)))
+        out.absent.append({"scene": scene.scene_id, **absent_navigation(runner, rec, sim.agent.position.copy(),
+                                                                         dcfg.success_distance)})
+        if bar is not None:
+            bar.update(1)
+
+
+def absent_requests(scene: Any, grid: Any, cfg: EmbodiedConfig) -> list[dict]:
+    """`cfg.absent` of the data generator's absent-target requests for this scene, as navigation requests."""
+    from llm3d_core.model.configuration_llm3d import is_absent
+    from sim.datagen.generator import DatagenConfig, generate_records
+
+    if not cfg.absent:
+        return []
+    records = generate_records(scene, DatagenConfig(seed=cfg.seed, absent=cfg.absent), grid=grid)
+    out = [r for r in records if is_absent(r)][: cfg.absent]
+    # Bare phrases ("the giraffe") become requests; the generator's own requests stay as written.
+    return [{**r, "question": r["question"] if r["question"][:1].isupper() else f"Go to {r['question']}."} for r in out]
+
+
+def absent_navigation(runner: Any, rec: dict, start_xy: np.ndarray, success_distance: float) -> dict[str, Any]:
+    """One navigation request for an absent thing: refused (no goal), or the goal it would publish."""
+    from llm3d_core.reasoner import ReasonerError
+
+    try:
+        target, goal = runner.navigation_goal(rec["question"], start_xy, success_distance)
+    except ReasonerError as err:
+        return {"instruction": rec["question"], "kind": rec["qtype"], "refused": True, "message": str(err)}
+    return {"instruction": rec["question"], "kind": rec["qtype"], "refused": False,
+            "message": f"goal toward {target.id} '{target.label}'", "goal": [goal.x, goal.y, goal.yaw]}
+
+
 def _instance_box(scene: Any, rec: dict) -> np.ndarray:
     inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])
     return np.concatenate([inst.box_min, inst.box_max])
@@ -357,21 +395,25 @@ def _system_result(system: System, s: _Scores) -> dict[str, Any]:
         "ground_acc@0.25": _mean([float(i >= 0.25) for i in ious]),
         "ground_acc@0.5": _mean([float(i >= 0.5) for i in ious]),
         "plan_step_acc": _mean([p["step_accuracy"] for p in s.plans]),
+        "absent_refused": _mean([float(a["refused"]) for a in s.absent]),
+        "absent_goals": float(sum(not a["refused"] for a in s.absent)) if s.absent else None,
         "mapper_fps": _mean(s.mapper_fps),
         "latency_p50_s": float(np.percentile(lat, 50)) if lat else None,
         "latency_p95_s": float(np.percentile(lat, 95)) if lat else None,
     }
     counts = {"qa": len(s.qa), "ground": len(s.grounding), "plan": len(s.plans), "navigate": len(nav),
+              "absent": len(s.absent),
               "timed_requests": len(lat), "errors": len(s.errors)}
     return {**base, "status": "ok", "metrics": metrics, "counts": counts, "qa": s.qa, "grounding": s.grounding,
-            "plans": s.plans, "navigation": nav, "errors": s.errors}
+            "plans": s.plans, "navigation": nav, "absent": s.absent, "errors": s.errors}
 
 
 # (column title, metrics key, decimals)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("Success", "success", 2), ("SPL", "spl", 2), ("DistToGoal m", "distance_to_goal_m", 2),
     ("QA EM@1", "qa_em@1", 2), ("QA CIDEr", "qa_cider", 2), ("Acc@0.25", "ground_acc@0.25", 2),
-    ("Acc@0.5", "ground_acc@0.5", 2), ("plan step acc", "plan_step_acc", 2), ("mapper fps", "mapper_fps", 2),
+    ("Acc@0.5", "ground_acc@0.5", 2), ("plan step acc", "plan_step_acc", 2),
+    ("absent refused", "absent_refused", 2), ("absent goals", "absent_goals", 0), ("mapper fps", "mapper_fps", 2),
     ("p50 s", "latency_p50_s", 3), ("p95 s", "latency_p95_s", 3))
 EMBODIED_HEADER = ["system", *(c[0] for c in COLUMNS), "checkpoint"]
 

@@ -40,6 +40,8 @@ from sim.scenes.catalog import CATALOG, PALETTE, SUPPORTS
 from sim.scenes.scene import Instance, Scene
 
 ABSENT_STREAM = 7  # third key of the absent records' random stream
+HELDOUT_STREAM = 8  # third key of the held-out phrasing's stream (language.Phraser)
+PHRASINGS = ("templates", "heldout")
 ABSENT_KINDS = {"category": 0.3, "novel": 0.2, "attribute": 0.25, "relation": 0.15, "gibberish": 0.1}
 
 __all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records", "goal_cells", "goal_heading"]
@@ -59,12 +61,17 @@ class DatagenConfig:
     goal_radius: float = 1.0  # metres: goal points lie within this horizontal distance of the object box
     absent: int = 0  # referring expressions per scene whose target is absent (own random stream: the
     # other records stay as they were without them)
+    # templates: the training grammar | heldout: the same records asked in a grammar training never
+    # sees, with casing/politeness/typo noise (language.HELDOUT_TEMPLATES)
+    phrasing: str = "templates"
 
     def __post_init__(self) -> None:
         for name in ("object_captions", "qa_per_type", "ground", "plans", "navigate", "dialogs", "absent"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"DatagenConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.phrasing not in PHRASINGS:
+            raise ValueError(f"DatagenConfig.phrasing must be one of {PHRASINGS}, got {self.phrasing!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"DatagenConfig.seed must be an integer >= 0, got {self.seed!r}")
         if not 0.2 <= self.goal_radius <= 3.0:
@@ -173,10 +180,14 @@ class RecordMaker:
         return rec
 
 
+def scene_key(scene: Scene) -> int:
+    """The scene seed when known, else a hash of its id."""
+    return scene.seed if scene.seed is not None else zlib.crc32(scene.scene_id.encode())
+
+
 def scene_rng(scene: Scene, seed: int) -> np.random.Generator:
-    """The generator's random stream for (scene, seed): scene seed when known, else a hash of its id."""
-    key = scene.seed if scene.seed is not None else zlib.crc32(scene.scene_id.encode())
-    return np.random.default_rng([int(key), int(seed)])
+    """The generator's random stream for (scene, seed)."""
+    return np.random.default_rng([int(scene_key(scene)), int(seed)])
 
 
 def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: NavGrid | None = None,
@@ -185,7 +196,9 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     places navigation goals."""
     config = config or DatagenConfig()
     rng = scene_rng(scene, config.seed)
-    facts = SceneFacts(scene, L.Phraser(rng))
+    heldout = np.random.default_rng([int(scene_key(scene)), int(config.seed), HELDOUT_STREAM]) \
+        if config.phrasing == "heldout" else None
+    facts = SceneFacts(scene, L.Phraser(rng, heldout))
     make = RecordMaker(scene, scene.split or "")
     if not facts.insts:
         raise ValueError(f"scene {scene.scene_id} has no annotated instances to generate language from")
@@ -198,8 +211,8 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     out += _navigate(facts, make, config, grid)
     out += _dialogs(facts, make, config)
     if config.absent:
-        key = scene.seed if scene.seed is not None else zlib.crc32(scene.scene_id.encode())
-        absent_facts = SceneFacts(scene, L.Phraser(np.random.default_rng([int(key), int(config.seed), ABSENT_STREAM])))
+        absent_rng = np.random.default_rng([int(scene_key(scene)), int(config.seed), ABSENT_STREAM])
+        absent_facts = SceneFacts(scene, L.Phraser(absent_rng, heldout))
         out += _absent(absent_facts, make, config)
     return out
 
@@ -246,9 +259,9 @@ def scene_caption(facts: SceneFacts) -> str:
 
 def _captions(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[dict]:
     ph = facts.ph
-    out = [make("caption", "scene", ph.pick(L.CAPTION_SCENE_Q), [scene_caption(facts)], [])]
+    out = [make("caption", "scene", ph.fill(L.CAPTION_SCENE_Q), [scene_caption(facts)], [])]
     for inst in _sample(ph.rng, facts.insts, cfg.object_captions):
-        out.append(make("caption", "object", ph.pick(L.CAPTION_OBJECT_Q), [object_caption(facts, inst)], [inst]))
+        out.append(make("caption", "object", ph.fill(L.CAPTION_OBJECT_Q), [object_caption(facts, inst)], [inst]))
     return out
 
 
@@ -407,7 +420,8 @@ def _ground(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[di
             refs = relational
         ref = ph.pick(refs) if refs else None
         if ref is not None:
-            out.append(make("ground", ref.kind, ref.text, L.names(inst.category), [inst], unique=facts.is_unique(inst)))
+            out.append(make("ground", ref.kind, ph.request(ref.text), L.names(inst.category), [inst],
+                            unique=facts.is_unique(inst)))
     return out
 
 
@@ -512,22 +526,33 @@ def _dialogs(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[d
 # ----------------------------------------------------------------------------- absent targets
 def _absent(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[dict]:
     """`cfg.absent` referring expressions whose target the scene does not hold, kinds drawn by
-    ABSENT_KINDS' weights; a third are phrased as navigation requests ("Go to the giraffe.")."""
+    ABSENT_KINDS' weights; a third are phrased as navigation requests ("Go to the giraffe.").
+    Each absent category comes with a present one asked the same way (qtype category)."""
     ph, rng = facts.ph, facts.ph.rng
     builders = {"category": _absent_category, "novel": _absent_novel, "attribute": _absent_attribute,
                 "relation": _absent_relation, "gibberish": lambda f: f"the {L.gibberish(f.ph.rng)}"}
     kinds, weights = list(ABSENT_KINDS), np.array(list(ABSENT_KINDS.values()))
     out, seen = [], set()
     for _ in range(4 * cfg.absent):
-        if len(out) >= cfg.absent:
+        if len(seen) >= cfg.absent:
             break
         kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
         phrase = builders[kind](facts)
         if phrase is None or phrase in seen:
             continue
         seen.add(phrase)
-        question = ph.fill(L.NAV_Q, ref=phrase) if rng.random() < 1 / 3 else phrase
-        out.append(make("ground", f"absent/{kind}", question, [ABSENT_ANSWER], [], unique=False))
+        as_request = rng.random() < 1 / 3
+        ask = (lambda text: ph.fill(L.NAV_Q, ref=text)) if as_request else ph.request
+        out.append(make("ground", f"absent/{kind}", ask(phrase), [ABSENT_ANSWER], [], unique=False))
+        if kind == "category":
+            # The same bare form about a category the scene does hold: without it, a category that
+            # many scenes lack ("the bed") is absent far more often than present in the data, and
+            # the abstention learns the word instead of the map.
+            unique = [i for i in facts.insts if facts.is_unique(i)]
+            if unique:
+                inst = ph.pick(unique)
+                out.append(make("ground", "category", ask(f"the {ph.name(inst.category)}"), L.names(inst.category),
+                                [inst], unique=True))
     return out
 
 

@@ -71,10 +71,17 @@ def count_phrase(n: int, noun: str) -> str:
 
 
 class Phraser:
-    """Picks templates and synonyms with one seeded generator, so phrasing is deterministic."""
+    """Picks templates and synonyms with one seeded generator, so phrasing is deterministic.
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    heldout: an independent generator for the held-out phrasing (`DatagenConfig.phrasing`): each
+    question template is replaced by one of HELDOUT_TEMPLATES' (a grammar training never sees),
+    referring expressions are wrapped in held-out requests, and some questions get casing,
+    politeness and typo noise. The main generator draws exactly as without it, so the held-out
+    split asks the same things about the same objects with the same answers, in other words."""
+
+    def __init__(self, rng: np.random.Generator, heldout: np.random.Generator | None = None) -> None:
         self.rng = rng
+        self.heldout = heldout
 
     def pick(self, options: list | tuple):
         return options[int(self.rng.integers(len(options)))]
@@ -86,8 +93,38 @@ class Phraser:
         return self.pick(colors(color))
 
     def fill(self, templates: list[str] | tuple[str, ...], **slots: str) -> str:
-        text = self.pick(templates).format(**slots)
+        template = self.pick(templates)
+        if self.heldout is not None and tuple(templates) in HELDOUT_TEMPLATES:
+            alt = HELDOUT_TEMPLATES[tuple(templates)]
+            return self.noise(alt[int(self.heldout.integers(len(alt)))].format(**slots))
+        text = template.format(**slots)
         return text[0].upper() + text[1:]
+
+    def request(self, phrase: str) -> str:
+        """A referring expression as asked: the phrase itself, or held out, wrapped in a request."""
+        if self.heldout is None:
+            return phrase
+        return self.noise(HELDOUT_REQUESTS[int(self.heldout.integers(len(HELDOUT_REQUESTS)))].format(ref=phrase))
+
+    def noise(self, text: str) -> str:
+        """Held-out noise people type: a polite opener, all lower case without the final mark, or
+        one pair of adjacent letters swapped in a long word (each for some questions)."""
+        r = self.heldout
+        text = text[0].upper() + text[1:]
+        if r.random() < 0.15:
+            text = HELDOUT_OPENERS[int(r.integers(len(HELDOUT_OPENERS)))] + text[0].lower() + text[1:]
+        if r.random() < 0.3:
+            text = text.lower().rstrip("?.!")
+        if r.random() < 0.1:
+            words = text.split(" ")
+            long = [i for i, w in enumerate(words) if len(w) >= 6 and w.isalpha()]
+            if long:
+                i = long[int(r.integers(len(long)))]
+                k = int(r.integers(1, len(words[i]) - 2))
+                w = words[i]
+                words[i] = w[:k] + w[k + 1] + w[k] + w[k + 2:]
+                text = " ".join(words)
+        return text
 
 
 # ----------------------------------------------------------------------------- templates
@@ -143,3 +180,37 @@ def gibberish(rng: np.random.Generator) -> str:
         pool = GIBBERISH_LETTERS if rng.random() < 0.7 else vowels
         letters.append(pool[int(rng.integers(len(pool)))])
     return "".join(letters)
+
+
+# ----------------------------------------------------------------------------- held-out phrasing
+# A second grammar for the same questions, used only for the held-out phrasing split
+# (`llm3d data generate --phrasing heldout`): indirect questions, requests, other word order.
+# Nothing here appears in training data; keep it out of the templates above.
+HELDOUT_TEMPLATES: dict[tuple[str, ...], tuple[str, ...]] = {
+    COLOR_Q: ("Could you tell me what colour {ref} is?", "I'd like to know the color of {ref}.",
+              "{ref}, what colour would you say it is?", "What's the colour of {ref}?"),
+    SIZE_Q: ("Would you call {ref} small, medium or large?", "Size of {ref}: small, medium or large?",
+             "How large is {ref} (small, medium or large)?"),
+    COUNT_Q: ("What is the number of {things} here?", "Can you count how many {things} there are?",
+              "How many {things} does the room have?", "Number of {things}?"),
+    COUNT_ON_Q: ("What is the number of objects on {ref}?", "How many items sit on {ref}?"),
+    EXISTS_Q: ("Can you spot {a_thing} anywhere?", "Would I find {a_thing} in this room?", "Any chance there's {a_thing}?",
+               "Is {a_thing} present?"),
+    SUPPORT_Q: ("What does {ref} rest on?", "{ref} is sitting on what?", "Tell me what {ref} is on."),
+    ON_TOP_Q: ("What can be found on {ref}?", "What's lying on {ref}?", "Name the object on {ref}."),
+    NEAR_Q: ("Would you say {a} is close to {b}?", "Are {a} and {b} near each other?", "Is {a} by {b}?"),
+    BETWEEN_Q: ("What lies between {a} and {b}?", "Between {a} and {b}, what object is there?"),
+    VIEW_LR_Q: ("Facing {anchor} from its front, which side is {ref} on, left or right?",
+                "From the front of {anchor}, do you see {ref} on the left or on the right?"),
+    BIGGER_Q: ("Of {a} and {b}, which one is bigger?", "Which takes up more space, {a} or {b}?"),
+    TALLER_Q: ("Of {a} and {b}, which one is taller?", "Which stands higher, {a} or {b}?"),
+    CLOSER_Q: ("Of {a} and {b}, which is nearer to {x}?", "Which lies closer to {x}: {a} or {b}?"),
+    AFFORD_Q: ("What could I use if I want to {verb}?", "Which thing here lets me {verb}?", "I need to {verb}; what should I use?"),
+    CAPTION_SCENE_Q: ("Tell me about this room.", "What does this place look like?", "Summarise the scene for me."),
+    CAPTION_OBJECT_Q: ("Tell me about the object in the box.", "What can you say about this object?"),
+    PLAN_Q: ("What are the steps to {goal}?", "Walk me through how to {goal}.", "I want to {goal}. What do I do?"),
+    NAV_Q: ("Head over to {ref}.", "Could you drive to {ref}?", "Bring me to {ref}.", "Move next to {ref}."),
+}
+HELDOUT_REQUESTS = ("Show me {ref}.", "Where is {ref}?", "Can you find {ref}?", "I'm looking for {ref}.",
+                    "Point out {ref}.", "{ref}")
+HELDOUT_OPENERS = ("Please, ", "Hey robot, ", "Excuse me, ", "Quick question: ")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -96,6 +97,18 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
     with ros_session(cfg, str(ckpt), tmp_path, device="cpu", rcfg=rcfg) as s:
         answer, _ = s.reasoner.ask("What color is the table?")
         assert answer.strip() and not answer.startswith("(error")
+        # Absent things (#22): ground and navigate_to refuse, no goal is published, ask says so.
+        reply = s.client.ground("the giraffe")
+        assert not reply.success and "nothing in the map matches" in reply.message, reply.message
+        goals, start = s.driver.goals_heard, s.driver.pose()
+        nav = s.client.navigate("Go to the giraffe.", cfg.success_distance, timeout_s=60.0)
+        assert nav.status == "aborted" and not nav.success and nav.target is None, (nav.status, nav.message)
+        assert "nothing in the map matches" in nav.message, nav.message
+        time.sleep(1.0)  # a goal, had one been published, would have arrived by now
+        assert s.driver.goals_heard == goals, "a goal was published for an absent target"
+        assert np.linalg.norm(s.driver.pose()[:2] - start[:2]) < 0.05
+        answer, _ = s.reasoner.ask("What colour is the giraffe?")
+        assert answer == "There is no giraffe here.", answer
         seen = mapped_instances(s.map_dir, s.scene)
         assert seen, "the mapper node mapped none of the scene's objects"
         records = [r for r in requests_about(s.scene, s.grid, cfg.seed, seen)[0] if r["task"] == "ground"]

@@ -4,6 +4,7 @@ whose table and JSON are checked for structure and ranges (speed is not asserted
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,9 @@ def test_bench_embodied_quick(tmp_path, capsys):
         assert row["counts"]["qa"] == 2
     retrieval = kinds["retrieval"][0]
     assert retrieval["metrics"]["qa_em@1"] is None and retrieval["metrics"]["plan_step_acc"] is None
-    assert objects["counts"]["qa"] == 2 and objects["counts"]["navigate"] == 1
+    assert objects["counts"]["qa"] == 2 and objects["counts"]["navigate"] == 1 and objects["counts"]["absent"] == 2
+    if _has_absence_head(objects["checkpoint"]):  # #22: no goal toward something the scene does not hold
+        assert objects["metrics"]["absent_goals"] == 0, objects["absent"]
     for system in (objects, retrieval):
         _check_ranges(system)
     rows = {r[0]: r for r in result["rows"]}
@@ -177,6 +180,11 @@ def _by_kind(result: dict) -> dict[str, list[dict]]:
     return kinds
 
 
+def _has_absence_head(checkpoint: str) -> bool:
+    config = Path(checkpoint) / "config.json"
+    return config.is_file() and json.loads(config.read_text())["config"]["pointer"].get("absence", False)
+
+
 def _check_ranges(system: dict) -> None:
     m = system["metrics"]
     for key in ("success", "spl", "ground_acc@0.25", "ground_acc@0.5", "qa_em@1", "plan_step_acc"):
@@ -186,6 +194,9 @@ def _check_ranges(system: dict) -> None:
     assert m["mapper_fps"] is None or m["mapper_fps"] > 0
     assert 0 < m["latency_p50_s"] <= m["latency_p95_s"]
     assert m["qa_cider"] is None or 0.0 <= m["qa_cider"] <= 10.0  # CIDEr-D is bounded by 10
+    absent = system["absent"]
+    assert m["absent_goals"] == sum(not a["refused"] for a in absent) and 0.0 <= m["absent_refused"] <= 1.0
+    assert all(("goal" in a) != a["refused"] for a in absent)
     if system["kind"] != "retrieval":
         assert m["qa_em@1"] is not None and m["qa_cider"] is not None
 
