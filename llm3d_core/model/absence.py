@@ -185,16 +185,11 @@ def extract_examples(model: "Llm3dModel", data_dir: str | Path, records: list[di
 
 
 def frozen_hash(model_dir: str | Path) -> "hashlib._Hash":
-    """SHA-256 over the checkpoint's tensors but the absence head's and the mask head's (the
-    examples depend on everything the decoding and the pointer use)."""
-    from safetensors.torch import load_file
+    """pointer_training.weights_hash over every tensor but the absence pointer's and the mask head's
+    (the examples depend on everything the decoding and the pointer use)."""
+    from llm3d_core.model.pointer_training import weights_hash
 
-    h = hashlib.sha256()
-    weights = load_file(str(Path(model_dir) / "model.safetensors"))
-    for name in sorted(k for k in weights if not k.startswith(("pointer.absence.", "mask_head."))):
-        h.update(name.encode())
-        h.update(weights[name].float().numpy().tobytes())
-    return h
+    return weights_hash(model_dir, skip=("pointer.absence.", "mask_head."))
 
 
 def cached_examples(model: "Llm3dModel", data_dir: str | Path, names: list[str],

@@ -50,15 +50,15 @@ def referring_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def weights_hash(model_dir: str | Path) -> "hashlib._Hash":
-    """SHA-256 over the checkpoint's tensors but the pointer's and the mask head's, which the
-    extracted states do not depend on (retraining the pointer reuses them). Read once per run,
-    extended per record file."""
+def weights_hash(model_dir: str | Path, skip: tuple[str, ...] = ("pointer.", "mask_head.")) -> "hashlib._Hash":
+    """SHA-256 over the checkpoint's tensors but those starting with a prefix in `skip` (default: the
+    pointer's and the mask head's, which the extracted states do not depend on, so retraining the
+    pointer reuses them). Read once per run, extended per record file."""
     from safetensors.torch import load_file
 
     h = hashlib.sha256()
     weights = load_file(str(Path(model_dir) / "model.safetensors"))
-    for name in sorted(k for k in weights if not k.startswith(("pointer.", "mask_head."))):
+    for name in sorted(k for k in weights if not k.startswith(skip)):
         h.update(name.encode())
         h.update(weights[name].float().numpy().tobytes())
     return h
