@@ -20,6 +20,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=non_negative_int, default=0, help="evaluate only the first N records (0: all)")
     p.add_argument("--task", action="append", default=None, choices=TASKS, help="only these tasks (repeatable)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--llm-dtype", default=None, choices=("float32", "bfloat16", "float16", "auto"),
+                   help="the frozen LLM's weights in memory (default: the checkpoint's, float32)")
     p.add_argument("--skip-missing-scenes", action="store_true", help="evaluate only records whose scene map exists")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (starts a Java process)")
     p.add_argument("--heldout-phrasing", action="store_true", help="also evaluate DIR/<split>_heldout.jsonl (the same "
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from llm3d_core.model.evaluate import evaluate, format_table
     from llm3d_core.model.modeling_llm3d import Llm3dModel
 
-    overrides = {"device": args.device} if args.device else None
+    overrides = {**({"device": args.device} if args.device else {}),
+                 **({"llm_dtype": args.llm_dtype} if args.llm_dtype else {})} or None
     model = Llm3dModel.from_pretrained(args.ckpt, device=args.device, overrides=overrides)
     out = args.out or args.ckpt / f"eval_{args.split}.json"
     metrics = evaluate(model, args.data, args.split, args.limit, args.task, out.with_suffix(".predictions.jsonl"),

@@ -117,6 +117,24 @@ def resolve_llm_path(llm_path: str = "", cache: str | Path | None = None) -> Pat
     return convert_smollm2(cache)
 
 
+def resolve_llm_dtype(name: str, device: "torch.device | str") -> "torch.dtype":
+    """The torch dtype of the frozen LLM's weights. `auto`: bfloat16 where `device` computes it natively
+    (CUDA with bf16 support; a CPU with AVX512-BF16/AMX, as oneDNN reports), else float32, since
+    emulated bf16 matmuls on older CPUs are slower than float32."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
 def load_llm(llm_path: str = "", cache: str | Path | None = None, dtype: "torch.dtype | None" = None,
              device: "torch.device | str" = "cpu") -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Loads (model, tokenizer) from a local folder; the model is in eval mode on `device`."""

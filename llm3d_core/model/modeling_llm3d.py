@@ -141,10 +141,12 @@ class Llm3dModel(nn.Module):
     def build(cls, config: Llm3dConfig, device: str | None = None) -> "Llm3dModel":
         """Loads the configured LLM (converting SmolLM2 on first use) and builds the model on `device`."""
         from llm3d_core.device import resolve_device
-        from llm3d_core.model.llm import load_llm
+        from llm3d_core.model.llm import load_llm, resolve_llm_dtype
 
         dev = resolve_device(device or config.device)
-        llm, tokenizer = load_llm(config.llm_path, config.llm_cache or None, device=dev)
+        trained_llm = not config.freeze_llm or config.lora  # its weights (or adapters) keep float32
+        dtype = resolve_llm_dtype("float32" if trained_llm else config.llm_dtype, dev)
+        llm, tokenizer = load_llm(config.llm_path, config.llm_cache or None, dtype=dtype, device=dev)
         return cls(config, llm, tokenizer).to(dev)
 
     @property

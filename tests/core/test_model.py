@@ -301,6 +301,33 @@ def test_real_smollm2_answers_within_16_tokens():
     assert ground.box is not None
 
 
+def test_frozen_llm_in_bfloat16_halves_its_memory_and_still_answers():
+    """llm_dtype bfloat16 (the reasoner node's `auto` on CPUs with bf16 units): the frozen LLM's weights
+    take half the bytes, the trained parts stay float32, and answers and boxes come out as before."""
+    from llm3d_core.model.configuration_llm3d import Llm3dConfig
+    from llm3d_core.model.llm import resolve_llm_dtype
+
+    model = Llm3dModel.build(Llm3dConfig(device="cpu", feature_dim=16, num_points=64, max_new_tokens=16,
+                                         llm_dtype="bfloat16"))
+    llm_dtypes = {p.dtype for p in model.llm.parameters()}
+    trained = {p.dtype for name, p in model.named_parameters() if not name.startswith("llm.")}
+    assert llm_dtypes == {torch.bfloat16} and trained == {torch.float32}
+    assert sum(p.numel() * p.element_size() for p in model.llm.parameters()) < 300e6  # 0.52 GB in float32
+    answer = model.session(tiny_scene(0)).ask("What is in the room?", "qa", max_new_tokens=16)
+    assert answer.tokens <= 16 and isinstance(answer.text, str)
+    assert model.session(tiny_scene(0)).ask("the chair", "ground", max_new_tokens=16).box is not None
+    assert resolve_llm_dtype("float32", "cpu") == torch.float32
+    assert resolve_llm_dtype("auto", "cpu") in (torch.bfloat16, torch.float32)
+    with pytest.raises(ValueError, match="llm_dtype"):
+        Llm3dConfig(llm_dtype="int4")
+    with pytest.raises(ValueError, match="freeze_llm"):
+        Llm3dConfig(llm_dtype="bfloat16", freeze_llm=False)
+    Llm3dConfig(llm_dtype="auto", freeze_llm=False)  # the node's default: float32 for a trained LLM
+    unfrozen = Llm3dModel.build(Llm3dConfig(device="cpu", feature_dim=16, num_points=64, freeze_llm=False,
+                                            llm_dtype="auto"))
+    assert {p.dtype for p in unfrozen.llm.parameters()} == {torch.float32}
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a renamed transformers helper
 def test_lora_option_trains_adapters_and_checkpoints_them(tmp_path):
     from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
