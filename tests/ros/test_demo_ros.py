@@ -63,7 +63,12 @@ def test_demo_ros_quick_runs_the_episode_through_the_nodes(tmp_path, capsys):
     assert not [e for e in summary["errors"] if "nothing in the map matches" not in e], summary["errors"]  # a refusal of a present target by the absence pointer is an answer
     assert len(data["qa"]) == 3 and len(data["grounding"]) == 1
     nav = summary["navigation"]
-    assert nav is not None and nav["state"] in ("reached", "failed", "timeout") and nav["distance_to_target_m"] >= 0
+    assert nav is not None and nav["distance_to_target_m"] >= 0
+    if nav["state"] == "no_goal":  # the absence pointer refused the target (a miss, 9 % of present ones on val):
+        drive = data["navigation"]  # then the refusal says so and the robot stays where it is
+        assert "nothing in the map matches" in drive["message"] and drive["driven_m"] < 0.05, drive
+    else:
+        assert nav["state"] in ("reached", "failed", "timeout"), nav
     path = np.asarray(data["explore_path_xy"])
     assert np.linalg.norm(np.diff(path, axis=0), axis=1).sum() > 1.0  # the robot drove the route
 
