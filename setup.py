@@ -37,6 +37,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob.glob("launch/*.py") + glob.glob("launch/*.yaml")),
+        (f"share/{PACKAGE}/launch/cameras", glob.glob("launch/cameras/*.yaml")),  # camera profiles (--camera)
     ],
     zip_safe=False,
     python_requires=">=3.10",

@@ -19,9 +19,11 @@ stops the others and makes the exit code non-zero.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,16 +40,27 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N, forwarded to nodes that take it")
     p.add_argument("--params-file", type=Path, default=None,
                    help="YAML parameter file shared by the nodes and the CLI (default: launch/llm3d.yaml)")
+    p.add_argument("--camera", default="", metavar="PROFILE",
+                   help="camera profile of launch/cameras (realsense_d4xx, azure_kinect, oakd, sim) or a YAML overlay; "
+                        "`llm3d doctor --camera PROFILE` checks the driver first")
+    p.add_argument("--map-dir", default="", metavar="DIR",
+                   help="map folder the mapper saves/resumes and the reasoner answers about (default: parameter file)")
+    p.add_argument("--namespace", default="",
+                   help="namespace of every node, topic, service and TF of this stack, e.g. robot1 (default: none)")
     p.add_argument("--respawn-delay", type=non_negative_float, default=2.0, metavar="S",
                    help="seconds before a node that died is started again (default 2)")
     p.add_argument("--max-respawns", type=non_negative_int, default=5, metavar="N",
                    help="restarts per node before bringup gives up and stops (default 5; 0: never restart)")
 
 
-def node_command(module: str, name: str, params_file: Path, parameters: dict[str, str],
-                 remappings: tuple[tuple[str, str], ...] = ()) -> list[str]:
+def node_command(module: str, name: str, params_files: list[Path], parameters: dict[str, str],
+                 remappings: tuple[tuple[str, str], ...] = (), namespace: str = "") -> list[str]:
     """The command line of one node process (ROS arguments as `ros2 run` would pass them)."""
-    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(params_file)]
+    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
+    for params_file in params_files:
+        cmd += ["--params-file", str(params_file)]
     for key, value in parameters.items():
         cmd += ["-p", f"{key}:={value}"]
     for src, dst in remappings:
@@ -82,7 +95,7 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S)
 def run(args: argparse.Namespace) -> int:
     from llm3d_core.config import DEFAULT_CONFIG, load_yaml
     from llm3d_ros.env import ros_environment
-    from llm3d_ros.node_set import forwarded_parameters, select_nodes
+    from llm3d_ros.node_set import forwarded_parameters, normalize_namespace, parameter_files, select_nodes
 
     specs = select_nodes(args.sim)
     if args.sim and not any(spec.name == "llm3d_sim_bridge" for spec in specs):
@@ -98,9 +111,15 @@ def run(args: argparse.Namespace) -> int:
     if not params_file.is_file():
         raise UsageError(f"argument --params-file: parameter file not found: {params_file}")
     load_yaml(params_file)  # malformed YAML: one line now, not a node dying after start-up
-    arguments = {"sim": "true" if args.sim else "false"}
-    if args.device:
-        arguments["device"] = args.device
+    try:
+        namespace = normalize_namespace(args.namespace)
+        files = parameter_files(params_file, args.camera, namespace, Path(tempfile.gettempdir()) / f"llm3d_bringup_{os.getpid()}")
+    except ValueError as err:  # unknown camera profile, bad namespace
+        raise UsageError(str(err)) from err
+    for extra in files[1:]:
+        load_yaml(extra)
+    arguments = {"sim": "true" if args.sim else "false", "device": args.device or "",
+                 "map_dir": str(Path(args.map_dir).expanduser().resolve()) if args.map_dir else ""}
 
     env = ros_environment()
     stop = threading.Event()
@@ -108,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     procs: dict[str, subprocess.Popen] = {}
     lock = threading.Lock()
     readers = []
-    commands = {spec.name: node_command(spec.module, spec.name, params_file, forwarded_parameters(spec, arguments),
-                                        spec.remappings) for spec in specs}
+    commands = {spec.name: node_command(spec.module, spec.name, files, forwarded_parameters(spec, arguments),
+                                        spec.remappings, namespace) for spec in specs}
 
     def start(name: str) -> None:
         # Own session: a terminal's Ctrl-C reaches only us, and we stop the nodes in order.
@@ -128,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
         for spec in specs:
             start(spec.name)
         with lock:
-            print(f"llm3d bringup: {len(procs)} node(s) running with {params_file}; Ctrl-C stops them", flush=True)
+            where = f" in namespace {namespace}" if namespace else ""
+            print(f"llm3d bringup: {len(procs)} node(s) running{where} with {', '.join(map(str, files))}; "
+                  "Ctrl-C stops them", flush=True)
         while not stop.wait(0.2):
             for name, proc in procs.items():
                 code = proc.poll()

@@ -2,6 +2,10 @@
 
 Exit code 0 only when every check passes. The ROS check is real: a second process and a
 publish/subscribe plus service round trip over DDS.
+
+`llm3d doctor --camera PROFILE` checks a running camera driver instead, against a profile of
+launch/cameras (or an overlay YAML): its colour, depth and CameraInfo topics, the depth scale,
+registration, frame ids, stamps, and the TF chain from the camera to the map frame.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llm3d_cli.registry import command
+from llm3d_cli.usage import UsageError, positive_float
 
 
 @dataclass
@@ -117,13 +122,51 @@ def run_checks() -> list[CheckResult]:
 
 def _add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", action="append", default=[], choices=list(CHECKS), help="skip a check (repeatable)")
+    parser.add_argument("--camera", default=None, metavar="PROFILE",
+                        help="check a running camera driver against a profile of launch/cameras (realsense_d4xx, "
+                             "azure_kinect, oakd, sim) or an overlay YAML, instead of the installation")
+    parser.add_argument("--timeout", type=positive_float, default=10.0, metavar="S",
+                        help="--camera: watch the topics for at most this many seconds (default 10)")
+    parser.add_argument("--namespace", default="", help="--camera: the stack's namespace, e.g. robot1 (default: none)")
 
 
-@command("doctor", "check the installation: versions, interfaces, DDS, models, rendering", _add_args)
+def run_camera(profile_name: str, timeout_s: float, namespace: str) -> int:
+    """The camera checks: one PASS/FAIL line each, a hint under each failure; 0 only when all pass."""
+    from llm3d_core.camera_profiles import load_profile
+    from llm3d_ros.node_set import normalize_namespace
+
+    try:
+        profile = load_profile(profile_name)
+    except ValueError as err:  # unknown profile, missing or invalid overlay
+        raise UsageError(f"argument --camera: {err}") from err
+    try:
+        namespace = normalize_namespace(namespace)
+    except ValueError as err:
+        raise UsageError(f"argument --namespace: {err}") from err
+    from llm3d_ros.camera_check import probe_camera
+
+    where = f" in namespace {namespace}" if namespace else ""
+    print(f"camera profile {profile.name}: {profile.description or profile.driver} ({profile.path}); "
+          f"watching for up to {timeout_s:g} s{where}", flush=True)
+    results = probe_camera(profile, timeout_s, namespace)
+    width = max(len(r.name) for r in results)
+    for r in results:
+        print(f"{'PASS' if r.ok else 'FAIL'}  {r.name:<{width}}  {r.detail}")
+        if not r.ok and r.hint:
+            print(f"      {'':<{width}}  hint: {r.hint}")
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+@command("doctor", "check the installation (versions, interfaces, DDS, models, rendering) or, with --camera, "
+                   "a camera driver", _add_args)
 def run(args: argparse.Namespace) -> int:
     from llm3d_ros.env import apply_ros_environment
 
     apply_ros_environment()
+    if args.camera is not None:
+        return run_camera(args.camera, args.timeout, args.namespace)
     for label, version in _versions():
         print(f"  {label:<13} {version}")
     skip = set(args.skip)

@@ -147,7 +147,7 @@ def _node_process(name: str, params_file: Path, device: str, env: dict[str, str]
     from llm3d_ros.node_set import NODES, forwarded_parameters
 
     spec = next(s for s in NODES if s.name == name)
-    cmd = node_command(spec.module, spec.name, params_file, forwarded_parameters(spec, {"device": device}),
+    cmd = node_command(spec.module, spec.name, [params_file], forwarded_parameters(spec, {"device": device}),
                        spec.remappings)
     return ChildProcess(name, cmd, env)
 

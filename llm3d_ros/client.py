@@ -109,6 +109,10 @@ class Llm3dClient:
             rclpy.try_shutdown(context=self.context)
             raise
 
+    def spin_until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Serves this client's own subscriptions (`client.node`) until done() or timeout_s; True when done."""
+        return self._spin_until(done, timeout_s)
+
     # ------------------------------------------------------------ plumbing
     def _spin_until(self, done: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -56,6 +56,17 @@ class MapperNodeConfig:
         cloud_max_points: cap on published cloud points (evenly subsampled beyond it).
         marker_style: 'line_list' (wireframe boxes) or 'cube' (translucent boxes).
         status_period_s: seconds between status messages.
+        diagnostics_topic: diagnostic_msgs/DiagnosticArray with this node's health (level, message,
+            the status as key/values; rules in llm3d_ros.diagnostics), published with every status.
+            Absolute '/diagnostics' by default: one topic per ROS graph, where rqt_robot_monitor and
+            diagnostic_aggregator look (under a namespace the status name carries it). '' = off.
+        diagnostics_window_s: counters (errors, drops, rates) are judged over the last this many seconds.
+        frame_timeout_s: diagnostics WARN "no camera frames for N s" after this long without an
+            image (STALE until the first one).
+        max_drop_ratio: diagnostics WARN when more than this share of the images received in the
+            window was dropped. queue_size 1 sheds load on purpose: a CPU mapper under a 30 Hz camera
+            fuses 3-7 frames/s (README), i.e. drops 77-91 %; 0.8 flags fusion keeping under one
+            image in five, or colour and depth that do not pair.
         map_path: folder ~/save_map and autosave write (relative to the working directory).
         autosave_period_s: save the map every N seconds when it changed (0: off).
         resume: load the map at map_path on start when one is there (a restarted or respawned
@@ -91,6 +102,10 @@ class MapperNodeConfig:
     cloud_max_points: int = 200_000
     marker_style: str = "line_list"
     status_period_s: float = 1.0
+    diagnostics_topic: str = "/diagnostics"
+    diagnostics_window_s: float = 10.0
+    frame_timeout_s: float = 3.0
+    max_drop_ratio: float = 0.8
     map_path: str = "llm3d_map"
     autosave_period_s: float = 0.0
     resume: bool = True
@@ -125,6 +140,12 @@ class MapperNodeConfig:
             raise ValueError(f"occupancy_topic must be a string ('' = off), got {self.occupancy_topic!r}")
         require_positive("occupancy_period_s", self.occupancy_period_s)
         require_positive("status_period_s", self.status_period_s)
+        if not isinstance(self.diagnostics_topic, str):
+            raise ValueError(f"diagnostics_topic must be a string ('' = off), got {self.diagnostics_topic!r}")
+        require_positive("diagnostics_window_s", self.diagnostics_window_s)
+        require_positive("frame_timeout_s", self.frame_timeout_s)
+        if not (isinstance(self.max_drop_ratio, (int, float)) and 0 < self.max_drop_ratio <= 1):
+            raise ValueError(f"max_drop_ratio must be in (0, 1], got {self.max_drop_ratio!r}")
         require_non_negative("autosave_period_s", self.autosave_period_s)
         require_non_negative("warn_period_s", self.warn_period_s)
         if not isinstance(self.device, str):

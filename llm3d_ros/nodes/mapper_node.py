@@ -17,6 +17,8 @@ Interfaces (names relative to the node's namespace; all configurable):
                 map                        nav_msgs/OccupancyGrid   reliable, transient local (Nav2's map;
                                            every occupancy_period_s while the map changes)
                 ~/status                   std_msgs/String (JSON)   reliable, transient local
+                /diagnostics               diagnostic_msgs/DiagnosticArray  "llm3d_mapper: fusion", with
+                                           every status (llm3d_ros.diagnostics; diagnostics_topic)
     services    ~/save_map, ~/reset_map    std_srvs/Trigger
 
 Dropping, not lagging: colour and depth are paired by stamp (`sync_tolerance_s`); each pair goes
@@ -37,7 +39,8 @@ Status (`~/status`, JSON, every `status_period_s`):
      "map": {"voxels": n, "objects": n, "frames": n},
      "timing": {"last_fuse_s": x, "mean_fuse_s": x, "last_latency_s": x},
      "saves": {"count": n, "last_path": "...", "unsaved": bool, "autosave_period_s": x,
-               "resumed": bool, "previous": "<folder the map found at start was moved to, or ''>"}}
+               "resumed": bool, "previous": "<folder the map found at start was moved to, or ''>"},
+     "last_error": {"kind": "<one of errors>", "message": "...", "stamp": <s>}}   # kind '' before any
 ("unsaved": the map changed since the last save; an autosave follows within autosave_period_s.
 "last_latency_s": camera-to-map latency of the last fused frame, the node's clock when its fusion
 returned minus its image stamp; `llm3d bench ros` samples it.)
@@ -52,6 +55,7 @@ import os
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +89,7 @@ from llm3d_ros.conversions import (  # noqa: E402
     stamp_to_ns,
     transport_topic,
 )
+from llm3d_ros.diagnostics import MAPPER_COMPONENT, DiagnosticsPublisher, mapper_diagnosis  # noqa: E402
 from llm3d_ros.map_access import map_cloud  # noqa: E402
 from llm3d_ros.nodes.mapper_config import MapperNodeConfig  # noqa: E402
 from llm3d_ros.nodes.run import run_node  # noqa: E402
@@ -122,6 +127,7 @@ class MapperNode(Node):
         self._stats_lock = threading.Lock()
         self._received = {"color": 0, "depth": 0, "camera_info": 0}
         self._errors = dict.fromkeys(ERROR_KINDS, 0)
+        self._last_error = {"kind": "", "message": "", "stamp": 0.0}
         self._last_warned: dict[str, float] = {}
         self._fused = 0
         self._paired = 0
@@ -164,6 +170,10 @@ class MapperNode(Node):
         self._occupancy_changed = False  # since the last /map (worker thread only)
         self._last_occupancy = 0.0
         self._status_pub = self.create_publisher(String, self.cfg.status_topic, LATCHED_QOS)
+        self._diagnostics = DiagnosticsPublisher(
+            self, self.cfg.diagnostics_topic, MAPPER_COMPONENT,
+            partial(mapper_diagnosis, frame_timeout_s=self.cfg.frame_timeout_s, max_drop_ratio=self.cfg.max_drop_ratio),
+            self.cfg.diagnostics_window_s)
         self.create_service(Trigger, "~/save_map", self._on_save, callback_group=services)
         self.create_service(Trigger, "~/reset_map", self._on_reset, callback_group=services)
         self.create_timer(self.cfg.status_period_s, self._publish_status, callback_group=timers)
@@ -283,8 +293,10 @@ class MapperNode(Node):
                 "saves": {"count": self._saves, "last_path": self._last_save_path, "unsaved": self._unsaved,
                           "autosave_period_s": self.cfg.autosave_period_s, "resumed": self._resumed,
                           "previous": self._previous_map},
+                "last_error": dict(self._last_error),
             }
         self._status_pub.publish(String(data=json.dumps(status)))
+        self._diagnostics.publish(status, hardware_id=str(self.mapper.device))
 
     # ------------------------------------------------------------ worker thread
     def _work(self) -> None:
@@ -419,8 +431,10 @@ class MapperNode(Node):
     def _bad(self, kind: str, message: str) -> None:
         """Counts a bad input of `kind`; logs it at most every warn_period_s per kind."""
         now = time.monotonic()
+        stamp = self.get_clock().now().nanoseconds * 1e-9
         with self._stats_lock:
             self._errors[kind] += 1
+            self._last_error = {"kind": kind, "message": message, "stamp": stamp}
             count = self._errors[kind]
             log = now - self._last_warned.get(kind, -1e9) >= self.cfg.warn_period_s
             if log:

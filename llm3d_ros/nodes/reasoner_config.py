@@ -88,6 +88,11 @@ class ReasonerNodeConfig:
         markers_topic: visualization_msgs/MarkerArray of grounding results (transient local).
         status_topic: std_msgs/String JSON: model and map state, counters, latencies.
         status_period_s: seconds between status messages.
+        diagnostics_topic: diagnostic_msgs/DiagnosticArray with this node's health (level, message,
+            the status as key/values; rules in llm3d_ros.diagnostics), published with every status.
+            Absolute '/diagnostics' by default: one topic per ROS graph, where rqt_robot_monitor and
+            diagnostic_aggregator look (under a namespace the status name carries it). '' = off.
+        diagnostics_window_s: counters (errors, drops, rates) are judged over the last this many seconds.
         default_success_distance: metres, when a NavigateTo goal asks for <= 0.
         max_success_distance: larger requested success distances are refused as absurd.
         navigate_timeout_s: a navigation not within its success distance after this long is aborted.
@@ -115,6 +120,9 @@ class ReasonerNodeConfig:
             over `model:` except device and a non-empty llm_path / llm_cache).
         device: '' = model.device; auto | cpu | cuda | cuda:N (`llm3d bringup --device` sets it).
         torch_threads: CPU threads for torch inference (0: torch's default).
+        llm_dtype: how this machine holds the frozen LLM's weights: auto (bfloat16 where the CPU/GPU
+            computes it natively: half the memory, faster; else float32) | float32 | bfloat16 | float16.
+            Overrides the checkpoint's (a runtime choice; training always uses float32).
         reasoner: the core ReasonerConfig (sessions, grounding mode, goal selection).
         frame_input: answers about the camera's current view before any map exists (FrameInputConfig).
         model: the 3D-LLM config (llm3d_core.model.configuration_llm3d.Llm3dConfig).
@@ -122,8 +130,8 @@ class ReasonerNodeConfig:
 
     map_dir: str = "llm3d_map"
     map_poll_period_s: float = 1.0
-    mapper_save_service: str = "/llm3d_mapper/save_map"
-    mapper_status_topic: str = "/llm3d_mapper/status"
+    mapper_save_service: str = "llm3d_mapper/save_map"
+    mapper_status_topic: str = "llm3d_mapper/status"
     map_refresh_period_s: float = 5.0
     map_frame: str = "map"
     base_frame: str = "base_link"
@@ -132,6 +140,8 @@ class ReasonerNodeConfig:
     markers_topic: str = "grounding/markers"
     status_topic: str = "~/status"
     status_period_s: float = 1.0
+    diagnostics_topic: str = "/diagnostics"
+    diagnostics_window_s: float = 10.0
     default_success_distance: float = 1.0
     max_success_distance: float = MAX_SUCCESS_DISTANCE
     navigate_timeout_s: float = 180.0
@@ -146,6 +156,7 @@ class ReasonerNodeConfig:
     checkpoint: str = "auto"
     device: str = ""
     torch_threads: int = 0
+    llm_dtype: str = "auto"
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
     frame_input: FrameInputConfig = field(default_factory=FrameInputConfig)
     model: Llm3dConfig = field(default_factory=Llm3dConfig)
@@ -154,12 +165,13 @@ class ReasonerNodeConfig:
         for name in ("map_dir", "map_frame", "base_frame", "goal_topic", "cmd_vel_topic", "markers_topic",
                      "status_topic"):
             require_non_empty(name, getattr(self, name))
-        for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device", "goal_status_topic"):
+        for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device", "goal_status_topic",
+                     "diagnostics_topic"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("map_poll_period_s", "status_period_s", "default_success_distance", "max_success_distance",
                      "navigate_timeout_s", "feedback_period_s", "request_timeout_s", "progress_timeout_s",
-                     "progress_min_m"):
+                     "progress_min_m", "diagnostics_window_s"):
             require_positive(name, getattr(self, name))
         for name in ("map_refresh_period_s", "tf_timeout_s"):
             require_non_negative(name, getattr(self, name))
@@ -171,6 +183,10 @@ class ReasonerNodeConfig:
         if not isinstance(self.service_queue_depth, int) or not 0 <= self.service_queue_depth <= 10_000:
             raise ValueError(f"service_queue_depth must be an integer in [0, 10000] (0 = keep all), "
                              f"got {self.service_queue_depth!r}")
+        from llm3d_core.model.configuration_llm3d import LLM_DTYPES
+
+        if self.llm_dtype not in LLM_DTYPES:
+            raise ValueError(f"llm_dtype must be one of {LLM_DTYPES}, got {self.llm_dtype!r}")
         if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
             raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if self.device:
@@ -195,5 +211,6 @@ class ReasonerNodeConfig:
         for name in ("llm_path", "llm_cache"):
             if getattr(self.model, name):  # a machine-specific path: the local one wins when given
                 overrides[name] = getattr(self.model, name)
+        overrides["llm_dtype"] = self.llm_dtype  # how this machine holds the frozen LLM, not a trained choice
         return overrides
 

@@ -24,6 +24,8 @@ Interfaces (names relative to the node's namespace; all configurable):
                 cmd_vel              geometry_msgs/Twist        a zero twist on cancel / timeout
                 grounding/markers    visualization_msgs/MarkerArray  reliable, transient local
                 ~/status             std_msgs/String (JSON)     reliable, transient local
+                /diagnostics         diagnostic_msgs/DiagnosticArray  "llm3d_reasoner: inference", with every
+                                     status (llm3d_ros.diagnostics; diagnostics_topic)
     subscribes  /tf, /tf_static      robot pose (map_frame -> base_frame) for navigation
                 camera colour, depth, camera_info (frame_input; best effort, until a map loads)
                 /llm3d_mapper/status whether the live map has unsaved changes
@@ -94,6 +96,7 @@ from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
 from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns  # noqa: E402
+from llm3d_ros.diagnostics import REASONER_COMPONENT, DiagnosticsPublisher, reasoner_diagnosis  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
 from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
     goal_to_pose_stamped,
@@ -144,10 +147,15 @@ class ReasonerNode(Node):
         self._lock = threading.Lock()  # guards the state below (executor threads <-> worker)
         self._model_state, self._model_message = "loading", ""
         # input: what answers refer to: map | camera view (frame_input, before any map) | none
-        self._map = {"version": "", "objects": 0, "points": 0, "error": "", "loads": 0, "input": "none"}
+        # loaded_at: the node clock's seconds when the map loaded (0: none), for its age in diagnostics.
+        self._map = {"version": "", "objects": 0, "points": 0, "frames": 0, "loaded_at": 0.0, "error": "", "loads": 0,
+                     "input": "none"}
         self._map_job: Future | None = None
         self._pending = 0
         self._stats = {k: {"count": 0, "failed": 0, "last_s": 0.0, "total_s": 0.0} for k in REQUEST_KINDS}
+        # Failures that are the node's, not the request's: refused as busy, timed out, internal errors.
+        self._errors = {"busy": 0, "timeout": 0, "internal": 0}
+        self._last_error = {"kind": "", "message": "", "stamp": 0.0}  # of any failed request (kind refused: its own fault)
         self._navigations = 0  # active
         self._navigation_number = 0  # of the newest navigation; an older one sees it was preempted
         self._navigation_instruction = ""
@@ -187,6 +195,8 @@ class ReasonerNode(Node):
         self._cmd_vel_pub = self.create_publisher(Twist, cfg.cmd_vel_topic, CMD_VEL_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, cfg.markers_topic, LATCHED_QOS)
         self._status_pub = self.create_publisher(String, cfg.status_topic, LATCHED_QOS)
+        self._diagnostics = DiagnosticsPublisher(self, cfg.diagnostics_topic, REASONER_COMPONENT, reasoner_diagnosis,
+                                                 cfg.diagnostics_window_s)
         self.create_timer(cfg.status_period_s, self._publish_status, callback_group=timers)
         self.create_timer(cfg.map_poll_period_s, self._poll_map, callback_group=timers)
         self._save_client = None
@@ -258,7 +268,8 @@ class ReasonerNode(Node):
             return
         with self._lock:
             self._map.update(version=version, objects=len(mapper.objects), points=int(snap.scene.points.shape[0]),
-                             error="", loads=self._map["loads"] + 1, input="map")
+                             frames=mapper.frames, loaded_at=self.get_clock().now().nanoseconds * 1e-9, error="",
+                             loads=self._map["loads"] + 1, input="map")
         self.get_logger().info(f"map save {version} loaded: {mapper.frames} frames, {len(mapper.objects)} objects "
                                f"({time.monotonic() - t0:.2f} s)")
 
@@ -317,12 +328,13 @@ class ReasonerNode(Node):
             if self._pending >= limit:
                 self._count(kind, False, 0.0)
                 retry_s = max(1, math.ceil(self._pending * self._service_s))
-                return False, (f"busy: all {limit} places in the model's queue are taken (max_pending); "
-                               f"retry in {retry_s} s"), None
+                busy = f"busy: all {limit} places in the model's queue are taken (max_pending); retry in {retry_s} s"
+                self._note_error("busy", f"{kind}: {busy}")
+                return False, busy, None
             self._pending += 1
             position = self._pending
         t0 = time.monotonic()
-        ok, message, value = False, "", None
+        ok, message, value, failure = False, "", None, "refused"
         try:
             future = self._worker.submit(self._call, fn)
             value, note = future.result(timeout=self.cfg.request_timeout_s)
@@ -332,22 +344,31 @@ class ReasonerNode(Node):
         except FutureTimeout:
             future.cancel()  # drops it if it has not started; a running job finishes unobserved
             message = f"no answer within request_timeout_s={self.cfg.request_timeout_s} s (the model is busy or slow)"
+            failure = "timeout"
         except RuntimeError as err:
             if self._stopping.is_set():  # submit() after shutdown
                 message = "the reasoner is shutting down"
             else:
-                message = f"internal error: {err!r}"
+                message, failure = f"internal error: {err!r}", "internal"
                 self.get_logger().error(f"{kind} failed: {err!r}")
         except Exception as err:  # a model bug must not take the node down
-            message = f"internal error: {err!r}"
+            message, failure = f"internal error: {err!r}", "internal"
             self.get_logger().error(f"{kind} failed: {err!r}")
         seconds = time.monotonic() - t0
         with self._lock:
             self._pending -= 1
             self._count(kind, ok, seconds)
+            if not ok:
+                self._note_error(failure, f"{kind}: {message}")
         if not ok:
             self.get_logger().warning(f"{kind} refused: {message}", throttle_duration_sec=2.0)
         return ok, message if not ok else f"answered in {seconds:.2f} s (queue position {position} of {limit}){note}", value
+
+    def _note_error(self, kind: str, message: str) -> None:
+        """Called with the lock held: counts a failure of the node's (busy|timeout|internal), keeps the last one."""
+        if kind in self._errors:
+            self._errors[kind] += 1
+        self._last_error = {"kind": kind, "message": message, "stamp": self.get_clock().now().nanoseconds * 1e-9}
 
     def _count(self, kind: str, ok: bool, seconds: float) -> None:
         stats = self._stats[kind]
@@ -622,9 +643,12 @@ class ReasonerNode(Node):
                 "map": {"dir": str(self.map_dir), **self._map},
                 "sessions": self._reasoner.session_count if self._reasoner else 0,
                 "pending": self._pending, "max_pending": self.cfg.max_pending, "navigations": self._navigations,
-                "requests": requests, "tf": self.tf.counters(),
+                "requests": requests, "errors": dict(self._errors), "last_error": dict(self._last_error),
+                "tf": self.tf.counters(),
             }
         self._status_pub.publish(String(data=json.dumps(status)))
+        reasoner = self._reasoner
+        self._diagnostics.publish(status, str(reasoner.model.device) if reasoner else self.cfg.model_device())
 
 
 def main(argv: list[str] | None = None) -> int:

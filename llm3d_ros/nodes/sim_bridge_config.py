@@ -64,6 +64,13 @@ class SimBridgeConfig:
             clients and benchmarks can score against it.
         status_topic: std_msgs/String JSON (frames, achieved rate, goal state, errors).
         status_period_s: seconds between status messages.
+        diagnostics_topic: diagnostic_msgs/DiagnosticArray with this node's health (level, message,
+            the status as key/values; rules in llm3d_ros.diagnostics), published with every status.
+            Absolute '/diagnostics' by default: one topic per ROS graph, where rqt_robot_monitor and
+            diagnostic_aggregator look (under a namespace the status name carries it). '' = off.
+        diagnostics_window_s: counters (errors, drops, rates) are judged over the last this many seconds.
+        min_rate_ratio: diagnostics WARN when the achieved rate falls below this share of rate_hz
+            (0 = never).
         warn_period_s: a warning about the same kind of bad input is logged at most this often
             (every occurrence is counted in the status).
         sim: the simulator's configuration (sim.config.SimConfig: scene, render, agent, ...).
@@ -94,6 +101,9 @@ class SimBridgeConfig:
     scene_topic: str = "sim/scene"
     status_topic: str = "~/status"
     status_period_s: float = 1.0
+    diagnostics_topic: str = "/diagnostics"
+    diagnostics_window_s: float = 10.0
+    min_rate_ratio: float = 0.8
     warn_period_s: float = 5.0
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -124,10 +134,15 @@ class SimBridgeConfig:
             raise ValueError(f"map_to_odom must be one of {MAP_TO_ODOM}, got {self.map_to_odom!r}")
         if not isinstance(self.follow_goals, bool):
             raise ValueError(f"follow_goals must be true or false, got {self.follow_goals!r}")
-        for name in ("cmd_vel_timeout_s", "goal_tolerance", "max_linear_speed", "max_angular_speed", "status_period_s"):
+        for name in ("cmd_vel_timeout_s", "goal_tolerance", "max_linear_speed", "max_angular_speed", "status_period_s",
+                     "diagnostics_window_s"):
             value = getattr(self, name)
             if not (_finite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not isinstance(self.diagnostics_topic, str):
+            raise ValueError(f"diagnostics_topic must be a string ('' = off), got {self.diagnostics_topic!r}")
+        if not (_finite(self.min_rate_ratio) and 0 <= self.min_rate_ratio <= 1):
+            raise ValueError(f"min_rate_ratio must be in [0, 1], got {self.min_rate_ratio!r}")
         if not (_finite(self.warn_period_s) and self.warn_period_s >= 0):
             raise ValueError(f"warn_period_s must be a finite number >= 0, got {self.warn_period_s!r}")
         self.follow_config()  # FollowConfig validates the speeds and tolerance together

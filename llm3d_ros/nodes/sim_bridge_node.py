@@ -15,6 +15,8 @@ Interfaces (names relative to the node's namespace; all configurable):
                 /tf_static                 tf2_msgs/TFMessage  base_link -> camera frame   reliable, transient local
                 sim/scene                  std_msgs/String (scene JSON, once)              reliable, transient local
                 ~/status                   std_msgs/String (JSON)          reliable, transient local
+                /diagnostics               diagnostic_msgs/DiagnosticArray "llm3d_sim_bridge: simulation", with
+                                           every status (llm3d_ros.diagnostics; diagnostics_topic)
     subscribes  cmd_vel                    geometry_msgs/Twist             best effort, depth 1 (matches any publisher)
                 goal_pose                  geometry_msgs/PoseStamped (map) reliable, depth 10 (only with follow_goals)
     publishes   goal_status                action_msgs/GoalStatusArray     reliable, transient local (with follow_goals):
@@ -45,6 +47,7 @@ import json
 import sys
 import threading
 import time
+from functools import partial
 
 from llm3d_ros.env import apply_ros_environment
 
@@ -67,6 +70,7 @@ from llm3d_ros.conversions import (  # noqa: E402
     matrix_to_transform_stamped,
     numpy_to_image,
 )
+from llm3d_ros.diagnostics import SIM_BRIDGE_COMPONENT, DiagnosticsPublisher, sim_bridge_diagnosis  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_config import SimBridgeConfig  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
     camera_info_from_K,
@@ -145,6 +149,10 @@ class SimBridgeNode(Node):
         self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
         self._scene_pub = self.create_publisher(String, cfg.scene_topic, LATCHED_QOS)
         self._status_pub = self.create_publisher(String, cfg.status_topic, LATCHED_QOS)
+        self._diagnostics = DiagnosticsPublisher(
+            self, cfg.diagnostics_topic, SIM_BRIDGE_COMPONENT,
+            partial(sim_bridge_diagnosis, requested_hz=cfg.rate_hz, min_rate_ratio=cfg.min_rate_ratio),
+            cfg.diagnostics_window_s)
         self.create_subscription(Twist, cfg.cmd_vel_topic, self._on_cmd_vel, CMD_VEL_QOS)
         self._goal_status_pub = None
         if cfg.follow_goals:
@@ -339,6 +347,7 @@ class SimBridgeNode(Node):
             "collisions": agent.collisions, "received": received, "errors": errors,
         }
         self._status_pub.publish(String(data=json.dumps(status)))
+        self._diagnostics.publish(status, hardware_id=f"simulator ({type(sim.renderer).__name__})")
 
     # ------------------------------------------------------------ helpers
     def _bad(self, kind: str, message: str) -> None:

@@ -16,6 +16,7 @@ from llm3d_cli.main import main as llm3d_main
 from llm3d_ros.camera_feed import CAMERA_FRAME, CameraFeed, frame_messages
 from llm3d_ros.child_process import ChildProcess
 from llm3d_ros.conversions import numpy_to_image, pointcloud2_to_xyzrgb
+from llm3d_ros.diagnostics import OK, STALE, WARN
 
 pytestmark = pytest.mark.ros
 
@@ -97,6 +98,7 @@ class Harness:
 
     def __init__(self, compressed: bool = False) -> None:
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import OccupancyGrid
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -123,9 +125,17 @@ class Harness:
         self.node.create_subscription(OccupancyGrid, "map", self.grids.append, latched)
         self.max_queue = 0
         self.node.create_subscription(String, "/llm3d_mapper/status", self._on_status, latched)
+        self.health: dict = {}  # DiagnosticStatus by name, the newest of each (/diagnostics, default QoS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda m: self.health.update((s.name, s) for s in m.status), 10)
         self.save = self.node.create_client(Trigger, "/llm3d_mapper/save_map")
         self.reset = self.node.create_client(Trigger, "/llm3d_mapper/reset_map")
         self._Trigger = Trigger
+
+    def mapper_health(self) -> tuple[int, str]:
+        """(level, message) of the newest "llm3d_mapper: fusion" diagnostics; (-1, '') before any."""
+        s = self.health.get("llm3d_mapper: fusion")
+        return (-1, "") if s is None else (ord(s.level), s.message)
 
     def _on_status(self, msg) -> None:
         self.status = json.loads(msg.data)
@@ -176,13 +186,19 @@ def test_mapper_fuses_compressed_streams(seven_scenes, tmp_path):
     bringup = Bringup("--params-file", str(params), "--device", "cpu")
     harness = Harness(compressed=True)
     try:
-        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
-                           "the mapper's compressed subscriptions", bringup)
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status and harness.mapper_health()[0] >= 0,
+                           120.0, "the mapper's compressed subscriptions and first diagnostics", bringup)
+        # /diagnostics (#23): STALE before the first frame, OK once frames are fused.
+        assert harness.mapper_health() == (STALE, "no camera frames received yet")
         deadline = time.monotonic() + 60.0
-        while harness.status["fused"] < 3 and time.monotonic() < deadline:
+        while (harness.status["fused"] < 3 or harness.mapper_health()[0] != OK) and time.monotonic() < deadline:
             harness.publish_frame(frames[len(harness.grids) % 10], harness.now_ns())
             harness.spin_for(0.4)
         assert harness.status["fused"] >= 3 and harness.status["map"]["voxels"] > 0, harness.status
+        level, message = harness.mapper_health()
+        assert level == OK and message.startswith("fusing "), (level, message, harness.status)
+        health = {kv.key: kv.value for kv in harness.health["llm3d_mapper: fusion"].values}
+        assert int(health["fused"]) >= 3 and health["drop_ratio"]
         assert harness.status["errors"]["bad_image"] == 0
         assert "image_raw/compressed + camera/depth/image_raw/compressedDepth" in bringup.output
     finally:
@@ -317,6 +333,8 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
             harness.publish_frame(good, harness.now_ns(), with_tf=False)
             harness.spin_for(0.6)
         harness.spin_until(bad_inputs_counted, 5.0, "the bad inputs to be counted", bringup)
+        harness.spin_until(lambda: harness.mapper_health()[0] == WARN and "bad_image" in harness.mapper_health()[1],
+                           5.0, "/diagnostics to warn about the bad input", bringup)
 
         assert bringup.proc.poll() is None, bringup.output
         assert "unsupported colour encoding 'yuv422'" in bringup.output

@@ -25,6 +25,7 @@ from tests.core.test_reasoner import (
     train_tiny_checkpoint,
 )
 from llm3d_ros.child_process import ChildProcess
+from llm3d_ros.diagnostics import ERROR, OK, WARN
 
 pytestmark = pytest.mark.ros
 
@@ -60,6 +61,7 @@ class Robot:
 
     def __init__(self, node_proc: NodeProcess) -> None:
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped, Twist
         from llm3d_interfaces.action import NavigateTo
         from llm3d_interfaces.srv import Ask, Ground, Plan
@@ -92,10 +94,18 @@ class Robot:
         self.node.create_subscription(MarkerArray, "grounding/markers", self.markers.append, latched)
         self.node.create_subscription(String, "/llm3d_reasoner/status",
                                       lambda m: self.status.update(json.loads(m.data)), latched)
+        self.health: dict = {}  # DiagnosticStatus by name, the newest of each (/diagnostics, default QoS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda m: self.health.update((s.name, s) for s in m.status), 10)
         self.pose: tuple[float, float, float] | None = None  # published as TF while spinning
         self._last_tf = 0.0
         self._TFMessage = TFMessage
         self.types = {"Ask": Ask, "Ground": Ground, "Plan": Plan, "NavigateTo": NavigateTo}
+
+    def reasoner_health(self) -> tuple[int, str]:
+        """(level, message) of the newest "llm3d_reasoner: inference" diagnostics; (-1, '') before any."""
+        s = self.health.get("llm3d_reasoner: inference")
+        return (-1, "") if s is None else (ord(s.level), s.message)
 
     def spin_once(self) -> None:
         if self.pose is not None and time.monotonic() - self._last_tf > 0.05:
@@ -195,9 +205,14 @@ def test_reasoner_serves_dialog_grounding_plans_and_navigation(assets, tmp_path)
         assert robot.status["model"]["trained"]
         reply = robot.ask_("What is in the room?")
         assert not reply.success and "no map yet" in reply.message
+        # /diagnostics (#23): a ready model without a map warns; OK once the map is loaded.
+        robot.spin_until(lambda: robot.reasoner_health()[1].startswith("no map yet"), 10.0, "a no-map warning")
+        assert robot.reasoner_health()[0] == WARN
 
         shutil.copytree(assets["map"], map_dir)  # the mapper's save arrives
         robot.spin_until(lambda: robot.status["map"]["version"], 30.0, "the reasoner to load the map")
+        robot.spin_until(lambda: robot.reasoner_health()[0] == OK, 10.0, "OK diagnostics with the map loaded")
+        assert robot.reasoner_health()[1].startswith("model ready; map save ")
 
         # Dialog: a session id comes back and a second turn continues it.
         t0 = time.perf_counter()
@@ -503,6 +518,8 @@ def test_corrupt_checkpoint_answers_with_a_clear_error(assets, tmp_path):
     robot = Robot(node)
     try:
         robot.spin_until(lambda: robot.status.get("model", {}).get("state") == "failed", 90.0, "the model load to fail")
+        robot.spin_until(lambda: robot.reasoner_health()[0] == ERROR, 10.0, "ERROR diagnostics")
+        assert "could not be loaded" in robot.reasoner_health()[1]
         reply = robot.ask_("What is in the room?")
         assert not reply.success and "could not be loaded" in reply.message and "model.safetensors" in reply.message
         assert node.proc.poll() is None
@@ -610,3 +627,57 @@ def test_full_chain_bringup_sim_ask_and_navigate(assets, tmp_path):
         rc = bringup.stop()
     assert rc == 0, bringup.output
     assert not any(_alive(pid) for pid in bringup.node_pids())
+
+
+@pytest.mark.slow
+def test_two_namespaced_stacks_share_one_domain(assets, tmp_path):
+    """Two robots on one ROS domain: `llm3d bringup --sim --namespace robotN --map-dir ...` twice. Each
+    stack's topics, services and TF stay in its namespace (TF on /robotN/tf, as Nav2 remaps it), each
+    mapper saves its own map folder, and each reasoner answers under its namespace."""
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
+
+    from llm3d_ros.client import Llm3dClient
+    from llm3d_ros.view_input import from_camera_view
+    from tests.ros.test_mapper_node import Bringup, _alive
+
+    params = tmp_path / "params.yaml"
+    params.write_text(FULL_STACK.format(map_dir=tmp_path / "shared_map", checkpoint=assets["ckpt"]))
+    names = ("robot1", "robot2")
+    stacks = {ns: Bringup("--sim", "--params-file", str(params), "--device", "cpu", "--namespace", ns,
+                          "--map-dir", str(tmp_path / ns)) for ns in names}
+    try:
+        with Llm3dClient(names[0], server_timeout_s=180.0, timeout_s=60.0) as one, \
+                Llm3dClient(names[1], server_timeout_s=180.0, timeout_s=60.0, node_name="llm3d_client_2") as two:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            heard: dict[str, list] = {topic: [] for topic in ("/tf", "/robot1/tf", "/robot2/tf")}
+            for topic, seen in heard.items():
+                one.node.create_subscription(TFMessage, topic, seen.append, 100)
+            grids: dict[str, list] = {ns: [] for ns in names}
+            for ns in names:
+                one.node.create_subscription(OccupancyGrid, f"/{ns}/map", grids[ns].append, latched)
+            for ns, client in zip(names, (one, two)):
+                deadline = time.monotonic() + 180.0
+                reply = client.ask("What is in the room?")
+                while (not reply.success and "no map yet" in reply.message
+                       or from_camera_view(reply.message)) and time.monotonic() < deadline:
+                    time.sleep(0.5)  # the namespace's mapper has not fused and saved a frame yet
+                    reply = client.ask("What is in the room?")
+                assert reply.success and not from_camera_view(reply.message), \
+                    f"{ns}: {reply.message}\n{stacks[ns].output[-4000:]}"
+            assert one.spin_until(lambda: all(grids.values()) and heard["/robot1/tf"] and heard["/robot2/tf"], 30.0), \
+                ({ns: len(g) for ns, g in grids.items()}, {t: len(m) for t, m in heard.items()})
+            assert not heard["/tf"], "a namespaced stack published on the root /tf"
+            frames = {t.child_frame_id for m in heard["/robot1/tf"] for t in m.transforms}
+            assert "base_link" in frames or "odom" in frames, frames
+            assert all(grids[ns][-1].header.frame_id == "map" for ns in names)
+        for ns in names:  # each mapper saved its own folder (--map-dir), none the parameter file's
+            assert any((tmp_path / ns).iterdir()), f"{ns} saved no map\n{stacks[ns].output[-3000:]}"
+            assert f"in namespace /{ns}" in stacks[ns].output
+        assert not (tmp_path / "shared_map").exists()
+    finally:
+        codes = {ns: bringup.stop() for ns, bringup in stacks.items()}
+    assert codes == dict.fromkeys(names, 0), {ns: b.output[-3000:] for ns, b in stacks.items()}
+    assert not any(_alive(pid) for b in stacks.values() for pid in b.node_pids())

@@ -118,6 +118,10 @@ CASES = [
     (["demo", "--device", "tpu", "--out", "{tmp}/demo"], "argument --device: must be auto, cpu, cuda or cuda:N"),
     # doctor, bringup (nothing starts)
     (["doctor", "--skip", "everything"], "argument --skip: invalid choice"),
+    (["doctor", "--camera", "kinect1"], "argument --camera: unknown camera profile 'kinect1'; known profiles:"),
+    (["doctor", "--camera", "{tmp}/bad.yaml"], "bad.yaml is not valid YAML"),
+    (["doctor", "--camera", "sim", "--timeout", "0"], "argument --timeout: must be a number > 0"),
+    (["doctor", "--camera", "sim", "--namespace", "1robot"], "argument --namespace: namespace '1robot'"),
     (["bringup", "--params-file", "{tmp}/missing.yaml"], "parameter file not found"),
     (["bringup", "--sim", "--device", "cuda:x"], "argument --device"),
     (["bringup", "--params-file", "{tmp}/bad.yaml"], "bad.yaml is not valid YAML (line 2, column 1)"),
