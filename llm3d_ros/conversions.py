@@ -328,3 +328,25 @@ def occupancy_grid_msg(values: np.ndarray, origin_xy: np.ndarray, cell: float, f
     msg.info.origin.orientation.w = 1.0
     msg.data = np.ascontiguousarray(values).ravel().tobytes()  # row-major from (0, 0), as nav_msgs wants
     return msg
+
+
+def path_msg(positions: np.ndarray, frame_id: str, stamp: Time | None = None) -> "Path":
+    """(T, 3) positions -> nav_msgs/Path; each pose faces the next position (the last keeps the
+    previous heading), so RViz's Path display with pose axes shows the direction of travel."""
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path
+
+    positions = np.asarray(positions, np.float64).reshape(-1, 3)
+    if not np.isfinite(positions).all():
+        raise ConversionError("path positions must be finite")
+    header = Header(frame_id=frame_id, stamp=stamp if stamp is not None else Time())
+    step = np.diff(positions[:, :2], axis=0)  # (T-1, 2)
+    yaw = np.arctan2(step[:, 1], step[:, 0]) if len(step) else np.zeros(0)
+    yaw = np.append(yaw, yaw[-1] if len(yaw) else 0.0)  # (T,)
+    msg = Path(header=header)
+    for (x, y, z), heading in zip(positions, yaw):
+        pose = PoseStamped(header=header)
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = float(x), float(y), float(z)
+        pose.pose.orientation.z, pose.pose.orientation.w = float(np.sin(heading / 2)), float(np.cos(heading / 2))
+        msg.poses.append(pose)
+    return msg

@@ -11,6 +11,10 @@ from llm3d_core.config import require_non_empty, require_non_negative, require_p
 from llm3d_core.mapping.goals import GoalConfig
 from llm3d_core.mapping.mapper import MapperConfig
 
+# image_transport plugins the camera inputs accept (mapper and the reasoner's frame_input alike).
+COLOR_TRANSPORTS = ("raw", "compressed")
+DEPTH_TRANSPORTS = ("raw", "compressed", "compressedDepth")
+
 
 @dataclass
 class MapperNodeConfig:
@@ -34,6 +38,9 @@ class MapperNodeConfig:
             obstacle, -1 unknown; not inflated (Nav2's costmaps inflate). 'map' is the Nav2
             topic, relative so a namespace applies.
         occupancy_period_s: seconds between /map updates while the map changes.
+        trajectory_topic: nav_msgs/Path of where the camera has been (map frame, transient local;
+            the map's saved trajectory: a pose per 0.25 m moved, kept across a resume), published
+            with the cloud when it grew. RViz's Path display draws it; '' = off.
         occupancy: the height band and cell of the grid (GoalConfig: floor_z, robot_height,
             clearance, cell, floor_fill, robot_radius); keep it equal to llm3d_reasoner's
             reasoner.goals so the goals it publishes lie in free cells of this grid.
@@ -90,6 +97,7 @@ class MapperNodeConfig:
     map_frame: str = "map"
     occupancy_topic: str = "map"
     occupancy_period_s: float = 2.0
+    trajectory_topic: str = "trajectory"
     occupancy: GoalConfig = field(default_factory=GoalConfig)
     camera_frame: str = ""
     depth_scale: float = 1000.0
@@ -117,9 +125,9 @@ class MapperNodeConfig:
         for name in ("color_topic", "depth_topic", "camera_info_topic", "map_cloud_topic", "markers_topic",
                      "status_topic", "map_frame", "map_path"):
             require_non_empty(name, getattr(self, name))
-        if self.color_transport not in ("raw", "compressed"):
+        if self.color_transport not in COLOR_TRANSPORTS:
             raise ValueError(f"color_transport must be 'raw' or 'compressed', got {self.color_transport!r}")
-        if self.depth_transport not in ("raw", "compressed", "compressedDepth"):
+        if self.depth_transport not in DEPTH_TRANSPORTS:
             raise ValueError(f"depth_transport must be 'raw', 'compressed' or 'compressedDepth', "
                              f"got {self.depth_transport!r}")
         if not isinstance(self.camera_frame, str):
@@ -136,6 +144,8 @@ class MapperNodeConfig:
             raise ValueError(f"cloud_max_points must be >= 1, got {self.cloud_max_points}")
         if self.marker_style not in ("line_list", "cube"):
             raise ValueError(f"marker_style must be 'line_list' or 'cube', got {self.marker_style!r}")
+        if not isinstance(self.trajectory_topic, str):
+            raise ValueError(f"trajectory_topic must be a string ('' = off), got {self.trajectory_topic!r}")
         if not isinstance(self.occupancy_topic, str):
             raise ValueError(f"occupancy_topic must be a string ('' = off), got {self.occupancy_topic!r}")
         require_positive("occupancy_period_s", self.occupancy_period_s)

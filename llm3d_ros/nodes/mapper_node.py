@@ -16,6 +16,8 @@ Interfaces (names relative to the node's namespace; all configurable):
                 objects/markers            visualization_msgs/MarkerArray  reliable, transient local
                 map                        nav_msgs/OccupancyGrid   reliable, transient local (Nav2's map;
                                            every occupancy_period_s while the map changes)
+                trajectory                 nav_msgs/Path            reliable, transient local (where the
+                                           camera has been; with the cloud when it grew)
                 ~/status                   std_msgs/String (JSON)   reliable, transient local
                 /diagnostics               diagnostic_msgs/DiagnosticArray  "llm3d_mapper: fusion", with
                                            every status (llm3d_ros.diagnostics; diagnostics_topic)
@@ -69,6 +71,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
+from nav_msgs.msg import Path as PathMsg  # noqa: E402  (pathlib's Path is used too)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -84,6 +87,7 @@ from llm3d_ros.conversions import (  # noqa: E402
     camera_info_to_K,
     objects_to_markers,
     occupancy_grid_msg,
+    path_msg,
     pointcloud2_xyzrgb,
     rgbd_frame_from_messages,
     stamp_to_ns,
@@ -168,6 +172,9 @@ class MapperNode(Node):
         self._occupancy_pub = (self.create_publisher(OccupancyGrid, self.cfg.occupancy_topic, LATCHED_QOS)
                                if self.cfg.occupancy_topic else None)
         self._occupancy_changed = False  # since the last /map (worker thread only)
+        self._trajectory_pub = (self.create_publisher(PathMsg, self.cfg.trajectory_topic, LATCHED_QOS)
+                                if self.cfg.trajectory_topic else None)
+        self._trajectory_published = -1  # poses in the last Path (worker thread only)
         self._last_occupancy = 0.0
         self._status_pub = self.create_publisher(String, self.cfg.status_topic, LATCHED_QOS)
         self._diagnostics = DiagnosticsPublisher(
@@ -367,6 +374,18 @@ class MapperNode(Node):
             self._markers_pub.publish(objects_to_markers(objects, self.cfg.map_frame, stamp, self.cfg.marker_style))
         except ConversionError as err:
             self.get_logger().warning(f"object markers not published: {err}", throttle_duration_sec=30.0)
+        self._publish_trajectory(stamp)
+
+    def _publish_trajectory(self, stamp) -> None:
+        """The map's trajectory as nav_msgs/Path, when it has another pose count than the last one."""
+        positions = self.mapper.visited_path()  # thread-safe copy (TF poses are added from the executor)
+        if self._trajectory_pub is None or len(positions) == self._trajectory_published:
+            return
+        try:
+            self._trajectory_pub.publish(path_msg(np.asarray(positions).reshape(-1, 3), self.cfg.map_frame, stamp))
+            self._trajectory_published = len(positions)
+        except ConversionError as err:
+            self.get_logger().warning(f"trajectory not published: {err}", throttle_duration_sec=30.0)
 
     def _publish_occupancy(self) -> None:
         """Publishes the top-down occupancy for Nav2 at most every occupancy_period_s, when it changed."""

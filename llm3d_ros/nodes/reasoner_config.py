@@ -14,6 +14,7 @@ from llm3d_core.config import require_non_empty, require_non_negative, require_p
 from llm3d_core.encoders import EncoderConfig
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
+from llm3d_ros.nodes.mapper_config import COLOR_TRANSPORTS, DEPTH_TRANSPORTS
 
 MAX_SUCCESS_DISTANCE = 10.0  # metres; anything farther is not "at" the target in a room-scale map
 
@@ -29,6 +30,9 @@ class FrameInputConfig:
             model is ready and no map is saved, ended when the first map loads, so a mapped robot
             pays nothing for them.
         color_topic, depth_topic, camera_info_topic: the streams llm3d_mapper reads.
+        color_transport, depth_transport: image_transport of the inputs, as llm3d_mapper's: 'raw'
+            (sensor_msgs/Image on the topic), colour 'compressed' (CompressedImage jpeg/png on
+            <topic>/compressed), depth 'compressedDepth' (<topic>/compressedDepth) or 'compressed'.
         camera_frame: the frame boxes are reported in; '' = the colour image's header.frame_id.
         depth_scale: 16UC1 units per metre (as llm3d_mapper's).
         sync_tolerance_s: colour and depth pair when their stamps differ by at most this.
@@ -42,6 +46,8 @@ class FrameInputConfig:
     color_topic: str = "camera/color/image_raw"
     depth_topic: str = "camera/depth/image_raw"
     camera_info_topic: str = "camera/color/camera_info"
+    color_transport: str = "raw"
+    depth_transport: str = "raw"
     camera_frame: str = ""
     depth_scale: float = 1000.0
     sync_tolerance_s: float = 0.02
@@ -54,6 +60,12 @@ class FrameInputConfig:
     def __post_init__(self) -> None:
         for name in ("color_topic", "depth_topic", "camera_info_topic"):
             require_non_empty(f"frame_input.{name}", getattr(self, name))
+        if self.color_transport not in COLOR_TRANSPORTS:
+            raise ValueError(f"frame_input.color_transport must be one of {COLOR_TRANSPORTS}, "
+                             f"got {self.color_transport!r}")
+        if self.depth_transport not in DEPTH_TRANSPORTS:
+            raise ValueError(f"frame_input.depth_transport must be one of {DEPTH_TRANSPORTS}, "
+                             f"got {self.depth_transport!r}")
         for name in ("depth_scale", "max_age_s", "depth_max"):
             require_positive(f"frame_input.{name}", getattr(self, name))
         for name in ("sync_tolerance_s", "depth_min"):

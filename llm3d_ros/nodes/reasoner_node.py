@@ -86,7 +86,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -95,7 +95,7 @@ from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
-from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns  # noqa: E402
+from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns, transport_topic  # noqa: E402
 from llm3d_ros.diagnostics import REASONER_COMPONENT, DiagnosticsPublisher, reasoner_diagnosis  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
 from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
@@ -174,7 +174,8 @@ class ReasonerNode(Node):
         # robot with a map never carries a second copy of its camera streams.
         fin = cfg.frame_input
         self._view = LatestView(fin.sync_tolerance_s) if fin.enabled else None
-        self._view_topics = f"{fin.color_topic} + {fin.depth_topic} + {fin.camera_info_topic}"
+        self._view_topics = (f"{transport_topic(fin.color_topic, fin.color_transport)} + "
+                             f"{transport_topic(fin.depth_topic, fin.depth_transport)} + {fin.camera_info_topic}")
         self._view_subs: list = []
         self._view_group = MutuallyExclusiveCallbackGroup()
         self._view_encoder = None  # worker thread only; built on the first view request
@@ -588,10 +589,12 @@ class ReasonerNode(Node):
             # raised InvalidHandle out of spin() and killed the node (seen under load, soak test).
             events = SubscriptionEventCallbacks(use_default_callbacks=False)
             self._view_subs = [
-                self.create_subscription(Image, fin.color_topic, self._view.add_color, SENSOR_QOS,
-                                         callback_group=self._view_group, event_callbacks=events),
-                self.create_subscription(Image, fin.depth_topic, self._view.add_depth, SENSOR_QOS,
-                                         callback_group=self._view_group, event_callbacks=events),
+                self.create_subscription(Image if fin.color_transport == "raw" else CompressedImage,
+                                         transport_topic(fin.color_topic, fin.color_transport), self._view.add_color,
+                                         SENSOR_QOS, callback_group=self._view_group, event_callbacks=events),
+                self.create_subscription(Image if fin.depth_transport == "raw" else CompressedImage,
+                                         transport_topic(fin.depth_topic, fin.depth_transport), self._view.add_depth,
+                                         SENSOR_QOS, callback_group=self._view_group, event_callbacks=events),
                 self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
                                          callback_group=self._view_group, event_callbacks=events)]
             self.get_logger().info(f"no map yet: answering about the camera's current view ({self._view_topics})")

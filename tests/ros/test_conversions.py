@@ -335,3 +335,16 @@ def test_compressed_builders_round_trip_through_the_shared_decoders():
     assert transport_topic("camera/color/image_raw", "raw") == "camera/color/image_raw"
     with pytest.raises(ConversionError, match="uint16"):
         depth_to_compressed_depth(depth.astype(np.float32))
+
+
+def test_path_msg_poses_face_along_the_trajectory():
+    from llm3d_ros.conversions import ConversionError, path_msg
+
+    msg = path_msg(np.array([[0.0, 0.0, 1.2], [1.0, 0.0, 1.2], [1.0, 1.0, 1.3]]), "map")
+    assert msg.header.frame_id == "map" and len(msg.poses) == 3
+    yaw = [2 * np.arctan2(p.pose.orientation.z, p.pose.orientation.w) for p in msg.poses]
+    assert np.allclose(yaw, [0.0, np.pi / 2, np.pi / 2])  # towards the next position; the last keeps its heading
+    assert msg.poses[2].pose.position.z == pytest.approx(1.3)
+    assert path_msg(np.zeros((0, 3)), "map").poses == []
+    with pytest.raises(ConversionError, match="finite"):
+        path_msg(np.array([[np.nan, 0.0, 0.0]]), "map")

@@ -99,7 +99,7 @@ class Harness:
     def __init__(self, compressed: bool = False) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import OccupancyGrid
+        from nav_msgs.msg import OccupancyGrid, Path
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import PointCloud2
@@ -123,6 +123,8 @@ class Harness:
         self.node.create_subscription(MarkerArray, "objects/markers", self.markers.append, latched)
         self.grids: list = []
         self.node.create_subscription(OccupancyGrid, "map", self.grids.append, latched)
+        self.paths: list = []
+        self.node.create_subscription(Path, "trajectory", self.paths.append, latched)
         self.max_queue = 0
         self.node.create_subscription(String, "/llm3d_mapper/status", self._on_status, latched)
         self.health: dict = {}  # DiagnosticStatus by name, the newest of each (/diagnostics, default QoS)
@@ -280,6 +282,13 @@ def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp
         assert len(values) == grid.info.width * grid.info.height > 1
         assert set(np.unique(values)) <= {-1, 0, 100} and (values != -1).any()
         assert harness.markers[-1].markers[0].action == harness.markers[-1].markers[0].DELETEALL
+        # RViz's robot path: the camera positions the map recorded, in the map frame.
+        harness.spin_until(lambda: harness.paths and harness.paths[-1].poses, 30.0, "a trajectory", bringup)
+        path = harness.paths[-1]
+        xyz = np.array([[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in path.poses])
+        assert path.header.frame_id == "map" and np.isfinite(xyz).all()
+        sent = np.array([frames[i].T_world_camera[:3, 3] for i in range(40)])  # the cameras along the sent frames
+        assert np.linalg.norm(xyz[:, None] - sent[None], axis=2).min(axis=1).max() < 0.02, (xyz, sent)
         # The status is published on its own timer, so the cloud can arrive before a status that counts
         # its frame (seen under load: a status with fused 0 after a non-empty cloud).
         harness.spin_until(lambda: harness.status["fused"] >= 1 and harness.status["map"]["voxels"] > 0, 30.0,

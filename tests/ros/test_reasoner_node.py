@@ -508,6 +508,45 @@ def test_reasoner_answers_about_the_camera_view_before_any_map(assets, tmp_path,
     assert rc == 0, node.output
 
 
+def test_camera_view_input_takes_compressed_streams(assets, tmp_path, seven_scenes):
+    """frame_input with image_transport's compressed colour (jpeg) and compressedDepth (png): the
+    reasoner subscribes to <topic>/compressed and <topic>/compressedDepth and answers about the view
+    (robots stream compressed over Wi-Fi; the decoder is the mapper's and the bag reader's)."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage
+
+    from llm3d_core.data.frames import SevenScenesFrames
+    from llm3d_core.messages import image_to_depth_m, image_to_rgb
+    from llm3d_ros.conversions import depth_to_compressed_depth, rgb_to_compressed
+    from llm3d_ros.view_input import from_camera_view
+
+    params = tmp_path / "params.yaml"
+    params.write_text(VIEW_PARAMS.format(map_dir=tmp_path / "live_map", checkpoint=assets["ckpt"])
+                      + "      color_transport: compressed\n      depth_transport: compressedDepth\n")
+    node = NodeProcess(params)
+    robot = Robot(node)
+    color_pub = robot.node.create_publisher(CompressedImage, "camera/color/image_raw/compressed", 2)
+    depth_pub = robot.node.create_publisher(CompressedImage, "camera/depth/image_raw/compressedDepth", 2)
+    info_pub = robot.node.create_publisher(CameraInfo, "camera/color/camera_info", 2)
+    color, depth, info = _view_messages(SevenScenesFrames(seven_scenes)[0], 100.0)
+    depth_mm = np.round(image_to_depth_m(depth) * 1000).astype(np.uint16)
+    messages = (rgb_to_compressed(image_to_rgb(color), "jpeg", color.header.frame_id, color.header.stamp),
+                depth_to_compressed_depth(depth_mm, depth.header.frame_id, depth.header.stamp), info)
+    try:
+        robot.spin_until(lambda: robot.status.get("model", {}).get("state") == "ready", 90.0, "the model to load")
+        robot.spin_until(lambda: "image_raw/compressed + camera/depth/image_raw/compressedDepth" in node.output,
+                         10.0, "the compressed subscriptions")
+        for _ in range(5):
+            for pub, msg in zip((color_pub, depth_pub, info_pub), messages):
+                pub.publish(msg)
+            robot.spin_for(0.1)
+        reply = robot.ask_("What is in the room?")
+        assert reply.success and reply.answer and from_camera_view(reply.message), reply.message
+    finally:
+        robot.close()
+        rc = node.stop()
+    assert rc == 0, node.output
+
+
 def test_corrupt_checkpoint_answers_with_a_clear_error(assets, tmp_path):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(assets["ckpt"], ckpt)
