@@ -144,7 +144,7 @@ class Llm3dConfig:
     # Weights of the frozen LLM in memory: bfloat16 halves its 0.52 GB (SmolLM2-135M) and runs faster on
     # CPUs with bf16 units; the trained parts stay float32 either way. A runtime choice, not a trained one.
     llm_dtype: str = "float32"  # float32 | bfloat16 | float16 | auto (bf16 where the device computes it natively;
-    # float32 for an LLM with trained weights: freeze_llm false or LoRA adapters)
+    # float32 for an LLM with trained weights: freeze_llm false; LoRA adapters stay float32 on a bf16 base)
     freeze_llm: bool = True  # 3D-LLM sec. 3.4 keeps the LLM frozen
     lora: bool = False  # add LoRA adapters (peft) to the LLM's attention projections
     lora_r: int = 8
@@ -213,9 +213,9 @@ class Llm3dConfig:
             raise ValueError("lora=true needs freeze_llm=true (LoRA trains adapters on a frozen LLM)")
         if self.llm_dtype not in LLM_DTYPES:
             raise ValueError(f"llm_dtype must be one of {LLM_DTYPES}, got {self.llm_dtype!r}")
-        if self.llm_dtype not in ("float32", "auto") and (not self.freeze_llm or self.lora):
-            raise ValueError(f"llm_dtype {self.llm_dtype} needs freeze_llm=true and lora=false (trained LLM weights "
-                             "stay float32; auto means float32 for them)")
+        if self.llm_dtype not in ("float32", "auto") and not self.freeze_llm:
+            raise ValueError(f"llm_dtype {self.llm_dtype} needs freeze_llm=true (trained LLM weights stay float32; "
+                             "auto means float32 for them)")
 
     def to_dict(self) -> dict[str, Any]:
         from llm3d_core.config import config_to_dict

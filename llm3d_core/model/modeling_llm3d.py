@@ -144,8 +144,9 @@ class Llm3dModel(nn.Module):
         from llm3d_core.model.llm import load_llm, resolve_llm_dtype
 
         dev = resolve_device(device or config.device)
-        trained_llm = not config.freeze_llm or config.lora  # its weights (or adapters) keep float32
-        dtype = resolve_llm_dtype("float32" if trained_llm else config.llm_dtype, dev)
+        # A trained LLM keeps float32 weights; LoRA adapters are added in float32 over a bf16 frozen base
+        # (peft upcasts adapter weights and casts the input to them), so they stay float32 too.
+        dtype = resolve_llm_dtype(config.llm_dtype if config.freeze_llm else "float32", dev)
         llm, tokenizer = load_llm(config.llm_path, config.llm_cache or None, dtype=dtype, device=dev)
         return cls(config, llm, tokenizer).to(dev)
 
