@@ -19,7 +19,7 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "ros", "soak"],
+    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "hallucination", "ros", "soak"],
                    help="which benchmark (default embodied: held-out episodes, 3D-LLM vs. baselines, one table)")
     p.add_argument("--frames", type=Path, default=None,
                    help="mapper, ros: posed RGB-D frame folder (7-Scenes layout; default shared/data/7scenes-redkitchen, "
@@ -44,10 +44,17 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    "ros: 3 s of 320x240 frames, fewer calls")
     p.add_argument("--seconds", type=positive_float, default=None,
                    help="ros: seconds of 30 Hz camera per image size (default 10; --quick 3)")
-    p.add_argument("--episodes", type=positive_int, default=None, help="embodied: held-out test scenes (default 3; --quick 1)")
-    p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene)")
+    p.add_argument("--episodes", type=non_negative_int, default=None,
+                   help="embodied: held-out test scenes (default 3; --quick 1); hallucination: test scenes mapped "
+                   "here (default 2; --quick 1; 0: only --map)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="hallucination: label score from which a map object is evidence (reasoner.evidence_min_confidence)")
+    p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene); "
+                   "hallucination: a saved map to ask about besides the generated scenes (e.g. one `llm3d map "
+                   "--frames` built)")
     p.add_argument("--questions", type=non_negative_int, default=None,
-                   help="reasoner: QA questions timed (default 20); embodied: per episode (default 8; --quick 2)")
+                   help="reasoner: QA questions timed (default 20); embodied: per episode (default 8; --quick 2); "
+                   "hallucination: count questions per map (default 0: one per generator category; --quick 6)")
     p.add_argument("--minutes", type=positive_float, default=10.0,
                    help="soak: minutes of `llm3d bringup --sim` under load (default 10)")
     p.add_argument("--burst", type=non_negative_int, default=50, help="soak: asks fired at once (default 50)")
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     args.frames = args.frames or DEFAULT_FRAMES
     if args.what in ("render", "mapper", "reasoner"):
         check_seed(args.seed)
+    if not 0 <= args.min_confidence <= 1:
+        raise UsageError(f"argument --min-confidence: must be in [0, 1], got {args.min_confidence}")
     for option in ("ckpt", "ckpt_points", "ckpt_2d"):
         check_checkpoint(getattr(args, option), "--" + option.replace("_", "-"))
     check_map(args.map)
@@ -91,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(["backend", "frames/s", "ms (median)", ">= target", "notes"], render_rows(result)))
     elif args.what == "embodied":
         return _embodied(args, machine)
+    elif args.what == "hallucination":
+        return _hallucination(args, machine)
     elif args.what == "reasoner":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import shipped_checkpoint
@@ -159,6 +170,38 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
           f"{args.out.resolve()}/embodied.json, embodied.png")
     (args.out / "embodied.json").write_text(json.dumps(result, indent=1, default=str))
     write_chart(args.out / "embodied.png", result)
+    return 0
+
+
+def _hallucination(args: argparse.Namespace, machine: str) -> int:
+    """`llm3d bench hallucination` (sim.bench.hallucination): CHAIR_i and count agreement, map-evidence layer off/on."""
+    import os
+    import sys
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.model.train import load_train_config
+    from sim.bench.hallucination import HALLUCINATION_HEADER, hallucination_rows, run_hallucination_bench
+    from sim.bench.table import markdown_table
+    from sim.scenes import seeds
+
+    episodes = args.episodes if args.episodes is not None else (1 if args.quick else 2)
+    if episodes == 0 and args.map is None:
+        raise UsageError("nothing to ask about: give --map DIR or --episodes >= 1")
+    result = run_hallucination_bench(args.ckpt or shipped_checkpoint(), load_train_config(args.config, {}).model,
+                                     [args.map] if args.map else [], list(seeds("test", episodes)),
+                                     device=args.device, min_confidence=args.min_confidence,
+                                     counts=args.questions if args.questions is not None else (6 if args.quick else 0),
+                                     progress=lambda line: print(f"llm3d bench hallucination: {line}", file=sys.stderr,
+                                                                 flush=True))
+    result["machine"] = machine
+    print(f"\nhallucination benchmark: checkpoint {result['checkpoint']}, label confidence >= "
+          f"{result['min_confidence']}, {machine}; {result['seconds']} s\n")
+    print(markdown_table(HALLUCINATION_HEADER, hallucination_rows(result)))
+    print("\nCHAIR_i: categories claimed that the reference does not hold / categories claimed (a count > 0 claims "
+          "its category); count agrees: count answers equal to the reference's count. JSON with every answer in "
+          f"{args.out.resolve()}/hallucination.json")
+    (args.out / "hallucination.json").write_text(json.dumps(result, indent=1, default=str))
     return 0
 
 

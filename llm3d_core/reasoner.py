@@ -5,7 +5,9 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
 - `ask`: multi-turn dialog about the mapped scene, one history per session id (3D-LLM, Hong et al.
   2023, section 4: 3D-assisted dialog). The first turn of a session is asked as the `qa` task, later
   turns as `dialog` with the session's history. Sessions are bounded (least recently used evicted)
-  and expire after `session_ttl_s` idle.
+  and expire after `session_ttl_s` idle. Answers follow the map's object list where it is
+  confident (`map_evidence`, llm3d_core.map_evidence): counts and scene captions name only what
+  the map holds, with its counts.
 - `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
   the model's box matched to the map objects by 3D IoU, and the mapper's open-vocabulary object
   query (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from llm3d_core.map_evidence import MapEvidence
 from llm3d_core.mapping.goals import GoalConfig, GoalError, GoalPose, NavigationMap
 from llm3d_core.presence import normalize_text, presumed_thing
 
@@ -73,6 +76,15 @@ class ReasonerConfig:
             giraffe?", "how many X …", "is there X …", "where is X"), ask the absence head whether
             the map holds it and answer "there is no … here" when it does not (checkpoints with
             an absence head; llm3d_core.presence).
+        map_evidence: make `ask` answers agree with the map's object list (llm3d_core.map_evidence):
+            count and existence questions about a category the map labels confidently are answered
+            from the map, scene captions lose the categories the map does not confidently hold and
+            take its counts. The model alone answers from its training captions' prior (on a real
+            kitchen it listed boxes and laptops the map did not hold). The map's answer comes
+            before the absence head's; questions it cannot settle go to the head as before. No
+            effect on maps without labelled objects (no text-aligned features) or on a single view.
+        evidence_min_confidence: the label score (objects.assign_labels' softmax) from which a map
+            object's label is evidence for map_evidence.
         goals: how navigation goals are chosen (llm3d_core.mapping.goals.GoalConfig).
     """
 
@@ -83,6 +95,8 @@ class ReasonerConfig:
     session_ttl_s: float = 600.0
     max_question_chars: int = 2000
     check_presence: bool = True
+    map_evidence: bool = True
+    evidence_min_confidence: float = 0.5
     goals: GoalConfig = field(default_factory=GoalConfig)
 
     def __post_init__(self) -> None:
@@ -94,6 +108,8 @@ class ReasonerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.evidence_min_confidence, (int, float)) and 0 <= self.evidence_min_confidence <= 1):
+            raise ValueError(f"evidence_min_confidence must be in [0, 1], got {self.evidence_min_confidence!r}")
         if not (math.isfinite(self.session_ttl_s) and self.session_ttl_s >= 0):
             raise ValueError(f"session_ttl_s must be a finite number >= 0, got {self.session_ttl_s!r}")
 
@@ -140,11 +156,20 @@ class MapSnapshot:
         self.frame_id = frame_id
         self._goals = goals
         self._nav: NavigationMap | None = None
+        self._evidence: dict[float, MapEvidence] = {}
         self._dense: dict[tuple[int, int], "SceneInput"] = {}
 
     @property
     def is_frame(self) -> bool:
         return self.frame_id is not None
+
+    def evidence(self, min_confidence: float) -> MapEvidence:
+        """The map's object list as answer evidence (llm3d_core.map_evidence), built once per map version."""
+        if min_confidence not in self._evidence:
+            config = getattr(self.mapper, "config", None)  # NoMapObjects (a single view) has none
+            vocabulary = config.objects.vocabulary if config is not None else ()
+            self._evidence[min_confidence] = MapEvidence(self.mapper.objects, vocabulary, min_confidence)
+        return self._evidence[min_confidence]
 
     def dense_scene(self, num_points: int, seed: int = 0, object_points: int = 0) -> "SceneInput":
         """The map sampled at `num_points` (the mask head's density; object_points per object first),
@@ -270,26 +295,43 @@ class Reasoner:
             session.llm.history = session.history
             session.version = snap.version
         task = "dialog" if session.history else "qa"
-        presumed = presumed_thing(question) if self.config.check_presence else None
-        if presumed is not None and self._is_absent(presumed.query):
-            answer_text = presumed.refusal()
-            session.history.append((question, answer_text))
-            session.last_used = now
-            self._sessions[session_id] = session
-            self._sessions.move_to_end(session_id)
-            return answer_text, session_id
+        evidence = snap.evidence(self.config.evidence_min_confidence) if self.config.map_evidence else None
+        # The map's object list first: where it confidently labels the category asked about, its
+        # count is the answer (the absence head judged "bottles" absent on a kitchen map holding
+        # nine confident ones); the absence head keeps every question the list cannot settle.
+        direct = evidence.direct_answer(question) if evidence is not None else None
+        presumed = presumed_thing(question) if self.config.check_presence and direct is None else None
+        # A thing the map confidently holds is not refused ("What colour is the table?" on a map of
+        # two confident tables): the absence head must not contradict the map's own count.
+        if presumed is not None and not (evidence is not None and evidence.holds(presumed.noun)) \
+                and self._is_absent(presumed.query):
+            direct = presumed.refusal()
+        if direct is not None:
+            session.history.append((question, direct))
+            self._keep(session_id, session, now)
+            return direct, session_id
         try:
             answer = session.llm.ask(question, task, remember=True)
         except InputTooLongError as err:
             raise ReasonerError(f"{err} (start a new session to drop the history)") from err
         except LocationDecodeError as err:
             raise ReasonerError(f"the model's answer was malformed: {err}") from err
+        text = answer.text
+        if evidence is not None:
+            text = evidence.answer(question, text)
+            if text != answer.text and session.history and session.history[-1][0] == question:
+                # Later turns read what the user was told, not the model's draft.
+                session.history[-1] = (question, text)
+        self._keep(session_id, session, now)
+        return text, session_id
+
+    def _keep(self, session_id: str, session: _Session, now: float) -> None:
+        """Stores `session` as the most recently used one, dropping the least recently used beyond max_sessions."""
         session.last_used = now
         self._sessions[session_id] = session
         self._sessions.move_to_end(session_id)
         while len(self._sessions) > self.config.max_sessions:
             self._sessions.popitem(last=False)
-        return answer.text, session_id
 
     def _is_absent(self, query: str) -> bool:
         """True when the absence head says no map object matches `query` (False without the head,

@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# Names a category may be called by; the first is canonical. No synonym contains another
-# category's name as a word (tests find category mentions in text by word).
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "chair": ("chair", "seat"), "table": ("table", "desk"), "sofa": ("sofa", "couch"), "bed": ("bed",),
-    "cabinet": ("cabinet", "cupboard"), "nightstand": ("nightstand", "night stand"),
-    "counter": ("counter", "countertop", "kitchen counter"), "shelf": ("shelf", "bookshelf", "shelving unit"),
-    "lamp": ("lamp", "floor lamp"), "tv": ("tv", "television"), "monitor": ("monitor", "computer screen"),
-    "laptop": ("laptop", "notebook computer"), "mug": ("mug", "cup"), "bottle": ("bottle",),
-    "book": ("book",), "plant": ("plant", "potted plant"), "sink": ("sink", "washbasin"), "toilet": ("toilet",),
-    "fridge": ("fridge", "refrigerator"), "microwave": ("microwave", "microwave oven"),
-    "box": ("box", "cardboard box"), "trash_can": ("trash can", "garbage bin", "waste bin"),
-}
+# The category names, plurals and number words are shared with the reasoner, which reads answers
+# back against the map (llm3d_core.map_evidence); re-exported here for the generator.
+from llm3d_core.vocabulary import NUMBER_WORDS, SYNONYMS, article, count_phrase, plural  # noqa: F401
+
 COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {"gray": ("gray", "grey"), "navy": ("navy", "navy blue", "dark blue"),
                                               "teal": ("teal", "blue-green"), "beige": ("beige", "cream")}
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve")
 SIZE_CLASSES = ("small", "medium", "large")
 
 
@@ -44,30 +34,9 @@ def colors(color: str) -> list[str]:
     return list(COLOR_SYNONYMS.get(color, (color,)))
 
 
-def plural(noun: str) -> str:
-    """English plural of a (possibly multi-word) noun; enough for the catalog's names."""
-    head, _, last = noun.rpartition(" ")
-    if last.endswith("shelf"):
-        last = last[:-1] + "ves"
-    elif last.endswith(("s", "x", "sh", "ch")):
-        last += "es"
-    else:
-        last += "s"
-    return f"{head} {last}".strip()
-
-
-def article(phrase: str) -> str:
-    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
-
-
 def number_answers(n: int) -> list[str]:
     """"3" first (canonical), then "three"."""
     return [str(n)] + ([NUMBER_WORDS[n]] if 0 <= n < len(NUMBER_WORDS) else [])
-
-
-def count_phrase(n: int, noun: str) -> str:
-    word = NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
-    return f"{word} {noun if n == 1 else plural(noun)}" if n != 1 else article(noun)
 
 
 class Phraser:
