@@ -260,6 +260,7 @@ class ReasonerNode(Node):
         try:
             mapper = FeatureFusionMapper.load(self.map_dir, device="cpu")
             snap = self._reasoner.set_map(mapper, version)
+            self._view_encoder = None  # answers come from maps now (the worker's; shared encoders live on in them)
             release_free_memory()  # the previous map is gone now: return its memory
         except (MapFileError, EmptySceneError, ReasonerError, ConfigError) as err:
             self.get_logger().warning(f"map {self.map_dir} (save {version}) not loaded: {err}",
@@ -310,9 +311,13 @@ class ReasonerNode(Node):
         fin = self.cfg.frame_input
         try:
             if self._view_encoder is None:
-                from llm3d_core.encoders import build_image_encoder
+                import dataclasses
 
-                self._view_encoder = build_image_encoder(fin.encoder)
+                from llm3d_core.encoders import shared_image_encoder
+
+                # On the CPU, as maps load (device="cpu"): then the view and the maps share one
+                # EfficientNet + MiniLM (~360 MB) instead of holding two.
+                self._view_encoder = shared_image_encoder(dataclasses.replace(fin.encoder, device="cpu"))
             scene = view_scene(view, self._view_encoder, fin, self._reasoner.model.config.num_points,
                                self._reasoner.model.config.seed)
             reasoner.set_frame(scene, view.version, view_frame_id(view, fin))
