@@ -36,7 +36,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", glob.glob("launch/*.py") + glob.glob("launch/*.yaml")),
+        (f"share/{PACKAGE}/launch", glob.glob("launch/*.py") + glob.glob("launch/*.yaml")
+                                    + glob.glob("launch/*.rviz")),
         (f"share/{PACKAGE}/launch/cameras", glob.glob("launch/cameras/*.yaml")),  # camera profiles (--camera)
     ],
     zip_safe=False,

@@ -145,6 +145,8 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
     from sim.bench.table import markdown_table
 
+    if args.episodes == 0:  # 0 is only meaningful for `bench hallucination --map`
+        raise UsageError("argument --episodes: the embodied benchmark needs at least 1 episode")
     overrides = {k: v for k, v in (("episodes", args.episodes), ("questions", args.questions)) if v is not None}
     try:
         cfg = EmbodiedConfig.quick(**overrides) if args.quick else EmbodiedConfig(**overrides)

@@ -24,6 +24,7 @@ from llm3d_cli import (  # noqa: F401  (they register their subcommands)
     navigate_cmd,
     plan_cmd,
     sim_cmd,
+    snapshot_cmd,
     train_cmd,
 )
 from llm3d_cli.registry import COMMANDS

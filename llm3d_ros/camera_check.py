@@ -8,7 +8,6 @@ lives. Subscriptions are best effort, which matches reliable and best-effort dri
 
 from __future__ import annotations
 
-import os
 import time
 
 from llm3d_core.camera_checks import CameraCheck, StreamSample, judge_all, stamps_between
@@ -37,24 +36,15 @@ def _stream_topics(profile: CameraProfile) -> dict[str, tuple[str, str]]:
 def probe_camera(profile: CameraProfile, timeout_s: float, namespace: str = "") -> list[CameraCheck]:
     """Watches the graph for up to `timeout_s` (less once every stream and the TF chain are there) and
     returns the profile's checks. Call with llm3d's ROS environment applied (llm3d_ros.env)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from llm3d_ros.listener import stack_listener
     from llm3d_ros.tf_buffer import TfListenerBuffer
 
     classes = {IMAGE_TYPE: Image, COMPRESSED_TYPE: CompressedImage, INFO_TYPE: CameraInfo}
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    # As the bringup's nodes: in a namespace, TF lives on <ns>/tf.
-    remaps = ["--ros-args", "-r", "/tf:=tf", "-r", "/tf_static:=tf_static"] if namespace else None
-    node = rclpy.create_node(f"llm3d_doctor_camera_{os.getpid()}", namespace=namespace or "", context=context,
-                             cli_args=remaps, start_parameter_services=False)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
     samples: dict[str, StreamSample] = {}
-    try:
+    with stack_listener("llm3d_doctor_camera", namespace) as (node, executor):
         for role, (topic, type_name) in _stream_topics(profile).items():
             sample = samples[role] = StreamSample(node.resolve_topic_name(topic), type_name)
 
@@ -83,10 +73,6 @@ def probe_camera(profile: CameraProfile, timeout_s: float, namespace: str = "") 
             except TransformError as err:
                 tf_error = str(err)
         return judge_all(color, samples["depth"], samples["info"], tf.core.frames(), tf_error, window_s, profile)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 def _complete(samples: dict[str, StreamSample], tf, profile: CameraProfile, start: float, timeout_s: float) -> bool:

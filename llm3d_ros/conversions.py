@@ -350,3 +350,94 @@ def path_msg(positions: np.ndarray, frame_id: str, stamp: Time | None = None) ->
         pose.pose.orientation.z, pose.pose.orientation.w = float(np.sin(heading / 2)), float(np.cos(heading / 2))
         msg.poses.append(pose)
     return msg
+
+
+# ---------------------------------------------------------------------------- reading what RViz shows
+def pose_to_matrix(pose: Any) -> np.ndarray:
+    """geometry_msgs/Pose -> (4, 4). An all-zero orientation (a marker left uninitialised) is the
+    identity, as RViz takes it."""
+    p, q = pose.position, pose.orientation
+    quaternion = (q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (0.0, 0.0, 0.0, 0.0) else (0.0, 0.0, 0.0, 1.0)
+    return compose_matrix((p.x, p.y, p.z), quaternion)
+
+
+def occupancy_grid_from_msg(msg: "OccupancyGrid") -> "CoreOccupancyGrid":
+    """nav_msgs/OccupancyGrid -> llm3d_core's grid (the inverse of occupancy_grid_msg): int8 values
+    (rows, cols), row = y, col = x from the origin corner. A rotated origin is refused."""
+    from llm3d_core.mapping.occupancy import OccupancyGrid as CoreOccupancyGrid
+
+    info = msg.info
+    rows, cols, cell = int(info.height), int(info.width), float(info.resolution)
+    values = np.frombuffer(msg.data, dtype=np.int8) if len(msg.data) else np.zeros(0, np.int8)
+    if values.size != rows * cols:
+        raise ConversionError(f"OccupancyGrid has {values.size} cells, its info says {cols}x{rows}")
+    if not (np.isfinite(cell) and cell > 0):
+        raise ConversionError(f"OccupancyGrid resolution must be > 0, got {cell}")
+    T = pose_to_matrix(info.origin)
+    if abs(T[0, 1]) > 1e-6 or T[0, 0] < 0:
+        raise ConversionError("OccupancyGrid origins rotated about z are not supported")
+    return CoreOccupancyGrid(values.reshape(rows, cols).copy(), T[:2, 3].copy(), cell)
+
+
+def live_markers(arrays: Iterable[MarkerArray]) -> list[Marker]:
+    """The markers RViz shows after receiving `arrays` in order: ADD/MODIFY replaces the marker with
+    the same (ns, id), DELETE removes it, DELETEALL removes every marker received before it."""
+    live: dict[tuple[str, int], Marker] = {}
+    for array in arrays:
+        for marker in array.markers:
+            key = (marker.ns, int(marker.id))
+            if marker.action == Marker.DELETEALL:
+                live.clear()
+            elif marker.action == Marker.DELETE:
+                live.pop(key, None)
+            else:
+                live[key] = marker
+    return list(live.values())
+
+
+_BOX_TYPES = (Marker.CUBE, Marker.LINE_LIST, Marker.LINE_STRIP, Marker.CUBE_LIST, Marker.POINTS, Marker.SPHERE)
+
+
+def marker_boxes(markers: Iterable[Marker]) -> list[tuple[str, "LabelledBox"]]:
+    """(frame_id, box) of each shape marker (the axis-aligned box around its extent) with the text of
+    the TEXT_VIEW_FACING marker above it (same ns and frame, its x, y inside the box's footprint) as
+    label; a text with no box under it becomes a label-only box (min == max). As objects_to_markers
+    and the reasoner's grounding markers draw them."""
+    from llm3d_core.mapping.layers import LabelledBox
+
+    shapes: list[tuple[Marker, LabelledBox]] = []
+    texts: list[Marker] = []
+    for marker in markers:
+        if marker.type == Marker.TEXT_VIEW_FACING:
+            texts.append(marker)
+        elif marker.type in _BOX_TYPES:
+            T = pose_to_matrix(marker.pose)
+            if marker.type in (Marker.CUBE, Marker.SPHERE):
+                half = np.abs([marker.scale.x, marker.scale.y, marker.scale.z]) / 2.0
+                local = np.array([-half, half])  # (2, 3)
+            elif len(marker.points):
+                local = np.array([[p.x, p.y, p.z] for p in marker.points])  # (P, 3)
+            else:
+                continue
+            color = (float(marker.color.r), float(marker.color.g), float(marker.color.b))
+            box = LabelledBox(local.min(axis=0), local.max(axis=0), "", color).transformed(T)
+            shapes.append((marker, box))
+    out = [(m.header.frame_id, box) for m, box in shapes]
+    for text in texts:
+        at = pose_to_matrix(text.pose)[:3, 3]
+        under = [box for m, box in shapes if m.ns == text.ns and m.header.frame_id == text.header.frame_id
+                 and not box.label and np.all(box.box_min[:2] - 1e-6 <= at[:2])
+                 and np.all(at[:2] <= box.box_max[:2] + 1e-6)]
+        if under:  # overlapping boxes: the one centred under the text
+            nearest = min(under, key=lambda b: float(np.linalg.norm((b.box_min[:2] + b.box_max[:2]) / 2 - at[:2])))
+            nearest.label = text.text
+        else:
+            color = (float(text.color.r), float(text.color.g), float(text.color.b))
+            out.append((text.header.frame_id, LabelledBox(at.copy(), at.copy(), text.text, color)))
+    return out
+
+
+def path_to_xyz(msg: Any) -> np.ndarray:
+    """nav_msgs/Path -> (T, 3) float64 positions, in the path's header frame."""
+    return np.array([[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in msg.poses],
+                    dtype=np.float64).reshape(-1, 3)

@@ -21,6 +21,7 @@ The robot's pose comes from /tf (map -> odom -> base_link), as any ROS consumer 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -135,14 +136,21 @@ class ClientReasoner:
     def __init__(self, client: "Llm3dClient", timeout_s: float) -> None:
         self.client, self.timeout_s = client, timeout_s
 
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """A client call; no reply within timeout_s is this request's error (recorded), not the demo's end."""
+        try:
+            return method(*args, timeout_s=self.timeout_s)
+        except TimeoutError as err:
+            raise ReasonerError(str(err)) from err
+
     def ask(self, question: str, session_id: str = "") -> tuple[str, str]:
-        reply = self.client.ask(question, session_id, timeout_s=self.timeout_s)
+        reply = self._call(self.client.ask, question, session_id)
         if not reply.success:
             raise ReasonerError(reply.message)
         return reply.answer, reply.session_id
 
     def ground(self, query: str, max_results: int = 0) -> list[Grounded]:
-        reply = self.client.ground(query, max_results, timeout_s=self.timeout_s)
+        reply = self._call(self.client.ground, query, max_results)
         if not reply.success:
             raise ReasonerError(reply.message)
         if from_camera_view(reply.message):  # boxes in the camera frame cannot be scored in the map's
@@ -150,7 +158,7 @@ class ClientReasoner:
         return [Grounded(o.id, o.label, o.score, np.asarray(o.box, dtype=np.float64), "ros") for o in reply.objects]
 
     def plan(self, instruction: str) -> list[str]:
-        reply = self.client.plan(instruction, timeout_s=self.timeout_s)
+        reply = self._call(self.client.plan, instruction)
         if not reply.success:
             raise ReasonerError(reply.message)
         return list(reply.steps)
@@ -162,7 +170,8 @@ class DemoDriver:
     waypoints on goal_pose. Spins in a background thread."""
 
     def __init__(self, goal_topic: str = "goal_pose", color_topic: str = "camera/color/image_raw",
-                 map_frame: str = "map", odom_frame: str = "odom", base_frame: str = "base_link") -> None:
+                 map_frame: str = "map", odom_frame: str = "odom", base_frame: str = "base_link",
+                 mapper_status_topic: str = "/llm3d_mapper/status") -> None:
         from llm3d_ros.env import apply_ros_environment
 
         apply_ros_environment()
@@ -189,6 +198,13 @@ class DemoDriver:
         self.node.create_subscription(PoseStamped, goal_topic, self._on_goal, 10)
         self.node.create_subscription(TFMessage, "/tf", self._on_tf, 100)
         self.node.create_subscription(Image, color_topic, self._on_rgb, qos_profile_sensor_data)
+        # The mapper's status (latched): the route starts once it fuses, or a busy machine maps half of it.
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        self.mapper_fused = 0
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(String, mapper_status_topic, self._on_mapper_status, latched)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -240,6 +256,20 @@ class DemoDriver:
         with self._lock:
             msg = self._rgb_msg
         return None if msg is None else decode_rgb(msg).copy()
+
+    def _on_mapper_status(self, msg: Any) -> None:
+        try:
+            self.mapper_fused = int(json.loads(msg.data).get("fused", 0))
+        except (ValueError, TypeError, AttributeError):
+            pass  # not the mapper's JSON: keep the last count
+
+    def wait_for_mapper(self, timeout_s: float) -> None:
+        """Until the mapper reports a fused frame (it loads its encoders after the simulator is up)."""
+        deadline = time.monotonic() + timeout_s
+        while self.mapper_fused < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the mapper fused no frame within {timeout_s:.0f} s: is llm3d_mapper running?")
+            time.sleep(0.1)
 
     def wait_for_pose(self, timeout_s: float) -> np.ndarray:
         deadline = time.monotonic() + timeout_s
@@ -348,6 +378,7 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
                                                  timeout_s=rcfg.request_timeout_s) as client:
             _check_alive(stack)
             driver.wait_for_pose(rcfg.startup_timeout_s)
+            driver.wait_for_mapper(rcfg.startup_timeout_s)
             t0, thumbs, last_thumb = time.perf_counter(), [], -math.inf
             bar = progress(len(waypoints), f"driving the route of {scene.scene_id} (goal_pose)") if progress else None
             reached = 0

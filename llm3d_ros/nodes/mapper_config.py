@@ -40,7 +40,7 @@ class MapperNodeConfig:
         occupancy_period_s: seconds between /map updates while the map changes.
         trajectory_topic: nav_msgs/Path of where the camera has been (map frame, transient local;
             the map's saved trajectory: a pose per 0.25 m moved, kept across a resume), published
-            with the cloud when it grew. RViz's Path display draws it; '' = off.
+            whenever it grew. RViz's Path display draws it; '' = off.
         occupancy: the height band and cell of the grid (GoalConfig: floor_z, robot_height,
             clearance, cell, floor_fill, robot_radius); keep it equal to llm3d_reasoner's
             reasoner.goals so the goals it publishes lie in free cells of this grid.

@@ -17,7 +17,7 @@ Interfaces (names relative to the node's namespace; all configurable):
                 map                        nav_msgs/OccupancyGrid   reliable, transient local (Nav2's map;
                                            every occupancy_period_s while the map changes)
                 trajectory                 nav_msgs/Path            reliable, transient local (where the
-                                           camera has been; with the cloud when it grew)
+                                           camera has been; whenever it grew)
                 ~/status                   std_msgs/String (JSON)   reliable, transient local
                 /diagnostics               diagnostic_msgs/DiagnosticArray  "llm3d_mapper: fusion", with
                                            every status (llm3d_ros.diagnostics; diagnostics_topic)
@@ -312,6 +312,7 @@ class MapperNode(Node):
             if item is not None:
                 self._fuse(*item)
             self._publish_map()
+            self._publish_trajectory()  # also while the map does not change: TF poses extend the path
             self._publish_occupancy()
             self._autosave()
 
@@ -374,15 +375,15 @@ class MapperNode(Node):
             self._markers_pub.publish(objects_to_markers(objects, self.cfg.map_frame, stamp, self.cfg.marker_style))
         except ConversionError as err:
             self.get_logger().warning(f"object markers not published: {err}", throttle_duration_sec=30.0)
-        self._publish_trajectory(stamp)
 
-    def _publish_trajectory(self, stamp) -> None:
+    def _publish_trajectory(self) -> None:
         """The map's trajectory as nav_msgs/Path, when it has another pose count than the last one."""
         positions = self.mapper.visited_path()  # thread-safe copy (TF poses are added from the executor)
         if self._trajectory_pub is None or len(positions) == self._trajectory_published:
             return
         try:
-            self._trajectory_pub.publish(path_msg(np.asarray(positions).reshape(-1, 3), self.cfg.map_frame, stamp))
+            self._trajectory_pub.publish(path_msg(np.asarray(positions).reshape(-1, 3), self.cfg.map_frame,
+                                                  self.get_clock().now().to_msg()))
             self._trajectory_published = len(positions)
         except ConversionError as err:
             self.get_logger().warning(f"trajectory not published: {err}", throttle_duration_sec=30.0)

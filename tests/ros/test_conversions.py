@@ -348,3 +348,53 @@ def test_path_msg_poses_face_along_the_trajectory():
     assert path_msg(np.zeros((0, 3)), "map").poses == []
     with pytest.raises(ConversionError, match="finite"):
         path_msg(np.array([[np.nan, 0.0, 0.0]]), "map")
+
+
+# ---------------------------------------------------------------------------- reading what RViz shows (llm3d snapshot)
+@pytest.mark.parametrize("style", ["line_list", "cube"])
+def test_object_markers_read_back_as_labelled_boxes(style):
+    from llm3d_ros.conversions import live_markers, marker_boxes
+
+    sent = objects_to_markers([map_object(3, "chair"), map_object(4, "")], "map", style=style)
+    boxes = marker_boxes(live_markers([roundtrip(sent)]))
+    assert [frame for frame, _ in boxes] == ["map", "map"]
+    by_label = {box.label: box for _, box in boxes}
+    assert set(by_label) == {"chair #3", "object #4"}
+    chair = by_label["chair #3"]
+    assert np.allclose(chair.box_min, [3.0, 3.0, 3.0]) and np.allclose(chair.box_max, [4.0, 3.5, 3.25])
+    assert chair.color != by_label["object #4"].color  # the palette colour by id, as RViz shows it
+
+
+def test_live_markers_replay_add_delete_and_deleteall():
+    from llm3d_ros.conversions import live_markers, marker_boxes
+
+    first = objects_to_markers([map_object(1, "a"), map_object(2, "b")], "map")
+    assert len(live_markers([first])) == 4
+    second = objects_to_markers([map_object(5, "c")], "map")  # DELETEALL first: a and b are gone
+    assert sorted(b.label for _, b in marker_boxes(live_markers([first, second]))) == ["c #5"]
+    delete = MarkerArray(markers=[Marker(ns="llm3d_objects", id=11, action=Marker.DELETE)])  # c's label
+    (only,) = marker_boxes(live_markers([first, second, delete]))
+    assert only[1].label == "" and np.allclose(only[1].box_min, 5.0)
+    text = Marker(ns="t", id=0, type=Marker.TEXT_VIEW_FACING, text="alone")  # zero orientation: identity
+    text.header.frame_id = "odom"
+    text.pose.position.x = 2.0
+    (alone,) = marker_boxes([text])
+    assert alone[0] == "odom" and alone[1].label == "alone" and np.allclose(alone[1].box_max, [2.0, 0.0, 0.0])
+
+
+def test_occupancy_grid_reads_back_and_path_positions():
+    from nav_msgs.msg import Path as PathMsg
+
+    from llm3d_ros.conversions import occupancy_grid_from_msg, occupancy_grid_msg, path_msg, path_to_xyz
+
+    values = np.array([[-1, 0, 100], [0, 0, 50]], np.int8)
+    grid = occupancy_grid_from_msg(roundtrip(occupancy_grid_msg(values, np.array([1.0, -2.0]), 0.05, 0.0, "map")))
+    assert np.array_equal(grid.data, values) and np.allclose(grid.origin, [1.0, -2.0])
+    assert grid.cell == pytest.approx(0.05)  # float32 on the wire
+    bad = occupancy_grid_msg(values, np.zeros(2), 0.05, 0.0, "map")
+    bad.info.width = 4
+    with pytest.raises(ConversionError, match="cells"):
+        occupancy_grid_from_msg(bad)
+    positions = np.array([[0.0, 0.0, 1.0], [1.0, 0.5, 1.0]])
+    assert np.allclose(path_to_xyz(roundtrip(path_msg(positions, "map"))), positions)
+    assert path_to_xyz(PathMsg()).shape == (0, 3)

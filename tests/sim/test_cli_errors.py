@@ -128,6 +128,13 @@ CASES = [
     (["bringup", "--respawn-delay", "-1"], "argument --respawn-delay: must be a number >= 0"),
     (["bringup", "--max-respawns", "-2"], "argument --max-respawns: must be an integer >= 0"),
     (["plan", "make coffee", "--server-timeout", "0"], "argument --server-timeout: must be a number > 0"),
+    # snapshot (refused before it listens)
+    (["snapshot", "--namespace", "1robot"], "argument --namespace: namespace '1robot'"),
+    (["snapshot", "--out", "{tmp}/missing/x.png"], "argument --out: no such folder: {tmp}/missing"),
+    (["snapshot", "--out", "{tmp}/picture.jpg"], "argument --out: must name a .png file"),
+    (["snapshot", "--out", "{tmp}/empty"], "argument --out: must name a .png file"),
+    (["snapshot", "--params-file", "{tmp}/missing.yaml"], "argument --params-file: no such file"),
+    (["snapshot", "--seconds", "0"], "argument --seconds: must be a number > 0"),
 ]
 
 
