@@ -441,3 +441,20 @@ def path_to_xyz(msg: Any) -> np.ndarray:
     """nav_msgs/Path -> (T, 3) float64 positions, in the path's header frame."""
     return np.array([[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in msg.poses],
                     dtype=np.float64).reshape(-1, 3)
+
+
+def relevancy_cloud(centers: np.ndarray, scores: np.ndarray, max_points: int, frame_id: str,
+                    stamp: Time | None = None) -> PointCloud2:
+    """Voxel centres (M, 3) coloured by a text query's scores (M,): blue for the query's lowest score,
+    red for its highest (min-max per query, as OpenScene/ConceptFusion draw relevancy); at most
+    max_points, evenly subsampled."""
+    centers, scores = np.asarray(centers, np.float64).reshape(-1, 3), np.asarray(scores, np.float64).ravel()
+    if len(centers) != len(scores):
+        raise ConversionError(f"{len(centers)} voxel centres but {len(scores)} scores")
+    if len(centers) > max_points:
+        keep = np.linspace(0, len(centers) - 1, max_points).astype(np.int64)
+        centers, scores = centers[keep], scores[keep]
+    span = float(scores.max() - scores.min()) if len(scores) else 0.0
+    s = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)  # (M,) in [0, 1]
+    colors = np.stack([s, np.full_like(s, 0.2), 1.0 - s], axis=1)  # (M, 3)
+    return pointcloud2_xyzrgb(centers, colors, frame_id, stamp)

@@ -58,6 +58,9 @@ def layer_topics(params_file: str | Path | None = None) -> SnapshotTopics:
         LayerTopic("grounding", reasoner.markers_topic, "visualization_msgs/msg/MarkerArray", True, "llm3d_reasoner"),
         LayerTopic("trajectory", mapper.trajectory_topic, "nav_msgs/msg/Path", True, "llm3d_mapper"),
         LayerTopic("goal", reasoner.goal_topic, "geometry_msgs/msg/PoseStamped", False, "llm3d_reasoner"),
+        # The map's voxels coloured by the last ground query's score: an RViz layer (off by default
+        # there, as it covers the RGB cloud); the snapshot counts it but draws the RGB cloud.
+        LayerTopic("relevancy", reasoner.relevancy_topic, "sensor_msgs/msg/PointCloud2", True, "llm3d_reasoner"),
     )
     return SnapshotTopics(tuple(row for row in rows if row.topic), mapper.map_frame, reasoner.base_frame)
 

@@ -98,6 +98,10 @@ class ReasonerNodeConfig:
         cmd_vel_topic: a zero geometry_msgs/Twist is sent here when a navigation is cancelled or
             times out (the sim bridge and most base drivers stop on it; Nav2 users cancel Nav2 too).
         markers_topic: visualization_msgs/MarkerArray of grounding results (transient local).
+        relevancy_topic: sensor_msgs/PointCloud2 (x, y, z, rgb; transient local) of the map's voxels
+            coloured by their open-vocabulary score for the last ground query (blue low, red high),
+            published with every ground request on a map with text-aligned features; '' = off.
+        relevancy_max_points: cap on its points (evenly subsampled beyond it).
         status_topic: std_msgs/String JSON: model and map state, counters, latencies.
         status_period_s: seconds between status messages.
         diagnostics_topic: diagnostic_msgs/DiagnosticArray with this node's health (level, message,
@@ -150,6 +154,8 @@ class ReasonerNodeConfig:
     goal_topic: str = "goal_pose"
     cmd_vel_topic: str = "cmd_vel"
     markers_topic: str = "grounding/markers"
+    relevancy_topic: str = "grounding/relevancy"
+    relevancy_max_points: int = 100_000
     status_topic: str = "~/status"
     status_period_s: float = 1.0
     diagnostics_topic: str = "/diagnostics"
@@ -178,7 +184,7 @@ class ReasonerNodeConfig:
                      "status_topic"):
             require_non_empty(name, getattr(self, name))
         for name in ("mapper_save_service", "mapper_status_topic", "checkpoint", "device", "goal_status_topic",
-                     "diagnostics_topic"):
+                     "diagnostics_topic", "relevancy_topic"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("map_poll_period_s", "status_period_s", "default_success_distance", "max_success_distance",
@@ -199,6 +205,8 @@ class ReasonerNodeConfig:
 
         if self.llm_dtype not in LLM_DTYPES:
             raise ValueError(f"llm_dtype must be one of {LLM_DTYPES}, got {self.llm_dtype!r}")
+        if not isinstance(self.relevancy_max_points, int) or self.relevancy_max_points < 1:
+            raise ValueError(f"relevancy_max_points must be an integer >= 1, got {self.relevancy_max_points!r}")
         if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
             raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if self.device:

@@ -86,7 +86,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -95,7 +95,13 @@ from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.device import release_free_memory  # noqa: E402
 from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
-from llm3d_ros.conversions import ConversionError, newest_goal_status, stamp_to_ns, transport_topic  # noqa: E402
+from llm3d_ros.conversions import (  # noqa: E402
+    ConversionError,
+    newest_goal_status,
+    relevancy_cloud,
+    stamp_to_ns,
+    transport_topic,
+)
 from llm3d_ros.diagnostics import REASONER_COMPONENT, DiagnosticsPublisher, reasoner_diagnosis  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
 from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
@@ -195,6 +201,8 @@ class ReasonerNode(Node):
         self._goal_pub = self.create_publisher(PoseStamped, cfg.goal_topic, GOAL_QOS)
         self._cmd_vel_pub = self.create_publisher(Twist, cfg.cmd_vel_topic, CMD_VEL_QOS)
         self._markers_pub = self.create_publisher(MarkerArray, cfg.markers_topic, LATCHED_QOS)
+        self._relevancy_pub = (self.create_publisher(PointCloud2, cfg.relevancy_topic, LATCHED_QOS)
+                               if cfg.relevancy_topic else None)
         self._status_pub = self.create_publisher(String, cfg.status_topic, LATCHED_QOS)
         self._diagnostics = DiagnosticsPublisher(self, cfg.diagnostics_topic, REASONER_COMPONENT, reasoner_diagnosis,
                                                  cfg.diagnostics_window_s)
@@ -392,6 +400,7 @@ class ReasonerNode(Node):
 
     def _on_ground(self, request: Ground.Request, response: Ground.Response) -> Ground.Response:
         def ground(r: Reasoner) -> tuple[list, str]:
+            self._publish_relevancy(r, request.query)  # also when the query is refused: what the map scored
             found = r.ground(request.query, max(0, request.max_results))
             return found, (r.map.frame_id or self.cfg.map_frame)  # a camera view's boxes are in its frame
 
@@ -410,6 +419,24 @@ class ReasonerNode(Node):
                 message = f"nothing in the map matches '{request.query.strip()}'"
         response.success, response.message = ok, message
         return response
+
+    def _publish_relevancy(self, r: Reasoner, query: str) -> None:
+        """The map's voxels coloured by their open-vocabulary score for `query` (worker thread), as
+        OpenScene/ConceptFusion draw a text query's relevancy over the map: blue low, red high."""
+        snap = r.map
+        if self._relevancy_pub is None or snap is None or snap.is_frame or not query.strip() \
+                or not getattr(snap.mapper, "text_dim", 0):
+            return
+        try:
+            centers, scores = snap.mapper.relevancy(query.strip())  # (M, 3), (M,)
+        except (RuntimeError, ValueError) as err:
+            self.get_logger().warning(f"relevancy of '{query}' not computed: {err}", throttle_duration_sec=30.0)
+            return
+        try:
+            self._relevancy_pub.publish(relevancy_cloud(centers, scores, self.cfg.relevancy_max_points,
+                                                        self.cfg.map_frame, self.get_clock().now().to_msg()))
+        except ConversionError as err:
+            self.get_logger().warning(f"relevancy cloud not published: {err}", throttle_duration_sec=30.0)
 
     def _on_plan(self, request: Plan.Request, response: Plan.Response) -> Plan.Response:
         ok, message, value = self._run("plan", lambda r: r.plan(request.instruction))

@@ -398,3 +398,15 @@ def test_occupancy_grid_reads_back_and_path_positions():
     positions = np.array([[0.0, 0.0, 1.0], [1.0, 0.5, 1.0]])
     assert np.allclose(path_to_xyz(roundtrip(path_msg(positions, "map"))), positions)
     assert path_to_xyz(PathMsg()).shape == (0, 3)
+
+
+def test_relevancy_cloud_colours_high_scores_red_and_caps_points():
+    from llm3d_ros.conversions import ConversionError, pointcloud2_to_xyzrgb, relevancy_cloud
+
+    centers = np.array([[0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0]])
+    points, colors = pointcloud2_to_xyzrgb(relevancy_cloud(centers, np.array([0.1, 0.3, 0.5]), 10, "map"))
+    assert np.allclose(points, centers, atol=1e-6)
+    assert colors[2, 0] > 0.99 and colors[2, 2] < 0.01 and colors[0, 2] > 0.99 and colors[0, 0] < 0.01
+    assert pointcloud2_to_xyzrgb(relevancy_cloud(np.zeros((500, 3)), np.zeros(500), 100, "map"))[0].shape == (100, 3)
+    with pytest.raises(ConversionError, match="scores"):
+        relevancy_cloud(centers, np.zeros(2), 10, "map")

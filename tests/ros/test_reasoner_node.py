@@ -348,8 +348,12 @@ def test_every_request_of_a_burst_gets_a_reply_and_every_navigation_ends(assets,
             assert warm.done(), "no reply to a single ask in 60 s"
         for burst in ([(one, i) for i in range(30)], [(c, 0) for c in many]):
             futures = [c.call_async(Ask.Request(question="What is in the room?")) for c, _ in burst]
-            robot.spin_until(lambda: all(f.done() for f in futures), 120.0,
-                             f"replies to all 30 ({sum(f.done() for f in futures)} so far)")
+            try:
+                robot.spin_until(lambda: all(f.done() for f in futures), 120.0, "replies to all 30")
+            except pytest.fail.Exception:
+                lost = [i for i, f in enumerate(futures) if not f.done()]
+                pytest.fail(f"{len(lost)} of 30 requests got no reply (burst {'one client' if burst[0][0] is one else '30 clients'}; "
+                            f"indices {lost}); status {robot.status}\n{node.output[-3000:]}")
             replies = [f.result() for f in futures]
             answered = [r for r in replies if r.success]
             refused = [r for r in replies if not r.success]
