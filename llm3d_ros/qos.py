@@ -16,7 +16,14 @@ def service_qos(depth: int = 0) -> QoSProfile:
     """Reliable service QoS keeping all requests/replies (depth 0) or the newest `depth`.
 
     KEEP_ALL on both ends: a burst of requests, or of replies to one caller, is queued by DDS
-    until taken instead of the oldest being overwritten (services default to KEEP_LAST 10)."""
+    until taken instead of the oldest being overwritten (services default to KEEP_LAST 10).
+
+    Callers need it too, not only the server: Fast DDS delivers every reply of a service to every
+    client's response reader, and the client drops the ones for others only when it takes them.
+    With KEEP_LAST 10, a process that is slow to take (a busy Python executor) loses its own reply
+    once 10 replies to other callers arrive first. Measured here (30 clients in one process with a
+    busy thread, a server answering at once, 15 bursts): default QoS lost 212 of 450 replies,
+    keep-all 0 of 450."""
     if depth == 0:
         return QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.VOLATILE)
