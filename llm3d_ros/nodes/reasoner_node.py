@@ -131,6 +131,9 @@ GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance fro
 # rclpy takes a service's next request only on a free thread, so all-busy threads would leave a
 # burst in DDS's queue.
 RESERVED_THREADS = 7
+# Seconds between hand-backs of freed memory while no request waits: requests, map loads, TF and
+# DDS traffic free memory in several threads' arenas, and glibc keeps those pages otherwise.
+TRIM_PERIOD_S = 10.0
 
 
 class ReasonerNode(Node):
@@ -207,6 +210,7 @@ class ReasonerNode(Node):
         self._diagnostics = DiagnosticsPublisher(self, cfg.diagnostics_topic, REASONER_COMPONENT, reasoner_diagnosis,
                                                  cfg.diagnostics_window_s)
         self.create_timer(cfg.status_period_s, self._publish_status, callback_group=timers)
+        self.create_timer(TRIM_PERIOD_S, self._trim_when_idle, callback_group=timers)
         self.create_timer(cfg.map_poll_period_s, self._poll_map, callback_group=timers)
         self._save_client = None
         if cfg.mapper_save_service and cfg.map_refresh_period_s > 0:
@@ -665,6 +669,13 @@ class ReasonerNode(Node):
         if self._mapper_unsaved is False or not client.service_is_ready():
             return
         self._save_future = client.call_async(Trigger.Request())
+
+    def _trim_when_idle(self) -> None:
+        """Returns freed memory to the OS when no request waits (a trim takes the allocator's locks)."""
+        with self._lock:
+            idle = self._pending == 0
+        if idle:
+            release_free_memory()
 
     def _publish_status(self) -> None:
         with self._lock:
