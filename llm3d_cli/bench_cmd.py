@@ -44,9 +44,18 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    "ros: 3 s of 320x240 frames, fewer calls")
     p.add_argument("--seconds", type=positive_float, default=None,
                    help="ros: seconds of 30 Hz camera per image size (default 10; --quick 3)")
-    p.add_argument("--episodes", type=non_negative_int, default=None,
+    p.add_argument("--episodes", "--scenes", type=non_negative_int, default=None,
                    help="embodied: held-out test scenes (default 3; --quick 1); hallucination: test scenes mapped "
                    "here (default 2; --quick 1; 0: only --map)")
+    p.add_argument("--full", action="store_true",
+                   help="embodied: the benchmark at a size that separates systems (10 test scenes; 300 questions, "
+                   "150 groundings, 100 navigation goals, 40 absent targets), maps cached in --cache")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="embodied: folder of maps built by earlier runs, reused when the scene, simulator and mapper "
+                   "config match (default with --full: runs/bench_cache; otherwise none)")
+    p.add_argument("--episodes-file", type=Path, default=None,
+                   help="embodied: navigation episodes to run, a habitat-lab ObjectNav episode file (.json or "
+                   ".json.gz; every run writes its own as episodes.json.gz)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="hallucination: label score from which a map object is evidence (reasoner.evidence_min_confidence)")
     p.add_argument("--map", type=Path, default=None, help="reasoner: a saved map (default: map the --seed scene); "
@@ -143,13 +152,21 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     from llm3d_core.model.train import load_train_config
     from llm3d_core.progress import progress_bar
     from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
+    from sim.bench.embodied_stats import BREAKDOWN_HEADER, COMPARISON_HEADER, breakdown_rows, comparison_rows
     from sim.bench.table import markdown_table
 
     if args.episodes == 0:  # 0 is only meaningful for `bench hallucination --map`
         raise UsageError("argument --episodes: the embodied benchmark needs at least 1 episode")
+    if args.quick and args.full:
+        raise UsageError("--quick and --full are two sizes of the benchmark: give one")
     overrides = {k: v for k, v in (("episodes", args.episodes), ("questions", args.questions)) if v is not None}
+    if args.episodes_file is not None:
+        if not args.episodes_file.is_file():
+            raise UsageError(f"argument --episodes-file: no file {args.episodes_file}")
+        overrides["episodes_file"] = str(args.episodes_file)
     try:
-        cfg = EmbodiedConfig.quick(**overrides) if args.quick else EmbodiedConfig(**overrides)
+        preset = EmbodiedConfig.quick if args.quick else EmbodiedConfig.full if args.full else EmbodiedConfig
+        cfg = preset(**overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
     ckpt = args.ckpt or shipped_checkpoint()
@@ -160,7 +177,9 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     systems = load_systems(ckpt, args.ckpt_points or shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT),
                            args.ckpt_2d or shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT),
                            load_train_config(args.config, {}).model, args.device)
-    result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar)
+    cache = args.cache or (Path("runs") / "bench_cache" if args.full else None)
+    result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar,
+                                episodes_out=args.out / "episodes.json.gz", cache=cache)
     result["machine"] = machine
     scenes = ", ".join(e["scene"] for e in result["episodes"])
     print(f"\nembodied benchmark: {len(result['episodes'])} held-out test episode(s) ({scenes}), "
@@ -168,6 +187,16 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
           f"{cfg.plans} plans, {cfg.navigations} navigation goals (success within {cfg.success_distance} m); "
           f"{machine}; {result['seconds']} s\n")
     print(markdown_table(EMBODIED_HEADER, result["rows"]))
+    many = len(result["episodes"]) > 1
+    if many:
+        print(f"\nvalue (95 % interval): episode bootstrap, {result['statistics']['draws']} draws over "
+              f"{len(result['episodes'])} episodes. Paired comparisons (the same episodes for both rows; "
+              "significant: the interval of the difference excludes 0):\n")
+        print(markdown_table(COMPARISON_HEADER, comparison_rows(result)))
+        print("\nbreakdowns:\n")
+        print(markdown_table(BREAKDOWN_HEADER, breakdown_rows(result)))
+    else:
+        print("\none episode: no intervals (they resample episodes; run --episodes 2 or more, or --full)")
     print("\nn/a: the system cannot do the task; –: no checkpoint for the row. JSON and chart in "
           f"{args.out.resolve()}/embodied.json, embodied.png")
     (args.out / "embodied.json").write_text(json.dumps(result, indent=1, default=str))

@@ -72,7 +72,7 @@ class FrameTokens:
         g = self.grid
         pooled = F.adaptive_avg_pool2d(feature_map.detach().float().cpu()[None], g)[0]  # (C, g, g)
         self.features.append(pooled.flatten(1).T.numpy().copy())  # (g*g, C)
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()[None] / 255.0  # (1, 3, H, W)
+        image = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float()[None] / 255.0  # (1, 3, H, W)
         self.colors.append(F.adaptive_avg_pool2d(image, g)[0].flatten(1).T.numpy().copy())  # (g*g, 3)
 
     def scene_input(self, bounds: np.ndarray, num_points: int, max_tokens: int, seed: int = 0) -> SceneInput:

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from sim.bench.embodied_stats import NAMES, add_statistics, format_interval
+
 if TYPE_CHECKING:
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
     from llm3d_core.model.modeling_llm3d import Llm3dModel
@@ -71,6 +73,9 @@ class EmbodiedConfig:
         absent: navigation requests per episode for things the scene does not hold (the data
             generator's absent targets); each must be refused, none may publish a goal.
         seed: request phrasing and navigation starts.
+        episodes_file: a habitat-lab ObjectNav episode file (sim.bench.episodes) whose navigation
+            episodes (scenes, starts, goals, absent targets) replace the generated ones; then
+            `episodes`, `scene_start`, `navigations` and `absent` are the file's.
     """
 
     episodes: int = 3
@@ -88,6 +93,7 @@ class EmbodiedConfig:
     seen_only: bool = False
     absent: int = 4
     seed: int = 0
+    episodes_file: str = ""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "width", "height", "frames_every"):
@@ -109,6 +115,13 @@ class EmbodiedConfig:
         base = dict(episodes=1, width=160, height=120, max_steps=60, questions=2, groundings=1, plans=1,
                     navigations=1, max_drive_s=30.0, absent=2,
                     seen_only=True)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def full(cls, **overrides: Any) -> "EmbodiedConfig":
+        """The benchmark at a size that separates systems: 10 test scenes, 30 questions, 15 groundings,
+        10 navigation goals and 4 absent targets each (300 / 150 / 100 / 40 in all)."""
+        base = dict(episodes=10, questions=30, groundings=15, plans=2, navigations=10, absent=4)
         return cls(**{**base, **overrides})
 
     def demo_config(self) -> "DemoConfig":
@@ -184,34 +197,30 @@ def load_systems(ckpt: Path | None, ckpt_points: Path | None, ckpt_2d: Path | No
         return model
 
     if ckpt is not None:
-        objects = System("3D-LLM, objects encoder", "llm3d", load(ckpt, "objects", "--ckpt"), str(ckpt))
+        objects = System(NAMES["objects"], "llm3d", load(ckpt, "objects", "--ckpt"), str(ckpt))
     else:
         cfg = dataclasses.replace(model_config, scene_encoder="objects")
-        objects = System("3D-LLM, objects encoder", "llm3d", load_model(None, cfg, dev, overrides=overrides),
-                         "untrained")
-    points = System("3D-LLM, points encoder (Q-Former)", "llm3d", hint="--ckpt-points DIR")
+        objects = System(NAMES["objects"], "llm3d", load_model(None, cfg, dev, overrides=overrides), "untrained")
+    points = System(NAMES["points"], "llm3d", hint="--ckpt-points DIR")
     if ckpt_points is not None:
         points.model, points.checkpoint = load(ckpt_points, "points", "--ckpt-points"), str(ckpt_points)
-    frames = System("2D baseline (per-frame features, same LLM)", "frames2d", hint="--ckpt-2d DIR")
+    frames = System(NAMES["frames2d"], "frames2d", hint="--ckpt-2d DIR")
     if ckpt_2d is not None:
         frames.model, frames.checkpoint = load(ckpt_2d, None, "--ckpt-2d", "frames2d"), str(ckpt_2d)
-    retrieval = System("open-vocabulary retrieval (no LLM)", "retrieval", checkpoint="-")
+    retrieval = System(NAMES["retrieval"], "retrieval", checkpoint="-")
     rows = [objects, points, retrieval, frames]
     if objects.model is not None and objects.model.pointer is not None:
         # Same checkpoint, location tokens generated one by one (3D-LLM sec. 3.4) instead of copied
         # from the object the pointer picks: what the pointer adds to grounding and navigation.
-        rows.insert(1, System("3D-LLM, objects encoder, generated location tokens", "llm3d", objects.model,
-                              objects.checkpoint, pointer=False))
+        rows.insert(1, System(NAMES["generated_tokens"], "llm3d", objects.model, objects.checkpoint, pointer=False))
     if objects.model is not None and objects.checkpoint != "untrained":
         # Same checkpoint on one lifted view per request instead of the map (UniVLG's 2D input):
         # the issue's "single-frame vs map".
-        rows.insert(rows.index(points), System("3D-LLM, objects encoder, single frame (same weights)", "frame",
-                                               objects.model, objects.checkpoint))
+        rows.insert(rows.index(points), System(NAMES["frame"], "frame", objects.model, objects.checkpoint))
     if objects.model is not None and objects.model.mask_head is not None:
         # Same checkpoint, boxes from UniVLG's mask head over the map's points (the box of the
         # decoded mask) instead of location tokens: the issue's "location tokens vs mask head".
-        rows.insert(2, System("3D-LLM, objects encoder, UniVLG mask head (same weights)", "llm3d", objects.model,
-                              objects.checkpoint, box_source="mask"))
+        rows.insert(2, System(NAMES["mask"], "llm3d", objects.model, objects.checkpoint, box_source="mask"))
     return rows
 
 
@@ -236,36 +245,51 @@ def navigation_starts(path_xy: np.ndarray, end_pose: tuple[float, float, float],
 
 
 def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str | None = None,
-                       progress: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Runs every runnable system on every episode; returns the JSON-ready result (see `embodied_rows`)."""
+                       progress: Callable[..., Any] | None = None,
+                       episodes_out: Path | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """Runs every runnable system on every episode; returns the JSON-ready result (see `embodied_rows`).
+    episodes_out: where the navigation episodes that ran are written as a habitat-lab ObjectNav file;
+    cache: folder of maps built by earlier runs (sim.bench.map_cache; None: map every scene)."""
     from sim.bench.baselines import RetrievalBaseline, frame_reasoner, map_reasoner
     from sim.datagen.maps import map_sim_config
-    from sim.demo import explore_and_map, pick_requests
+    from sim.bench.map_cache import explore_and_map_cached
+    from sim.demo import pick_requests
     from sim.bench.single_frame import FrameViews, SingleFrameRunner, request_targets
     from llm3d_core.model.frames2d import keyframe_tokens
+    from sim.bench.episodes import file_requests, nav_episodes, read_episodes, write_episodes
     from sim.scenes import seeds
     from sim.simulator import Simulator
 
     dcfg = cfg.demo_config()
+    given = read_episodes(cfg.episodes_file) if cfg.episodes_file else None
+    scene_seeds = list(dict.fromkeys(e.seed for e in given)) if given is not None else \
+        seeds("test", cfg.episodes, cfg.scene_start)
+    ran_episodes: list = []
     scores = {s.name: _Scores() for s in systems}
     episodes: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    for seed in seeds("test", cfg.episodes, cfg.scene_start):
+    for seed in scene_seeds:
         sim = Simulator(map_sim_config(width=cfg.width, height=cfg.height, max_steps=cfg.max_steps))
         try:
             views = FrameViews()
             keep_views = any(s.kind == "frame" and s.runnable for s in systems)
-            mapped = explore_and_map(sim, seed, dcfg, device, progress,
-                                     on_fused=views.add if keep_views else None)
+            mapped, cached = explore_and_map_cached(sim, seed, dcfg, cache, device, progress,
+                                                    views if keep_views else None)
             scene, mapper = mapped.scene, mapped.mapper
             seen = {o.instance_id for o in mapper.objects} if cfg.seen_only else None
             picked = pick_requests(scene, sim.grid, dcfg, seen)
-            picked["absent"] = absent_requests(scene, sim.grid, cfg)
-            boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
-            agent = sim.agent
-            starts = navigation_starts(mapped.explore_path_xy, (agent.x, agent.y, agent.yaw), boxes,
-                                       cfg.success_distance, np.random.default_rng([cfg.seed, seed]))
-            episodes.append({"scene": scene.scene_id, "seed": seed, "frames": mapped.frames, "fused": mapped.fused,
+            if given is not None:  # the file's navigation episodes for this scene
+                picked["navigate"], picked["absent"], starts = file_requests([e for e in given if e.seed == seed], scene)
+                starts += [(sim.agent.x, sim.agent.y, sim.agent.yaw)] * (not starts)
+            else:
+                picked["absent"] = absent_requests(scene, sim.grid, cfg)
+                boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
+                agent = sim.agent
+                starts = navigation_starts(mapped.explore_path_xy, (agent.x, agent.y, agent.yaw), boxes,
+                                           cfg.success_distance, np.random.default_rng([cfg.seed, seed]))
+            ran_episodes += nav_episodes(scene, seed, sim.grid, picked, starts, cfg.success_distance)
+            episodes.append({"scene": scene.scene_id, "seed": seed, "map_cached": cached,
+                             "frames": mapped.frames, "fused": mapped.fused,
                              "coverage": round(mapped.coverage, 3), "objects": mapped.objects,
                              "map_seconds": round(mapped.map_seconds, 2), "mapper_fps": round(mapped.fps, 3),
                              "requests": {k: len(v) for k, v in picked.items() if k != "caption"},
@@ -298,6 +322,10 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
     result = {"benchmark": "embodied", "config": dataclasses.asdict(cfg), "episodes": episodes,
               "seconds": round(time.perf_counter() - t_start, 1),
               "systems": [_system_result(s, scores[s.name]) for s in systems]}
+    if episodes_out is not None:
+        write_episodes(episodes_out, ran_episodes)
+        result["episodes_file"] = str(episodes_out)
+    add_statistics(result)
     result["header"], result["rows"] = EMBODIED_HEADER, embodied_rows(result)
     return result
 
@@ -312,14 +340,16 @@ def _run_requests(system: System, runner: Any, picked: dict[str, list[dict]], st
         if task != "ground" and system.kind == "retrieval":
             continue  # no language model: it cannot answer or plan
         for rec in picked[task]:
-            sink.append({"scene": scene.scene_id, **fn(runner, rec, out.seconds, out.errors)})
+            sink.append({"scene": scene.scene_id, **fn(runner, rec, out.seconds, out.errors), "qtype": rec["qtype"],
+                         **({"unique": _unique_target(scene, rec)} if task == "ground" else {})})
             if bar is not None:
                 bar.update(1)
     for rec, start in zip(picked["navigate"], starts):
         sim.agent.reset(*start)
         nav = navigate(sim, runner, rec, scene, dcfg)
         out.navigation.append({
-            "scene": scene.scene_id, "instruction": nav.instruction, "target_label": nav.target_label,
+            "scene": scene.scene_id, "qtype": rec["qtype"], "instruction": nav.instruction,
+            "target_label": nav.target_label,
             "truth_label": nav.truth_label, "state": nav.state, "message": nav.message, "success": bool(nav.success),
             "spl": nav.spl, "distance_to_goal": nav.distance_to_target, "driven_m": nav.driven_m,
             "shortest_m": nav.shortest_m if math.isfinite(nav.shortest_m) else None,
@@ -359,6 +389,13 @@ def absent_navigation(runner: Any, rec: dict, start_xy: np.ndarray, success_dist
         return {"instruction": rec["question"], "kind": rec["qtype"], "refused": True, "message": str(err)}
     return {"instruction": rec["question"], "kind": rec["qtype"], "refused": False,
             "message": f"goal toward {target.id} '{target.label}'", "goal": [goal.x, goal.y, goal.yaw]}
+
+
+def _unique_target(scene: Any, rec: dict) -> bool:
+    """ScanRefer's split: the target is the only object of its category in the scene ("unique"),
+    else the expression must tell it from others of its kind ("multiple")."""
+    category = next(i.category for i in scene.instances if i.id == rec["object_ids"][0])
+    return sum(i.category == category for i in scene.instances) == 1
 
 
 def _instance_box(scene: Any, rec: dict) -> np.ndarray:
@@ -426,9 +463,15 @@ def embodied_rows(result: dict[str, Any]) -> list[list[str]]:
             rows.append([s["name"], *("–" for _ in COLUMNS), f"{NO_CHECKPOINT} ({s['hint']})"])
             continue
         cells = [s["name"]]
+        intervals = s.get("intervals", {})
         for _, key, digits in COLUMNS:
             v = s["metrics"].get(key)
-            cells.append("n/a" if v is None else f"{v:.{digits}f}")
+            if v is None:
+                cells.append("n/a")
+            elif key in intervals and len(result.get("episodes", [])) > 1:  # one episode: no interval
+                cells.append(format_interval(intervals[key], digits))
+            else:
+                cells.append(f"{v:.{digits}f}")
         cells.append(s["checkpoint"])
         rows.append(cells)
     return rows
@@ -444,19 +487,25 @@ def write_chart(path: Path, result: dict[str, Any]) -> Path:
     keys = [("Success", "success"), ("SPL", "spl"), ("QA EM@1", "qa_em@1"), ("Acc@0.25", "ground_acc@0.25"),
             ("Acc@0.5", "ground_acc@0.5"), ("plan step acc", "plan_step_acc")]
     ran = [s for s in result["systems"] if s["status"] == "ok"]
+    eps = result["episodes"]
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     width = 0.8 / max(len(ran), 1)
     x = np.arange(len(keys))
     for i, s in enumerate(ran):
         vals = [s["metrics"].get(k) for _, k in keys]
-        xs = [x[j] + i * width for j, v in enumerate(vals) if v is not None]
+        shown = [(j, v) for j, v in enumerate(vals) if v is not None]
+        xs = [x[j] + i * width for j, _ in shown]
         label = s["name"] + (" (untrained)" if s["checkpoint"] == "untrained" else "")
-        ax.bar(xs, [v for v in vals if v is not None], width, label=label)
+        ivs = [s.get("intervals", {}).get(keys[j][1]) for j, _ in shown]
+        err = np.array([[v - iv["low"], iv["high"] - v] if iv and len(eps) > 1 else [0.0, 0.0]
+                        for (_, v), iv in zip(shown, ivs)]).T.reshape(2, -1)  # (2, bars): the 95 % interval
+        ax.bar(xs, [v for _, v in shown], width, label=label, yerr=np.clip(err, 0, None), capsize=2,
+               error_kw={"elinewidth": 0.8})
     ax.set_xticks(x + width * (len(ran) - 1) / 2, [k for k, _ in keys])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
-    eps = result["episodes"]
-    ax.set_title(f"llm3d bench embodied: {len(eps)} held-out test episode(s)")
+    ax.set_title(f"llm3d bench embodied: {len(eps)} held-out test episode(s)"
+                 + (", 95 % episode-bootstrap intervals" if len(eps) > 1 else ""))
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

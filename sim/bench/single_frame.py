@@ -16,7 +16,7 @@ weights, but shows the model one fused frame instead of the fused map:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -31,16 +31,31 @@ if TYPE_CHECKING:
 
 
 class FrameViews:
-    """The fused frames of one exploration with their 2D feature maps (kept fp16 to halve memory)."""
+    """The fused frames of one exploration with their 2D feature maps (kept fp16 to halve memory);
+    frames read back from the map cache get theirs from the encoder when first used."""
 
     def __init__(self) -> None:
         self.frames: list["RGBDFrame"] = []
-        self.features: list[torch.Tensor] = []  # (C, h, w) fp16 each
+        self.features: list[torch.Tensor | None] = []  # (C, h, w) fp16 each; None until encoded
+        self._encode: list[Callable[["RGBDFrame"], torch.Tensor] | None] = []
 
     def add(self, frame: "RGBDFrame", feature_map: torch.Tensor) -> None:
         """The explore_and_map on_fused hook."""
         self.frames.append(frame)
         self.features.append(feature_map.detach().to("cpu", torch.float16))
+        self._encode.append(None)
+
+    def add_lazy(self, frame: "RGBDFrame", encode: Callable[["RGBDFrame"], torch.Tensor]) -> None:
+        """A frame whose feature map `encode(frame)` computes when the frame is used."""
+        self.frames.append(frame)
+        self.features.append(None)
+        self._encode.append(encode)
+
+    def feature(self, i: int) -> torch.Tensor:
+        """(C, h, w) fp16 feature map of frame i."""
+        if self.features[i] is None:
+            self.features[i] = self._encode[i](self.frames[i]).detach().to("cpu", torch.float16)
+        return self.features[i]
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -76,7 +91,7 @@ class SingleFrameRunner:
             cfg, mcfg = self.model.config, self.mapper.config
             scene = scene_from_frame(self.views.frames[i], self.mapper.encoder, cfg.num_points, "world",
                                      mcfg.sample_stride, mcfg.depth_min, mcfg.depth_max, cfg.seed,
-                                     feature_map=self.views.features[i].float())
+                                     feature_map=self.views.feature(i).float())
             # Ground in the frame, drive on the map's geometry.
             reasoner = object_free_reasoner(self.model, self.mapper, scene, f"{self.version}/frame{i}")
             self._reasoners = {i: reasoner}  # one frame scene at a time: requests of one view come together

@@ -103,7 +103,8 @@ def test_bench_embodied_quick(tmp_path, capsys):
     from llm3d_cli.main import main
     from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, shipped_checkpoint
 
-    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    cache = tmp_path / "cache"
+    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--out", str(tmp_path), "--cache", str(cache)]) == 0
     printed = capsys.readouterr().out
     assert "| " + " | ".join(EMBODIED_HEADER) + " |" in printed
     result = json.loads((tmp_path / "embodied.json").read_text())
@@ -147,6 +148,22 @@ def test_bench_embodied_quick(tmp_path, capsys):
     rows = {r[0]: r for r in result["rows"]}
     assert rows[retrieval["name"]][EMBODIED_HEADER.index("QA EM@1")] == "n/a"
     assert rows[frames2d["name"]][-1].startswith(NO_CHECKPOINT) != shipped_2d
+    assert objects["intervals"]["qa_em@1"]["value"] == objects["metrics"]["qa_em@1"]
+    assert "QA EM@1 by question type" in objects["breakdowns"] and "comparisons" in result
+
+    # Again from the cached map, with the navigation episodes the first run wrote (habitat-lab's
+    # ObjectNav file): the same map, requests, starts and answers, without exploring or fusing.
+    again = tmp_path / "again"
+    assert main(["bench", "embodied", "--quick", "--device", "cpu", "--out", str(again), "--cache", str(cache),
+                 "--episodes-file", str(tmp_path / "episodes.json.gz")]) == 0
+    second = json.loads((again / "embodied.json").read_text())
+    (e1,), (e2,) = result["episodes"], second["episodes"]
+    assert not e1["map_cached"] and e2["map_cached"] and e2["objects"] == e1["objects"] and e2["starts"] == e1["starts"]
+    o2 = _by_kind(second)["llm3d"][0]
+    assert [q["answer"] for q in o2["qa"]] == [q["answer"] for q in objects["qa"]]
+    assert [n["instruction"] for n in o2["navigation"]] == [n["instruction"] for n in objects["navigation"]]
+    assert [a["instruction"] for a in o2["absent"]] == [a["instruction"] for a in objects["absent"]]
+    assert [g["iou"] for g in o2["grounding"]] == pytest.approx([g["iou"] for g in objects["grounding"]], abs=1e-6)
 
 
 @pytest.mark.slow
