@@ -285,6 +285,16 @@ class FeatureFusionMapper:
         slots = self.voxels.active_slots()
         return self.voxels.centers(slots).numpy(), self.voxels.colors[slots].cpu().numpy()
 
+    def object_colors(self, obj: MapObject) -> dict[str, float]:
+        """The colour terms `obj` shows (llm3d_core.colors.color_shares): its sample points' voxel
+        colours; {} when none of them is in the feature map."""
+        from llm3d_core.colors import color_shares
+
+        if not len(obj.sample):
+            return {}
+        slots, found = self.voxels.lookup(torch.from_numpy(np.asarray(obj.sample, dtype=np.float64)), neighbors=True)
+        return color_shares(self.voxels.colors[slots[found]].cpu().numpy())  # (S, 3) in [0, 1]
+
     @property
     def objects(self) -> list[MapObject]:
         return self.tracker.objects

@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
+from llm3d_core.colors import COLOR_TERMS
+
 RGB = tuple[int, int, int]
 
 # Fixed palette: colour names used in annotations and language data, with their rendered RGB.
-PALETTE: dict[str, RGB] = {
-    "red": (200, 40, 40), "green": (60, 160, 70), "blue": (50, 90, 200), "yellow": (230, 200, 50),
-    "orange": (235, 130, 40), "purple": (130, 60, 170), "pink": (235, 140, 180), "brown": (120, 80, 45),
-    "black": (35, 35, 35), "white": (240, 240, 240), "gray": (130, 130, 130), "beige": (215, 195, 160),
-    "teal": (40, 150, 150), "navy": (30, 40, 100),
-}
+# The colour terms requests use are the paint (llm3d_core.colors checks them against the map).
+PALETTE: dict[str, RGB] = dict(COLOR_TERMS)
 # Colours of parts that keep their look whatever the instance colour is.
 LEG, SCREEN, METAL, LINEN, LEAF, WOOD = (55, 55, 55), (15, 15, 20), (175, 175, 180), (245, 245, 240), (50, 130, 50), (150, 110, 70)
 FLOOR_RGB, WALL_RGB = (185, 160, 125), (225, 222, 212)

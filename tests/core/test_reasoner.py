@@ -212,3 +212,28 @@ def test_mask_head_box_source(tmp_path, sim_reasoner):
     auto = Reasoner(sim_reasoner.model, ReasonerConfig(box_source="auto"))
     auto.set_map(mapper, "v1")
     assert not auto.uses_mask_head  # auto without a head: the location tokens
+
+
+def test_a_colour_the_object_does_not_show_is_refused(sim_reasoner):
+    """"the <colour> table" is refused when the table it would get shows none of that colour, for
+    ground and navigation alike; the colour it does show is accepted; 0 turns the check off."""
+    from llm3d_core.colors import COLOR_TERMS
+
+    mapper = sim_reasoner.map.mapper
+    top = sim_reasoner.ground("the table", 1)[0]
+    shares = mapper.object_colors(next(o for o in mapper.objects if o.id == top.id))
+    assert shares, "the sim map's objects have voxel colours"
+    absent = next(c for c in COLOR_TERMS if shares.get(c, 0.0) == 0.0)
+    shown = next(iter(shares))
+    with pytest.raises(ReasonerError, match=f"nothing in the map matches 'the {absent} table'.*does not look {absent}"):
+        sim_reasoner.ground(f"the {absent} table", 1)
+    with pytest.raises(ReasonerError, match="does not look"):
+        sim_reasoner.navigation_goal(f"go to the {absent} table", None, max_distance=0.75)
+    assert sim_reasoner.ground(f"the {shown} table", 1)
+    sim_reasoner.config.color_min_share = 0.0
+    try:
+        assert sim_reasoner.ground(f"the {absent} table", 1)
+    finally:
+        sim_reasoner.config.color_min_share = 0.1
+    with pytest.raises(ValueError, match="color_min_share"):
+        ReasonerConfig(color_min_share=2.0)

@@ -1,0 +1,101 @@
+"""Colour words in requests and the colours a map object shows: "the purple mug" checked against the mug.
+
+The absence pointer (model/absence.py) learns whether any object matches a request, but it was
+trained to rank objects, and a present category in a colour none of its instances has ("the purple
+mug" beside a red one) is the case it rejects least (about a quarter of them). The map itself
+holds the evidence: every feature voxel keeps the running mean of the colours fused into it
+(mapping/voxel_features.py). Colour terms are matched to those voxel colours as basic colour
+categories (Berlin & Kay's eleven terms plus navy, teal and beige, the generator's palette), with
+the brightness left free within a range, because the same albedo is rendered or photographed
+brighter or darker with the light and the surface's angle to it.
+
+A voxel "could be" a colour when that colour is among its `top` nearest terms after the best
+brightness scaling, so neighbouring terms (navy/blue, beige/white, orange/brown) are not told
+apart: the check refuses an object only when the named colour is far from what it shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+# Colour terms: canonical name -> sRGB (0-255) of the term's typical surface. The generator's
+# scenes paint objects with these same values (sim.scenes.catalog.PALETTE reads them from here).
+COLOR_TERMS: dict[str, tuple[int, int, int]] = {
+    "red": (200, 40, 40), "green": (60, 160, 70), "blue": (50, 90, 200), "yellow": (230, 200, 50),
+    "orange": (235, 130, 40), "purple": (130, 60, 170), "pink": (235, 140, 180), "brown": (120, 80, 45),
+    "black": (35, 35, 35), "white": (240, 240, 240), "gray": (130, 130, 130), "beige": (215, 195, 160),
+    "teal": (40, 150, 150), "navy": (30, 40, 100),
+}
+# Other words for the terms (longest matched first: "navy blue" is navy, not blue).
+COLOR_SYNONYMS: dict[str, str] = {
+    "grey": "gray", "navy blue": "navy", "dark blue": "navy", "blue-green": "teal", "blue green": "teal",
+    "cream": "beige", "violet": "purple", "turquoise": "teal", "silver": "gray", "tan": "beige",
+}
+_NAMES = tuple(COLOR_TERMS)
+_RGB = np.array([COLOR_TERMS[n] for n in _NAMES], dtype=np.float64) / 255.0  # (T, 3)
+_FORMS = sorted([*COLOR_TERMS, *COLOR_SYNONYMS], key=len, reverse=True)
+_WORD = re.compile(r"\b(" + "|".join(re.escape(f) for f in _FORMS) + r")\b", re.IGNORECASE)
+# Where a referring expression turns from its target to an anchor: colours after this describe
+# the anchor ("the mug on the blue table"), not the target.
+_ANCHOR = re.compile(r"\b(?:on|in|inside|at|under|underneath|below|above|over|near|nearest|closest|beside|"
+                     r"next|behind|between|left|right|front|by|against|with|from|to|of)\b", re.IGNORECASE)
+# The target starts at the first determiner ("go to the purple mug": not at "to").
+_DETERMINER = re.compile(r"\b(?:the|a|an|any|some)\b", re.IGNORECASE)
+
+
+def color_words(text: str) -> list[str]:
+    """The colour terms `text` names, canonical, each once, in order ("grey and navy blue" -> ["gray", "navy"])."""
+    return list(dict.fromkeys(COLOR_SYNONYMS.get(m.lower(), m.lower()) for m in _WORD.findall(text)))
+
+
+def target_color_words(expression: str) -> list[str]:
+    """The colour terms of a referring expression's target, not of its anchors.
+
+    "the purple mug" -> ["purple"]; "the fridge that is grey" -> ["gray"]; "the mug on the blue
+    table" -> [] (blue is the table's); "go to the white mug" -> ["white"]. The target's words run
+    from the first determiner to the next relation word (on, next to, left of, …)."""
+    det = _DETERMINER.search(expression)
+    start = det.end() if det else 0
+    cut = _ANCHOR.search(expression, start)
+    return color_words(expression[start:cut.start()] if cut else expression[start:])
+
+
+def compatible_terms(rgb: np.ndarray, top: int = 2, scale: tuple[float, float] = (0.45, 1.6)) -> np.ndarray:
+    """Which colour terms each colour could be: (N, 3) in [0, 1] -> (N, T) bool, T = len(COLOR_TERMS).
+
+    For each term the colour's distance to the term's RGB scaled by the best factor in `scale`
+    (light and shading change brightness, much less hue); the `top` nearest terms are compatible."""
+    c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)  # (N, 3)
+    k = np.clip(c @ _RGB.T / (_RGB ** 2).sum(1), *scale)  # (N, T) best brightness factor per term
+    dist = np.linalg.norm(c[:, None, :] - k[..., None] * _RGB[None], axis=2)  # (N, T)
+    order = np.argsort(dist, axis=1)[:, :top]  # (N, top)
+    out = np.zeros(dist.shape, dtype=bool)
+    np.put_along_axis(out, order, True, axis=1)
+    return out
+
+
+def color_shares(rgb: np.ndarray, top: int = 2) -> dict[str, float]:
+    """The share of an object's colours (N, 3) in [0, 1] compatible with each term, largest first
+    (terms no colour is compatible with are left out). Empty without colours."""
+    c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    c = c[np.isfinite(c).all(1)]
+    if not len(c):
+        return {}
+    share = compatible_terms(c, top).mean(0)  # (T,)
+    return {_NAMES[i]: round(float(share[i]), 4) for i in np.argsort(-share) if share[i] > 0}
+
+
+def missing_colors(expression: str, shares: Mapping[str, float], min_share: float) -> list[str]:
+    """The target colours `expression` names that an object with `shares` does not show
+    (share below `min_share`); [] when it names none, or when the object's colours are unknown."""
+    if not shares:
+        return []
+    return [c for c in target_color_words(expression) if shares.get(c, 0.0) < min_share]
+
+
+def describe_shares(shares: Mapping[str, float], n: int = 2) -> str:
+    """"red 0.71, orange 0.40": the object's leading colour terms, for messages."""
+    return ", ".join(f"{name} {share:.2f}" for name, share in list(shares.items())[:n]) or "no colour seen"
