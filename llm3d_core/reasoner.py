@@ -354,11 +354,9 @@ class Reasoner:
             return False
         if answer.absent or answer.box is None:
             return answer.absent
-        from llm3d_core.mapping.objects import box_iou
-
         mapper = self._require_map().mapper
-        ious = [box_iou(answer.box[:3], answer.box[3:], o.box_min, o.box_max) for o in mapper.objects]
-        return max(ious) > 0 and self._color_mismatch(query, mapper, mapper.objects[int(np.argmax(ious))]) is not None
+        ious = _box_ious(answer.box, mapper.objects)  # (K,)
+        return ious.max() > 0 and self._color_mismatch(query, mapper, mapper.objects[int(np.argmax(ious))]) is not None
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
         """Why `obj` cannot be what `query` asks for by its colour (llm3d_core.colors), or None."""
@@ -388,7 +386,6 @@ class Reasoner:
         'map' evidence is the clipped cosine similarity of the query and the object's text
         feature. 'both' averages the two. Without map objects the model's own box is returned (id -1).
         """
-        from llm3d_core.mapping.objects import box_iou
         from llm3d_core.model.location_tokens import LocationDecodeError
         from llm3d_core.model.modeling_llm3d import InputTooLongError
 
@@ -432,7 +429,7 @@ class Reasoner:
 
         evidence: list[list[float]] = [[] for _ in objects]
         if model_box is not None:
-            ious = np.array([box_iou(model_box[:3], model_box[3:], o.box_min, o.box_max) for o in objects])
+            ious = _box_ious(model_box, objects)  # (K,)
             if ious.max() > 0:
                 match = int(ious.argmax())
             else:
@@ -513,6 +510,13 @@ class Reasoner:
 
 
 # ---------------------------------------------------------------------- loading
+def _box_ious(box: np.ndarray, objects: list) -> np.ndarray:
+    """3D IoU (K,) of a box [min xyz, max xyz] (6,) with each map object's box: which object the model meant."""
+    from llm3d_core.mapping.objects import box_iou
+
+    return np.array([box_iou(box[:3], box[3:], o.box_min, o.box_max) for o in objects], dtype=np.float64)
+
+
 def load_model(checkpoint: str | Path | None, config: "Llm3dConfig", device: str,
                overrides: dict[str, str] | None = None, torch_threads: int = 0) -> "Llm3dModel":
     """The model for answering: a trained checkpoint, or (checkpoint None) `config` untrained.
