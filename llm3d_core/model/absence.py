@@ -155,8 +155,9 @@ def extract_examples(model: "Llm3dModel", data_dir: str | Path, records: list[di
             rec = records[n]
             bar.update(1)
             try:
-                gen = model.generate(session.prefix, session.prefix_mask,
-                                     model.make_sample("ground", str(rec["question"])), "ground", objects=session.batch)
+                sample = model.make_sample("ground", str(rec["question"]))
+                gen = model.generate(session.prefix, session.prefix_mask, sample, "ground", objects=session.batch,
+                                     cache=session.prefix_cache(sample.before))
             except InputTooLongError as err:
                 log.warning("skipping record %s: %s", rec.get("id"), err)
                 continue

@@ -143,7 +143,8 @@ def evaluate(model: Llm3dModel, data_dir: str | Path, split: str = "val", limit:
             log.warning("record %s: %s", rec["id"], err)
             continue
         with torch.no_grad():
-            gen = model.generate(session.prefix, session.prefix_mask, sample, task, objects=session.batch)
+            gen = model.generate(session.prefix, session.prefix_mask, sample, task, objects=session.batch,
+                                 cache=session.prefix_cache(sample.before))
         latency[task].append(gen.seconds)
         row: dict[str, Any] = {"id": rec["id"], "task": task, "prediction": gen.text}
         if task in ("qa", "caption", "dialog"):

@@ -12,6 +12,7 @@ the tokenizer's ids for them are mapped onto that range.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,22 @@ class Generation:
     # What the pointer read: the LLM's query state (1, H) and object states (1, P, H) (the absence
     # stage learns from them as decoded at inference).
     pointer_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class PrefixCache:
+    """The LLM's keys and values over [before | scene prefix], computed once per session.
+
+    3D-LLM (sec. 3) puts the scene in front of every prompt; the chat template puts the same system
+    text before it (prompting.render_prompt), so every question of a session starts with the same
+    tokens and their keys and values (causal attention) do not depend on the question. Each answer
+    then runs the LLM over its own words only (a 13-token question instead of the 25 + P-token
+    prompt it extends)."""
+
+    before: tuple[int, ...]  # the model ids before the scene prefix
+    past: Any  # transformers Cache over the nb + P positions; copied before each answer extends it
+    mask: torch.Tensor  # (1, nb + P) attention mask of those positions
+    object_states: torch.Tensor  # (1, P, H) the LLM's last hidden states over the scene prefix (the pointer reads them)
 
 
 @dataclass
@@ -424,9 +441,25 @@ class Llm3dModel(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    @torch.no_grad()
+    def prefix_cache(self, before: list[int], prefix: torch.Tensor, prefix_mask: torch.Tensor) -> PrefixCache:
+        """Runs the LLM over [before | scene prefix] (1, nb + P) once; see PrefixCache."""
+        ids = torch.tensor([before], dtype=torch.long, device=self.device)
+        tok = self.embed_ids(ids)  # (1, nb, H)
+        embeds = torch.cat([tok, prefix.to(tok.dtype)], dim=1)  # (1, nb + P, H)
+        mask = torch.cat([torch.ones(1, len(before), dtype=torch.long, device=self.device),
+                          prefix_mask.long()], dim=1)  # (1, nb + P)
+        out = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        return PrefixCache(tuple(before), out.past_key_values, mask, out.last_hidden_state[:, len(before):])
+
     def generate(self, prefix: torch.Tensor, prefix_mask: torch.Tensor, sample: Sample, task: str = "qa",
-                 max_new_tokens: int | None = None, objects: dict[str, torch.Tensor] | None = None) -> Generation:
+                 max_new_tokens: int | None = None, objects: dict[str, torch.Tensor] | None = None,
+                 cache: PrefixCache | None = None) -> Generation:
         """Greedy decoding with a KV cache, for one prompt; `prefix` (1, P, H) comes from encode_scene.
+
+        cache: the session's PrefixCache for this prefix (computed here when None or made for other
+        `before` ids); the answer always runs as [before | prefix] then [after], so it does not depend
+        on whether the cache was reused.
 
         With config.constrain_locations, the location-token grammar is enforced while decoding:
         ground answers end in exactly six location tokens (max bin >= min bin per axis), navigate
@@ -436,10 +469,13 @@ class Llm3dModel(nn.Module):
         """
         t0 = time.perf_counter()
         limit = max_new_tokens or self.config.max_new_tokens
-        embeds, mask, _ = self.assemble([sample], prefix, prefix_mask)
-        out = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
-        nb, plen = len(sample.before), prefix.shape[1]
-        object_states = out.last_hidden_state[:, nb: nb + plen]  # (1, P, H)
+        if cache is None or cache.before != tuple(sample.before):
+            cache = self.prefix_cache(sample.before, prefix, prefix_mask)
+        plen, object_states = prefix.shape[1], cache.object_states  # (1, P, H)
+        mask = torch.cat([cache.mask, cache.mask.new_ones(1, len(sample.after))], dim=1)  # (1, T)
+        after = self.embed_ids(torch.tensor([sample.after], dtype=torch.long, device=self.device))  # (1, La, H)
+        out = self.decoder()(inputs_embeds=after, attention_mask=mask, past_key_values=copy.deepcopy(cache.past),
+                             use_cache=True)
         past, h = out.past_key_values, out.last_hidden_state[:, -1]  # (1, H)
         generated: list[int] = []
         use_pointer = (task == "ground" and self.pointer is not None and self.use_pointer and objects is not None
@@ -618,6 +654,13 @@ class Llm3dSession:
         with torch.no_grad():
             self.prefix, self.prefix_mask = model.encode_scene(self.batch)  # (1, P, H), (1, P)
         self.history: list[tuple[str, str]] = []
+        self._cache: PrefixCache | None = None
+
+    def prefix_cache(self, before: list[int]) -> PrefixCache:
+        """The session's PrefixCache (computed on first use; every prompt shares its `before` ids)."""
+        if self._cache is None or self._cache.before != tuple(before):
+            self._cache = self.model.prefix_cache(before, self.prefix, self.prefix_mask)
+        return self._cache
 
     def ask(self, question: str, task: str = "qa", remember: bool | None = None,
             max_new_tokens: int | None = None) -> Answer:
@@ -628,7 +671,10 @@ class Llm3dSession:
         """
         history = self.history if task == "dialog" else []
         sample = self.model.make_sample(task, question, history)
-        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch)
+        t0 = time.perf_counter()
+        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch,
+                                  self.prefix_cache(sample.before))
+        gen.seconds = time.perf_counter() - t0  # the first answer's includes computing the prefix cache
         answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids), object_index=gen.pointed,
                         object_prob=gen.pointer_prob, object_logits=gen.pointer_logits, absent_prob=gen.absent_prob,
                         absent=gen.absent_prob is not None

@@ -1,6 +1,7 @@
 """The 3D-LLM on a tiny random LLM: training lowers the loss, checkpoints round-trip exactly,
 bad checkpoints and bad inputs give clear errors, the dataset reads the generator's JSONL."""
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -205,6 +206,37 @@ def test_dialog_session_reuses_the_scene_prefix(monkeypatch):
     assert calls == [] and len(session.history) == 2 and session.history[0][1] == first.text
     nav = session.ask("go to the fridge", "navigate")
     assert nav.point is not None and nav.point.shape == (3,)
+
+
+def test_prefix_cache_gives_the_one_pass_logits_and_is_not_changed_by_answers():
+    """Keys and values over [before | scene prefix] are computed once per session (PrefixCache): the
+    next-token logits after [cache | question] equal one pass over the whole prompt, and an answer
+    extends a copy, so a later question sees the same cache as a fresh session."""
+    model = tiny_model(scene_encoder="objects")
+    model.eval()
+    scene = tiny_scene(1)
+    session = model.session(scene)
+    sample = model.make_sample("qa", "How many chairs are there?")
+    with torch.no_grad():
+        embeds, mask, _ = model.assemble([sample], session.prefix, session.prefix_mask)
+        whole = model.decoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (1, T, H)
+        cache = session.prefix_cache(sample.before)
+        after = model.embed_ids(torch.tensor([sample.after], device=model.device))
+        full_mask = torch.cat([cache.mask, cache.mask.new_ones(1, len(sample.after))], dim=1)
+        split = model.decoder()(inputs_embeds=after, attention_mask=full_mask,
+                                past_key_values=copy.deepcopy(cache.past)).last_hidden_state  # (1, La, H)
+    nb, plen = len(sample.before), session.prefix.shape[1]
+    torch.testing.assert_close(split[0, -1], whole[0, -1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cache.object_states, whole[:, nb: nb + plen], rtol=1e-4, atol=1e-5)
+
+    questions = [("What color is the sofa?", "qa"), ("the chair", "ground"), ("make coffee", "plan"),
+                 ("What color is the sofa?", "qa")]
+    reused = [session.ask(q, task) for q, task in questions]
+    fresh = [model.session(scene).ask(q, task) for q, task in questions]
+    assert session.prefix_cache(sample.before) is cache  # built once, reused by every answer
+    assert [a.text for a in reused] == [a.text for a in fresh]
+    assert reused[0].text == reused[3].text
+    assert np.array_equal(reused[1].box, fresh[1].box)
 
 
 def write_tiny_dataset(root: Path, feature_dim: int = 16, num_points: int = 64) -> Path:
