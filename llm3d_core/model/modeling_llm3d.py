@@ -441,7 +441,6 @@ class Llm3dModel(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    @torch.no_grad()
     def prefix_cache(self, before: list[int], prefix: torch.Tensor, prefix_mask: torch.Tensor) -> PrefixCache:
         """Runs the LLM over [before | scene prefix] (1, nb + P) once; see PrefixCache."""
         ids = torch.tensor([before], dtype=torch.long, device=self.device)
@@ -452,6 +451,7 @@ class Llm3dModel(nn.Module):
         out = self.decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
         return PrefixCache(tuple(before), out.past_key_values, mask, out.last_hidden_state[:, len(before):])
 
+    @torch.no_grad()
     def generate(self, prefix: torch.Tensor, prefix_mask: torch.Tensor, sample: Sample, task: str = "qa",
                  max_new_tokens: int | None = None, objects: dict[str, torch.Tensor] | None = None,
                  cache: PrefixCache | None = None) -> Generation:
