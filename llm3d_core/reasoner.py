@@ -298,7 +298,9 @@ class Reasoner:
             session_id, session = uuid.uuid4().hex[:12], _Session()
         if session.llm is None or session.version != snap.version:
             # A newer map: the same conversation continues about the updated scene.
-            session.llm = self.model.session(snap.scene, snap.version)
+            # Forked from the map's one-shot session: its encoded scene and prefix cache are reused,
+            # so a new conversation's first answer does not pay for them again.
+            session.llm = self._oneshot_session().fork()
             session.llm.history = session.history
             session.version = snap.version
         task = "dialog" if session.history else "qa"

@@ -654,13 +654,27 @@ class Llm3dSession:
         with torch.no_grad():
             self.prefix, self.prefix_mask = model.encode_scene(self.batch)  # (1, P, H), (1, P)
         self.history: list[tuple[str, str]] = []
-        self._cache: PrefixCache | None = None
+        # PrefixCache per `before` ids, shared with forks (a dict held by reference); prompts of
+        # every task share one system text, so it holds one or two entries.
+        self._caches: dict[tuple[int, ...], PrefixCache] = {}
+
+    def fork(self) -> "Llm3dSession":
+        """A new conversation about the same scene: it shares this session's encoded prefix and its
+        PrefixCache (both read-only: every answer runs on a copy of the cache), not its history, so a
+        fresh question costs no scene encoding and no pass over [before | prefix]."""
+        new = copy.copy(self)
+        new.history = []
+        return new
 
     def prefix_cache(self, before: list[int]) -> PrefixCache:
-        """The session's PrefixCache (computed on first use; every prompt shares its `before` ids)."""
-        if self._cache is None or self._cache.before != tuple(before):
-            self._cache = self.model.prefix_cache(before, self.prefix, self.prefix_mask)
-        return self._cache
+        """The session's PrefixCache for `before` (computed on first use, shared with its forks)."""
+        key = tuple(before)
+        cache = self._caches.get(key)
+        if cache is None:
+            if len(self._caches) >= 4:  # bounded: `before` is a system text, not user input
+                self._caches.clear()
+            cache = self._caches[key] = self.model.prefix_cache(before, self.prefix, self.prefix_mask)
+        return cache
 
     def ask(self, question: str, task: str = "qa", remember: bool | None = None,
             max_new_tokens: int | None = None) -> Answer:

@@ -238,6 +238,14 @@ def test_prefix_cache_gives_the_one_pass_logits_and_is_not_changed_by_answers():
     assert reused[0].text == reused[3].text
     assert np.array_equal(reused[1].box, fresh[1].box)
 
+    # A fork (a new conversation on the same map) shares the prefix and its cache, not the history.
+    session.ask("What color is the sofa?", "dialog", remember=True)
+    fork = session.fork()
+    assert fork.history == [] and len(session.history) == 1
+    assert fork.prefix_cache(sample.before) is cache
+    assert [fork.ask(q, task).text for q, task in questions] == [a.text for a in fresh]
+    assert len(session.history) == 1  # the fork's answers are not the parent's history
+
 
 def write_tiny_dataset(root: Path, feature_dim: int = 16, num_points: int = 64) -> Path:
     """Two scenes as scene caches (what the mapper's maps become) + a JSONL with every task."""
