@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from llm3d_core.vocabulary import singular
+
 _PLACE = r"(?: (?:in|inside|around) (?:the|this) (?:scene|room|place|map|house|area)| here| around)?"
 _A = r"(?:a |an |any |some |the )?"
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(rx)) for kind, rx in (
@@ -43,8 +45,11 @@ class Presumed:
 
     @property
     def query(self) -> str:
-        """The referring expression the grounding head reads: "the giraffe"."""
-        return f"the {self.noun}"
+        """The referring expression the grounding head reads: "the giraffe". A count's plural is made
+        singular ("how many cardboard boxes" -> "the cardboard box"): referring expressions name one
+        object, and the absence head read "the cardboard boxes" as absent on a map holding four while
+        it found "the cardboard box" there."""
+        return f"the {singular(self.noun) if self.kind == 'count' else self.noun}"
 
     def refusal(self) -> str:
         """The answer when no map object matches."""

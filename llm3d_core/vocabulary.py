@@ -35,6 +35,22 @@ def plural(noun: str) -> str:
     return f"{head} {last}".strip()
 
 
+def singular(noun: str) -> str:
+    """The singular of a (possibly multi-word) English plural noun: the inverse of `plural` on the
+    catalog's names ("cardboard boxes" -> "cardboard box", "shelves" -> "shelf", "glasses" -> "glass");
+    a word that does not look plural ("glass", "bus") is kept."""
+    head, _, last = noun.rpartition(" ")
+    if last.endswith("ves") and len(last) > 4:
+        last = last[:-3] + "f"
+    elif last.endswith(("sses", "xes", "shes", "ches", "zzes")):
+        last = last[:-2]
+    elif last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith("s") and not last.endswith(("ss", "us", "is")) and len(last) > 2:
+        last = last[:-1]
+    return f"{head} {last}".strip()
+
+
 def article(phrase: str) -> str:
     return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
 

@@ -9,6 +9,7 @@ import torch
 
 from llm3d_core.model.absence import NUM_STATS, absence_scores, calibrate, choice_stats
 from llm3d_core.presence import normalize_text, presumed_thing
+from llm3d_core.vocabulary import plural, singular
 from tests.core.test_model import np_box, tiny_config, tiny_llm, tiny_model, tiny_scene, tiny_tokenizer, write_tiny_dataset
 from tests.core.test_object_pointer import pointer_model
 
@@ -57,7 +58,15 @@ def test_calibration_rejects_at_most_the_allowed_share_of_present_targets():
 def test_presumed_things(question, kind, noun):
     p = presumed_thing(question)
     assert p is not None and (p.kind, p.noun) == (kind, noun)
-    assert p.query == f"the {noun}" and noun in p.refusal()
+    assert p.query == f"the {singular(noun) if kind == 'count' else noun}" and noun in p.refusal()
+
+
+def test_a_count_asks_the_absence_head_about_one_object():
+    assert presumed_thing("How many cardboard boxes are in the scene?").query == "the cardboard box"
+    assert presumed_thing("How many shelves are there?").query == "the shelf"
+    for name in ("cardboard box", "shelf", "chair", "glass", "dish", "trash can", "night stand", "couch"):
+        assert singular(plural(name)) == name
+    assert singular("glass") == "glass" and singular("bus") == "bus"
 
 
 @pytest.mark.parametrize("question", ["What color is it?", "Is the mug near the book?", "Describe the scene.",
