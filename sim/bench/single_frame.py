@@ -16,6 +16,7 @@ weights, but shows the model one fused frame instead of the fused map:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -76,11 +77,13 @@ class FrameViews:
 class SingleFrameRunner:
     """The reasoner's interface (ask, ground, plan, navigation_goal) answered from one view per request."""
 
+    KEEP = 8  # frame scenes kept at once (each a few MB: points, features, the LLM's prefix cache)
+
     def __init__(self, model: "Llm3dModel", mapper: "FeatureFusionMapper", views: FrameViews,
                  targets: dict[str, int], version: str) -> None:
         """targets: request text -> the instance id it is about (the view is chosen by it)."""
         self.model, self.mapper, self.views, self.targets, self.version = model, mapper, views, targets, version
-        self._reasoners: dict[int, Reasoner] = {}
+        self._reasoners: OrderedDict[int, Reasoner] = OrderedDict()  # frame index -> its reasoner, LRU
 
     def reasoner_for(self, text: str) -> Reasoner:
         from llm3d_core.model.single_frame import scene_from_frame
@@ -94,7 +97,12 @@ class SingleFrameRunner:
                                      feature_map=self.views.feature(i).float())
             # Ground in the frame, drive on the map's geometry.
             reasoner = object_free_reasoner(self.model, self.mapper, scene, f"{self.version}/frame{i}")
-            self._reasoners = {i: reasoner}  # one frame scene at a time: requests of one view come together
+            self._reasoners[i] = reasoner
+            # A few frame scenes kept: requests come by task, so one view's requests are spread over
+            # the episode, and lifting a view and encoding it again cost more than the answer.
+            while len(self._reasoners) > self.KEEP:
+                self._reasoners.popitem(last=False)
+        self._reasoners.move_to_end(i)
         return self._reasoners[i]
 
     def ask(self, question: str, session_id: str = "") -> tuple[str, str]:
