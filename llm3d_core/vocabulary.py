@@ -40,7 +40,7 @@ def singular(noun: str) -> str:
     catalog's names ("cardboard boxes" -> "cardboard box", "shelves" -> "shelf", "glasses" -> "glass");
     a word that does not look plural ("glass", "bus") is kept."""
     head, _, last = noun.rpartition(" ")
-    if last.endswith("ves") and len(last) > 4:
+    if last.endswith("lves"):  # shelves, halves; not stoves or microwaves
         last = last[:-3] + "f"
     elif last.endswith(("sses", "xes", "shes", "ches", "zzes")):
         last = last[:-2]
