@@ -19,7 +19,8 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "7sce
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "hallucination", "ros", "soak"],
+    p.add_argument("what", nargs="?", default="embodied", choices=["embodied", "mapper", "render", "reasoner", "hallucination", "refusal", "ros",
+                                                              "soak"],
                    help="which benchmark (default embodied: held-out episodes, 3D-LLM vs. baselines, one table)")
     p.add_argument("--frames", type=Path, default=None,
                    help="mapper, ros: posed RGB-D frame folder (7-Scenes layout; default shared/data/7scenes-redkitchen, "
@@ -46,13 +47,13 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="ros: seconds of 30 Hz camera per image size (default 10; --quick 3)")
     p.add_argument("--episodes", "--scenes", type=non_negative_int, default=None,
                    help="embodied: held-out test scenes (default 3; --quick 1); hallucination: test scenes mapped "
-                   "here (default 2; --quick 1; 0: only --map)")
+                   "here (default 2; --quick 1; 0: only --map); refusal: test scenes (default 2; --quick 1; --full 10)")
     p.add_argument("--full", action="store_true",
                    help="embodied: the benchmark at a size that separates systems (10 test scenes; 300 questions, "
-                   "150 groundings, 100 navigation goals, 40 absent targets), maps cached in --cache")
+                   "150 groundings, 100 navigation goals, 40 absent targets), maps cached in --cache; refusal: its 10 scenes")
     p.add_argument("--cache", type=Path, default=None,
-                   help="embodied: folder of maps built by earlier runs, reused when the scene, simulator and mapper "
-                   "config match (default with --full: runs/bench_cache; otherwise none)")
+                   help="embodied, refusal: folder of maps built by earlier runs, reused when the scene, simulator and "
+                   "mapper config match (default with --full, and for refusal without --quick: runs/bench_cache)")
     p.add_argument("--episodes-file", type=Path, default=None,
                    help="embodied: navigation episodes to run, a habitat-lab ObjectNav episode file (.json or "
                    ".json.gz; every run writes its own as episodes.json.gz)")
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         return _embodied(args, machine)
     elif args.what == "hallucination":
         return _hallucination(args, machine)
+    elif args.what == "refusal":
+        return _refusal(args, machine)
     elif args.what == "reasoner":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import shipped_checkpoint
@@ -226,14 +229,58 @@ def _hallucination(args: argparse.Namespace, machine: str) -> int:
                                      progress=lambda line: print(f"llm3d bench hallucination: {line}", file=sys.stderr,
                                                                  flush=True))
     result["machine"] = machine
-    print(f"\nhallucination benchmark: checkpoint {result['checkpoint']}, label confidence >= "
-          f"{result['min_confidence']}, {machine}; {result['seconds']} s\n")
-    print(markdown_table(HALLUCINATION_HEADER, hallucination_rows(result)))
-    print("\nCHAIR_i: categories claimed that the reference does not hold / categories claimed (a count > 0 claims "
-          "its category); count agrees: count answers equal to the reference's count. JSON with every answer in "
-          f"{args.out.resolve()}/hallucination.json")
-    (args.out / "hallucination.json").write_text(json.dumps(result, indent=1, default=str))
+    return _report(args.out / "hallucination.json", result,
+                   f"hallucination benchmark: checkpoint {result['checkpoint']}, label confidence >= "
+                   f"{result['min_confidence']}, {machine}; {result['seconds']} s",
+                   markdown_table(HALLUCINATION_HEADER, hallucination_rows(result)),
+                   "CHAIR_i: categories claimed that the reference does not hold / categories claimed (a count > 0 "
+                   "claims its category); count agrees: count answers equal to the reference's count.")
+
+
+def _report(path: Path, result: dict, title: str, table: str, legend: str) -> int:
+    """Prints a benchmark's title, table and legend, and writes its JSON (every answer) to `path`."""
+    print(f"\n{title}\n")
+    print(table)
+    print(f"\n{legend} JSON with every answer in {path.resolve()}")
+    path.write_text(json.dumps(result, indent=1, default=str))
     return 0
+
+
+def _refusal(args: argparse.Namespace, machine: str) -> int:
+    """`llm3d bench refusal` (sim.bench.refusal): absent targets refused and present ones kept, map checks off/on."""
+    import os
+    import sys
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.model.train import load_train_config
+    from llm3d_core.reasoner import load_model
+    from sim.bench.embodied import EmbodiedConfig
+    from sim.bench.refusal import REFUSAL_HEADER, refusal_rows, run_refusal_bench
+    from sim.bench.table import markdown_table
+
+    if args.quick and args.full:
+        raise UsageError("--quick and --full are two sizes of the benchmark: give one")
+    if args.episodes == 0:
+        raise UsageError("argument --episodes: the refusal benchmark needs at least 1 scene")
+    preset = EmbodiedConfig.quick if args.quick else EmbodiedConfig.full
+    cfg = preset(episodes=args.episodes or (1 if args.quick else 10 if args.full else 2))
+    ckpt = args.ckpt or shipped_checkpoint()
+    if ckpt is None:
+        raise UsageError("no checkpoint: the refusal benchmark measures a trained absence head (give --ckpt)")
+    model_config = load_train_config(args.config, {}).model
+    model = load_model(ckpt, model_config, args.device or model_config.device,
+                       overrides={"device": args.device} if args.device else None)
+    cache = args.cache or (None if args.quick else Path("runs") / "bench_cache")
+    result = run_refusal_bench(cfg, model, cache, args.device,
+                               progress=lambda line: print(f"llm3d bench refusal: {line}", file=sys.stderr, flush=True))
+    result.update(machine=machine, checkpoint=str(ckpt))
+    return _report(args.out / "refusal.json", result,
+                   f"refusal benchmark: {cfg.episodes} held-out test scene(s), checkpoint {ckpt}, grounding 'model', "
+                   f"{machine}; {result['seconds']} s", markdown_table(REFUSAL_HEADER, refusal_rows(result)),
+                   "refused: share of the requests answered 'nothing in the map matches' (absent: the more the "
+                   "better; present: the share refused is in brackets beside Acc@0.25, the share grounded with "
+                   "IoU >= 0.25).")
 
 
 def _ros(args: argparse.Namespace) -> int:

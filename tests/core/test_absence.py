@@ -207,3 +207,35 @@ def test_present_things_are_still_grounded(shipped_reasoner):
             assert reasoner.ground(query, 1)[0].id >= 0
     assert len(grounded) >= 3, "the pointer grounds too few unique objects of the test map"
     assert len(refused) <= max(1, len(grounded) // 4), refused
+
+
+def test_a_relation_the_map_does_not_show_is_refused(shipped_reasoner):
+    """#22: "the book on the nightstand" in a room whose books lie elsewhere is refused by ground,
+    navigate_to and ask (llm3d_core.spatial, checked on the map's boxes); relations the scene does
+    hold are grounded to their object; relation_check false turns the check off."""
+    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.reasoner import ReasonerError
+
+    reasoner, scene = shipped_reasoner
+    by_id = {i.id: i for i in scene.instances}
+    books = [i for i in scene.instances if i.category == "book"]
+    assert books and all(by_id[b.support_id].category != "nightstand" for b in books if b.support_relation != "floor")
+    assert any(i.category == "nightstand" for i in scene.instances)
+    why = "nothing in the map matches .*the book it would be \\(object \\d+\\) is not on the nightstand"
+    with pytest.raises(ReasonerError, match=why):
+        reasoner.ground("the book on the nightstand")
+    with pytest.raises(ReasonerError, match=why):
+        reasoner.navigation_goal("Go to the book on the nightstand.", None)
+    assert reasoner.ask("What colour is the book on the nightstand?")[0] == "There is no book on the nightstand here."
+    # Held relations: the microwave on the desk (a table) and the one mug on a shelf of three.
+    for query, category, support in (("the microwave oven sitting on the desk", "microwave", "table"),
+                                     ("the mug on the shelving unit", "mug", "shelf")):
+        truth = next(i for i in scene.instances if i.category == category and i.support_relation == "on"
+                     and by_id[i.support_id].category == support)
+        box = reasoner.ground(query, 1)[0].box
+        assert box_iou_3d(box, np.concatenate([truth.box_min, truth.box_max])) >= 0.25, query
+    reasoner.config.relation_check = False
+    try:
+        assert reasoner.ground("the book on the nightstand", 1)
+    finally:
+        reasoner.config.relation_check = True

@@ -237,3 +237,6 @@ def test_a_colour_the_object_does_not_show_is_refused(sim_reasoner):
         sim_reasoner.config.color_min_share = 0.1
     with pytest.raises(ValueError, match="color_min_share"):
         ReasonerConfig(color_min_share=2.0)
+    for bad in (0.0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="relation_near_m"):
+            ReasonerConfig(relation_near_m=bad)

@@ -108,6 +108,8 @@ CASES = [
     (["bench", "reasoner", "--map", "{tmp}/missing", "--out", "{tmp}/bench"], "argument --map: no saved map"),
     (["bench", "embodied", "--episodes", "0", "--out", "{tmp}/bench"], "argument --episodes"),
     (["bench", "embodied", "--ckpt-2d", "{tmp}/empty", "--out", "{tmp}/bench"], "argument --ckpt-2d"),
+    (["bench", "refusal", "--quick", "--full", "--out", "{tmp}/bench"], "--quick and --full are two sizes"),
+    (["bench", "refusal", "--episodes", "0", "--out", "{tmp}/bench"], "argument --episodes"),
     (["bench", "ros", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/bench"], "parameter file not found"),
     (["bench", "ros", "--seconds", "-1", "--out", "{tmp}/bench"], "argument --seconds"),
     # demo
