@@ -86,9 +86,9 @@ def _ask_offline(args: argparse.Namespace) -> int:
     from llm3d_core.model.modeling_llm3d import Llm3dModel
     from llm3d_core.model.scene import load_map_scene
 
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
 
-    ckpt = args.ckpt or shipped_checkpoint()
+    ckpt = resolve_checkpoint(args.ckpt)
     if ckpt:
         model = Llm3dModel.from_pretrained(ckpt, device=args.device,
                                            overrides={"device": args.device} if args.device else None)

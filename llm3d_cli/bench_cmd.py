@@ -116,11 +116,11 @@ def run(args: argparse.Namespace) -> int:
         return _refusal(args, machine)
     elif args.what == "reasoner":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from llm3d_core.assets import shipped_checkpoint
+        from llm3d_core.assets import resolve_checkpoint
         from llm3d_core.model.train import load_train_config
         from sim.bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
 
-        ckpt = args.ckpt or shipped_checkpoint()
+        ckpt = resolve_checkpoint(args.ckpt)
         result = run_reasoner_bench(ckpt, load_train_config(args.config, {}).model, seed=args.seed,
                                     questions=args.questions or 20, map_dir=args.map, device=args.device)
         result["machine"] = machine
@@ -151,7 +151,7 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, shipped_checkpoint
+    from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, resolve_checkpoint
     from llm3d_core.model.train import load_train_config
     from llm3d_core.progress import progress_bar
     from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
@@ -172,13 +172,13 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
         cfg = preset(**overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    ckpt = args.ckpt or shipped_checkpoint()
+    ckpt = resolve_checkpoint(args.ckpt)
     if ckpt is None:
         print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the objects row runs an untrained "
               "model, labelled 'untrained'", file=sys.stderr)
     # A checkpoint of the wrong kind for its row (ValueError, CheckpointError): llm3d_cli.main, exit 2.
-    systems = load_systems(ckpt, args.ckpt_points or shipped_checkpoint(SHIPPED_POINTS_CHECKPOINT),
-                           args.ckpt_2d or shipped_checkpoint(SHIPPED_FRAMES2D_CHECKPOINT),
+    systems = load_systems(ckpt, resolve_checkpoint(args.ckpt_points, SHIPPED_POINTS_CHECKPOINT),
+                           resolve_checkpoint(args.ckpt_2d, SHIPPED_FRAMES2D_CHECKPOINT),
                            load_train_config(args.config, {}).model, args.device)
     cache = args.cache or (Path("runs") / "bench_cache" if args.full else None)
     result = run_embodied_bench(cfg, systems, args.device, progress=progress_bar,
@@ -213,7 +213,7 @@ def _hallucination(args: argparse.Namespace, machine: str) -> int:
     import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
     from llm3d_core.model.train import load_train_config
     from sim.bench.hallucination import HALLUCINATION_HEADER, hallucination_rows, run_hallucination_bench
     from sim.bench.table import markdown_table
@@ -222,7 +222,7 @@ def _hallucination(args: argparse.Namespace, machine: str) -> int:
     episodes = args.episodes if args.episodes is not None else (1 if args.quick else 2)
     if episodes == 0 and args.map is None:
         raise UsageError("nothing to ask about: give --map DIR or --episodes >= 1")
-    result = run_hallucination_bench(args.ckpt or shipped_checkpoint(), load_train_config(args.config, {}).model,
+    result = run_hallucination_bench(resolve_checkpoint(args.ckpt), load_train_config(args.config, {}).model,
                                      [args.map] if args.map else [], list(seeds("test", episodes)),
                                      device=args.device, min_confidence=args.min_confidence,
                                      counts=args.questions if args.questions is not None else (6 if args.quick else 0),
@@ -252,7 +252,7 @@ def _refusal(args: argparse.Namespace, machine: str) -> int:
     import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
     from llm3d_core.model.train import load_train_config
     from llm3d_core.reasoner import load_model
     from sim.bench.embodied import EmbodiedConfig
@@ -265,7 +265,7 @@ def _refusal(args: argparse.Namespace, machine: str) -> int:
         raise UsageError("argument --episodes: the refusal benchmark needs at least 1 scene")
     preset = EmbodiedConfig.quick if args.quick else EmbodiedConfig.full
     cfg = preset(episodes=args.episodes or (1 if args.quick else 10 if args.full else 2))
-    ckpt = args.ckpt or shipped_checkpoint()
+    ckpt = resolve_checkpoint(args.ckpt)
     if ckpt is None:
         raise UsageError("no checkpoint: the refusal benchmark measures a trained absence head (give --ckpt)")
     model_config = load_train_config(args.config, {}).model
@@ -293,12 +293,12 @@ def _ros(args: argparse.Namespace) -> int:
     params = (args.config or DEFAULT_CONFIG).expanduser().resolve()
     if not params.is_file():
         raise UsageError(f"argument --config: parameter file not found: {params}")
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
     from llm3d_ros.bench import ROS_HEADER, RosBenchConfig, RosBenchError, ros_rows, run_ros_bench
     from sim.bench.mapper import TARGETS
     from sim.bench.table import markdown_table
 
-    overrides: dict = {"checkpoint": args.ckpt or shipped_checkpoint(), "device": args.device or ""}
+    overrides: dict = {"checkpoint": resolve_checkpoint(args.ckpt), "device": args.device or ""}
     if args.seconds is not None:
         overrides["seconds"] = args.seconds
     # A bad option or frame folder (ValueError, FileNotFoundError) is the user's: llm3d_cli.main, exit 2.
@@ -325,7 +325,7 @@ def _soak(args: argparse.Namespace) -> int:
     """`llm3d bench soak` (llm3d_ros.soak): the stack for --minutes under bursts of asks, bad input and a kill -9."""
     import sys
 
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
     from llm3d_ros.soak import SoakConfig, plot_soak, run_soak, soak_rows
     from sim.bench.table import markdown_table
 
@@ -333,7 +333,7 @@ def _soak(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --config: parameter file not found: {args.config}")
     cfg = SoakConfig(minutes=args.minutes, rate_hz=args.rate, burst=args.burst, burst_period_s=args.burst_period,
                      kill_node="" if args.kill == "none" else args.kill, device=args.device or "cpu",
-                     checkpoint=str(args.ckpt or shipped_checkpoint() or ""), params_file=args.config)
+                     checkpoint=str(resolve_checkpoint(args.ckpt) or ""), params_file=args.config)
     try:
         result = run_soak(cfg, log=lambda line: print(f"llm3d bench {line}", file=sys.stderr, flush=True))
     except RuntimeError as err:  # the stack did not come up: its output is in the message

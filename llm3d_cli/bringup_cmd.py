@@ -53,21 +53,6 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="restarts per node before bringup gives up and stops (default 5; 0: never restart)")
 
 
-def node_command(module: str, name: str, params_files: list[Path], parameters: dict[str, str],
-                 remappings: tuple[tuple[str, str], ...] = (), namespace: str = "") -> list[str]:
-    """The command line of one node process (ROS arguments as `ros2 run` would pass them)."""
-    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}"]
-    if namespace:
-        cmd += ["-r", f"__ns:={namespace}"]
-    for params_file in params_files:
-        cmd += ["--params-file", str(params_file)]
-    for key, value in parameters.items():
-        cmd += ["-p", f"{key}:={value}"]
-    for src, dst in remappings:
-        cmd += ["-r", f"{src}:={dst}"]
-    return cmd
-
-
 def _forward_output(name: str, stream, lock: threading.Lock) -> None:
     for line in iter(stream.readline, ""):
         with lock:
@@ -95,7 +80,8 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S)
 def run(args: argparse.Namespace) -> int:
     from llm3d_core.config import DEFAULT_CONFIG, load_yaml
     from llm3d_ros.env import ros_environment
-    from llm3d_ros.node_set import forwarded_parameters, normalize_namespace, parameter_files, select_nodes
+    from llm3d_ros.node_set import (forwarded_parameters, node_command, normalize_namespace, parameter_files,
+                                    select_nodes)
 
     specs = select_nodes(args.sim)
     if args.sim and not any(spec.name == "llm3d_sim_bridge" for spec in specs):

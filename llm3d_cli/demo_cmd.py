@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     check_checkpoint(args.ckpt)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.assets import shipped_checkpoint
+    from llm3d_core.assets import resolve_checkpoint
     from llm3d_core.model.train import load_train_config
     from llm3d_core.progress import progress_bar
     from llm3d_core.reasoner import load_model
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         cfg = dataclasses.replace(cfg, width=160, height=120, max_steps=60, questions=3, groundings=1, thumbnails=2,
                                   max_drive_s=30.0)
-    ckpt = args.ckpt or shipped_checkpoint()
+    ckpt = resolve_checkpoint(args.ckpt)
     if ckpt is None:
         print("warning: no checkpoint (checkpoints/llm3d-objects is missing); the model is untrained and its "
               "answers are arbitrary", file=sys.stderr)

@@ -95,3 +95,8 @@ SHIPPED_FRAMES2D_CHECKPOINT = CHECKPOINTS / "llm3d-frames2d"
 def shipped_checkpoint(folder: Path = SHIPPED_CHECKPOINT) -> Path | None:
     """A checkpoint folder of the repository (default: the stack's), or None when this checkout has none."""
     return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_checkpoint(given: Path | str | None, folder: Path = SHIPPED_CHECKPOINT) -> Path | None:
+    """The checkpoint a command was given, else the shipped one in `folder` (None when neither exists)."""
+    return Path(given) if given else shipped_checkpoint(folder)

@@ -116,3 +116,14 @@ def backproject(depth_m: np.ndarray, K: np.ndarray, v: np.ndarray, u: np.ndarray
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Applies a 4x4 transform to (N, 3) points."""
     return points @ T[:3, :3].T + T[:3, 3]
+
+
+def box_iou_3d(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two axis-aligned 3D boxes [min x, y, z, max x, y, z] (6,) (0 when either has no volume).
+
+    The one box IoU of the evaluation, the benchmarks, the map's object tracking and the reasoner;
+    training's losses use the batched, differentiable torch form (model/univlg_losses.box_iou_3d)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    inter = np.clip(np.minimum(a[3:], b[3:]) - np.maximum(a[:3], b[:3]), 0, None).prod()
+    union = np.prod(a[3:] - a[:3]) + np.prod(b[3:] - b[:3]) - inter
+    return float(inter / union) if union > 0 else 0.0

@@ -260,6 +260,18 @@ class MapEvidence:
         mention = self._category_of(noun)
         return mention is not None and mention.category in self.trusted
 
+    def unlabelled(self, noun: str) -> bool:
+        """Whether `noun` is a category the mapper could label but no map object is labelled with.
+
+        Weak evidence of absence, not proof: the labels come from an image classifier through
+        text similarity, and on the held-out sim maps half of the categories present and seen
+        carried no label of theirs. The reasoner refuses such a category only when the absence
+        head leans the same way (ReasonerConfig.unlabelled_absent_p)."""
+        if not self.active:
+            return False
+        mention = self._category_of(noun)
+        return mention is not None and mention.category not in self.held and mention.category in self.labelable
+
     # -------------------------------------------------------------- questions
     def answer(self, question: str, answer: str) -> str:
         """`answer` made to agree with the map: counts and existence of confidently held
@@ -278,10 +290,8 @@ class MapEvidence:
         is exactly a category's name ("mugs"; not "red mugs": the label list has no colours):
 
         - X trusted: its count ("3", the generator's canonical count answer) or "yes";
-        - no object at all labelled X, though X is in the mapper's label vocabulary (it could have
-          been labelled): the absence refusal ("0: there are no boxes here.", presence.py);
-        - otherwise (X held with low confidence only, or a word the map cannot label) None: the
-          model answers.
+        - otherwise None: the model answers (X held with low confidence only, a word the map cannot
+          label, or one no object is labelled with: see `unlabelled`).
         """
         presumed = presumed_thing(question)
         if not self.active or presumed is None or presumed.kind not in ("count", "exists"):
@@ -291,8 +301,6 @@ class MapEvidence:
             return None
         if mention.category in self.trusted:
             return str(self.count(mention.category)) if presumed.kind == "count" else "yes"
-        if mention.category not in self.held and mention.category in self.labelable:
-            return presumed.refusal()
         return None
 
     # -------------------------------------------------------------- captions

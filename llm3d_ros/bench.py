@@ -143,8 +143,7 @@ class ChildProcess(BaseChildProcess):
 
 def _node_process(name: str, params_file: Path, device: str, env: dict[str, str]) -> ChildProcess:
     """Starts node `name` exactly as `llm3d bringup` would (same module, arguments and remappings)."""
-    from llm3d_cli.bringup_cmd import node_command
-    from llm3d_ros.node_set import NODES, forwarded_parameters
+    from llm3d_ros.node_set import NODES, forwarded_parameters, node_command
 
     spec = next(s for s in NODES if s.name == name)
     cmd = node_command(spec.module, spec.name, [params_file], forwarded_parameters(spec, {"device": device}),

@@ -347,7 +347,7 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
     from llm3d_ros.child_process import ChildProcess
     from llm3d_ros.client import Llm3dClient, StackNotRunning
     from sim.datagen.maps import map_sim_config
-    from sim.demo import DemoResult, _spread
+    from sim.demo import DemoResult, spread
     from sim.explore import explore
     from sim.scenes import seeds
     from sim.simulator import Simulator
@@ -395,7 +395,7 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
             log.info("route driven: %d of %d waypoints reached in %.0f s", reached, len(waypoints),
                      time.perf_counter() - t0)
             result.explore_path_xy = np.array(driver.path) if driver.path else np.zeros((0, 2))
-            result.thumbnails = _spread(thumbs, cfg.thumbnails)
+            result.thumbnails = spread(thumbs, cfg.thumbnails)
             time.sleep(rcfg.settle_s)  # the last frames fused and saved by the reasoner's map refresh
             reasoner = ClientReasoner(client, rcfg.request_timeout_s)
             _wait_for_map(reasoner, stack, rcfg.map_timeout_s)
@@ -453,7 +453,7 @@ def mapped_instances(map_dir: Path, scene: Any, min_iou: float = 0.25) -> set[in
     the instance's box by 3D IoU >= min_iou (over ROS the mapper segments geometry; it gets no
     instance ids from the simulator)."""
     from llm3d_core.mapping.mapper import FeatureFusionMapper
-    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.geometry import box_iou_3d
 
     mapper = FeatureFusionMapper.load(map_dir, device="cpu")
     boxes = [np.concatenate([o.box_min, o.box_max]) for o in mapper.objects]

@@ -4,7 +4,8 @@
 and `llm3d bringup` (here, where `launch`/`ros2` cannot be installed) both build their node
 list from `select_nodes()`, so they start the same executables with the same names,
 parameters and remappings, and map the same bringup arguments onto parameters
-(`forwarded_parameters`) and parameter files (`parameter_files`).
+(`forwarded_parameters`) and parameter files (`parameter_files`); `node_command` is one node's
+process command line for `llm3d bringup` and `llm3d bench ros`.
 
 Several robots on one ROS domain: each stack runs under its own namespace. As Nav2's bringup
 does, every node remaps `/tf` and `/tf_static` to the relative `tf` and `tf_static`, so with a
@@ -14,6 +15,7 @@ robot's `map -> odom -> base_link` (without a namespace they resolve to `/tf` as
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +117,18 @@ def parameter_files(params_file: Path, camera: str, namespace: str, out_dir: Pat
         target.write_text(yaml.safe_dump(keyed, sort_keys=False))
         rewritten.append(target)
     return rewritten
+
+
+def node_command(module: str, name: str, params_files: list[Path], parameters: dict[str, str],
+                 remappings: tuple[tuple[str, str], ...] = (), namespace: str = "") -> list[str]:
+    """The command line of one node process (ROS arguments as `ros2 run` would pass them)."""
+    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
+    for params_file in params_files:
+        cmd += ["--params-file", str(params_file)]
+    for key, value in parameters.items():
+        cmd += ["-p", f"{key}:={value}"]
+    for src, dst in remappings:
+        cmd += ["-r", f"{src}:={dst}"]
+    return cmd

@@ -222,7 +222,7 @@ def explore_and_map(sim: Any, seed: int, cfg: DemoConfig, device: str | None = N
     log.info("mapped %s: %d frames fused of %d, %d objects, coverage %.2f, %.1f s", scene.scene_id, fused,
              explored.steps + 1, len(objects), explored.coverage, map_seconds)
     return MappedScene(scene, mapper, explored.steps + 1, fused, explored.coverage, len(objects), map_seconds,
-                       explored.path_xy, _spread(thumbs, cfg.thumbnails))
+                       explored.path_xy, spread(thumbs, cfg.thumbnails))
 
 
 def pick_requests(scene: Any, grid: Any, cfg: DemoConfig, seen: set[int] | None = None) -> dict[str, list[dict]]:
@@ -282,7 +282,7 @@ def ask_record(reasoner: Any, rec: dict, seconds: list[float], errors: list[str]
 def ground_record(grounder: Any, rec: dict, seconds: list[float], errors: list[str]) -> dict[str, Any]:
     """One grounding record: the best object's box against the true box (3D IoU; ScanRefer's Acc@k
     counts IoU >= k). `grounder` has Reasoner.ground's signature."""
-    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.geometry import box_iou_3d
     from llm3d_core.reasoner import ReasonerError
 
     truth = np.asarray(rec["boxes"][0], dtype=np.float64)
@@ -348,7 +348,8 @@ def run_demo(cfg: DemoConfig, model: "Llm3dModel", checkpoint: str = "", device:
         sim.close()
 
 
-def _spread(items: list, k: int) -> list:
+def spread(items: list, k: int) -> list:
+    """At most k of `items`, evenly spaced from the first to the last (the report's thumbnails)."""
     if len(items) <= k:
         return list(items)
     idx = np.linspace(0, len(items) - 1, k).round().astype(int)

@@ -22,6 +22,8 @@ import open3d as o3d
 import torch
 import torch.nn.functional as F
 
+from llm3d_core.geometry import box_iou_3d
+
 DEFAULT_VOCABULARY = (
     "chair", "table", "sofa", "bed", "cabinet", "shelf", "lamp", "tv", "monitor", "laptop", "mug", "bottle",
     "book", "plant", "sink", "toilet", "fridge", "microwave", "box", "trash can", "desk", "door", "window",
@@ -91,13 +93,6 @@ def assign_labels(objects: list[MapObject], label_embeddings: torch.Tensor, voca
     for obj, scores, ids in zip(objects, top.values, top.indices):
         obj.label_scores = {vocabulary[i]: round(float(p), 4) for p, i in zip(scores, ids)}
         obj.label = vocabulary[int(ids[0])]
-
-
-def box_iou(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.ndarray) -> float:
-    """IoU of two axis-aligned 3D boxes."""
-    inter = np.clip(np.minimum(a_max, b_max) - np.maximum(a_min, b_min), 0, None).prod()
-    union = np.prod(a_max - a_min) + np.prod(b_max - b_min) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def box_overlap(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.ndarray) -> float:
@@ -200,7 +195,7 @@ class ObjectTracker:
             for o in self.objects:
                 overlap = box_overlap(p.box_min, p.box_max, o.box_min, o.box_max)
                 if overlap >= self.config.match_overlap:
-                    pairs.append((overlap, box_iou(p.box_min, p.box_max, o.box_min, o.box_max), i, o.id))
+                    pairs.append((overlap, box_iou_3d(np.concatenate([p.box_min, p.box_max]), np.concatenate([o.box_min, o.box_max])), i, o.id))
         taken_ids, assigned = set(), {}
         for _, _, i, oid in sorted(pairs, reverse=True):
             if i not in assigned and oid not in taken_ids:

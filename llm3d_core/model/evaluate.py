@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llm3d_core.geometry import box_iou_3d
 from llm3d_core.model.configuration_llm3d import is_absent
 from llm3d_core.model.data import dialog_history, question_text, read_records
 from llm3d_core.model.location_tokens import LocationDecodeError, decode_box, decode_point
@@ -47,14 +48,6 @@ def normalize_answer(text: str) -> str:
 def exact_match(prediction: str, answers: list[str]) -> bool:
     p = normalize_answer(prediction)
     return any(p == normalize_answer(a) for a in answers)
-
-
-def box_iou_3d(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two axis-aligned boxes [minx, miny, minz, maxx, maxy, maxz]."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    inter = np.clip(np.minimum(a[3:], b[3:]) - np.maximum(a[:3], b[:3]), 0, None).prod()
-    union = np.prod(a[3:] - a[:3]) + np.prod(b[3:] - b[:3]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def parse_steps(text: str) -> list[str]:

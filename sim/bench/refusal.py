@@ -50,7 +50,7 @@ def scene_requests(scene: Any, grid: Any, cfg: Any, seen: set[int] | None) -> di
 def answer(reasoner: Any, group: str, rec: dict, start_xy: np.ndarray, success_distance: float,
            truth: np.ndarray | None) -> dict[str, Any]:
     """One request: refused (with the message) or the grounded target's IoU with the true box."""
-    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.geometry import box_iou_3d
     from llm3d_core.reasoner import ReasonerError
 
     try:

@@ -181,7 +181,7 @@ def test_absent_things_are_refused_by_ground_navigation_and_ask(shipped_reasoner
 def test_present_things_are_still_grounded(shipped_reasoner):
     """Unique objects of the scene that the map holds and the pointer grounds correctly are, mostly,
     not refused (the threshold may refuse 3 % of them on val); the reasoner grounds them."""
-    from llm3d_core.mapping.objects import box_iou
+    from llm3d_core.geometry import box_iou_3d
     from llm3d_core.reasoner import ReasonerError
 
     reasoner, scene = shipped_reasoner
@@ -196,7 +196,7 @@ def test_present_things_are_still_grounded(shipped_reasoner):
         query = f"the {cat.replace('_', ' ')}"
         answer = session.ask(query, "ground", remember=False)
         box = boxes[answer.object_index]
-        if box_iou(insts[0].box_min, insts[0].box_max, box[:3], box[3:]) < 0.25:
+        if box_iou_3d(np.concatenate([insts[0].box_min, insts[0].box_max]), box) < 0.25:
             continue  # the pointer itself misses it: refusing it would not cost a right answer
         grounded.append(cat)
         if answer.absent:
@@ -213,7 +213,7 @@ def test_a_relation_the_map_does_not_show_is_refused(shipped_reasoner):
     """#22: "the book on the nightstand" in a room whose books lie elsewhere is refused by ground,
     navigate_to and ask (llm3d_core.spatial, checked on the map's boxes); relations the scene does
     hold are grounded to their object; relation_check false turns the check off."""
-    from llm3d_core.model.evaluate import box_iou_3d
+    from llm3d_core.geometry import box_iou_3d
     from llm3d_core.reasoner import ReasonerError
 
     reasoner, scene = shipped_reasoner

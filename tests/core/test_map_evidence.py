@@ -81,7 +81,9 @@ def test_count_and_existence_questions_are_answered_from_a_confident_map():
     assert ev.direct_answer("How many chairs are there?") == "2"
     assert ev.direct_answer("How many tables are there?") == "1"  # the mapper's desk is the generator's table
     assert ev.direct_answer("Is there a chair in the scene?") == "yes"
-    assert ev.direct_answer("How many boxes are there?") == "0: there are no boxes here."  # labelable, none labelled
+    # Labelable, none labelled: weak evidence only (the reasoner asks the absence head), no answer here.
+    assert ev.direct_answer("How many boxes are there?") is None and ev.unlabelled("boxes")
+    assert not ev.unlabelled("chairs") and not ev.unlabelled("bottle") and not ev.unlabelled("giraffe")
     assert ev.direct_answer("How many bottles are there?") is None  # held, but no confident label: the model's
     assert ev.direct_answer("How many red chairs are there?") is None  # the map has no colours
     assert ev.direct_answer("How many giraffes are there?") is None  # not a word the map can label
@@ -95,7 +97,7 @@ def test_a_map_without_labels_is_no_evidence():
     ev = MapEvidence([_obj(0, ""), _obj(1, "")], DEFAULT_VOCABULARY)
     assert not ev.active
     assert ev.answer("Describe the scene.", KITCHEN_CAPTION) == KITCHEN_CAPTION
-    assert ev.direct_answer("How many boxes are there?") is None
+    assert ev.direct_answer("How many boxes are there?") is None and not ev.unlabelled("boxes")
     unscored = MapEvidence([_obj(0, "sink", score=None)])  # a label without scores is taken as stated
     assert unscored.trusted == {"sink"}
     assert is_scene_caption("Give a summary of this scene.", "") and not is_scene_caption("Describe the highlighted "
@@ -142,6 +144,8 @@ def test_reasoner_answers_follow_the_map(trained):
     assert text == "The map holds two tables."  # the map has no chair: the claim goes, the map's contents come
     assert layered._sessions[sid].history[-1] == ("What is in the room?", text)  # later turns read the revision
     assert layered.ask("How many tables are there?", sid)[0] == "2"
-    assert layered.ask("How many chairs are there?")[0] == "0: there are no chairs here."
+    # No object labelled chair: without an absence head to agree, the labels alone refuse nothing
+    # (on held-out sim maps they missed half the categories present); the model answers.
+    assert layered.ask("How many chairs are there?")[0] == plain.ask("How many chairs are there?")[0]
     with_chair = _reasoner(trained, ["chair", "table"])
     assert with_chair.ask("What is in the room?")[0] == TRAINED_ANSWER  # a chair the map holds: unchanged

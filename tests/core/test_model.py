@@ -319,7 +319,8 @@ def test_train_resume_and_evaluate_smoke(tmp_path):
 
 
 def test_metrics():
-    from llm3d_core.model.evaluate import box_iou_3d, exact_match, normalize_answer, parse_steps, step_accuracy
+    from llm3d_core.geometry import box_iou_3d
+    from llm3d_core.model.evaluate import exact_match, normalize_answer, parse_steps, step_accuracy
 
     assert normalize_answer("The Red, chair!") == "red chair"
     assert exact_match("a blue sofa.", ["Blue sofa"])

@@ -186,7 +186,11 @@ def test_lookup_with_and_without_neighbours():
 
 
 def test_box_overlap_and_iou():
-    from llm3d_core.mapping.objects import box_iou, box_overlap
+    from llm3d_core.geometry import box_iou_3d
+    from llm3d_core.mapping.objects import box_overlap
+
+    def box_iou(a_min, a_max, b_min, b_max):
+        return box_iou_3d(np.concatenate([a_min, a_max]), np.concatenate([b_min, b_max]))
 
     a_min, a_max = np.zeros(3), np.ones(3)
     inner_min, inner_max = np.full(3, 0.25), np.full(3, 0.75)
