@@ -93,7 +93,7 @@ def _ask_offline(args: argparse.Namespace) -> int:
         model = Llm3dModel.from_pretrained(ckpt, device=args.device,
                                            overrides={"device": args.device} if args.device else None)
     else:
-        from llm3d_core.model.train import load_train_config
+        from llm3d_core.training.train import load_train_config
 
         cfg = load_train_config(args.config, {}).model
         print("warning: no --ckpt given and no shipped checkpoint; the scene encoder is untrained", file=sys.stderr)

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.what == "reasoner":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import resolve_checkpoint
-        from llm3d_core.model.train import load_train_config
+        from llm3d_core.training.train import load_train_config
         from sim.bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
 
         ckpt = resolve_checkpoint(args.ckpt)
@@ -152,7 +152,7 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, resolve_checkpoint
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from llm3d_core.progress import progress_bar
     from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
     from sim.bench.embodied_stats import BREAKDOWN_HEADER, COMPARISON_HEADER, breakdown_rows, comparison_rows
@@ -214,7 +214,7 @@ def _hallucination(args: argparse.Namespace, machine: str) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import resolve_checkpoint
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from sim.bench.hallucination import HALLUCINATION_HEADER, hallucination_rows, run_hallucination_bench
     from sim.bench.table import markdown_table
     from sim.scenes import seeds
@@ -253,7 +253,7 @@ def _refusal(args: argparse.Namespace, machine: str) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import resolve_checkpoint
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from llm3d_core.reasoner import load_model
     from sim.bench.embodied import EmbodiedConfig
     from sim.bench.refusal import REFUSAL_HEADER, refusal_rows, run_refusal_bench

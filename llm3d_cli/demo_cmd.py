@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import resolve_checkpoint
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from llm3d_core.progress import progress_bar
     from llm3d_core.reasoner import load_model
     from sim.report import write_report

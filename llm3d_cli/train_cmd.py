@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     check_dir(args.data, "--data", "data folder")
     check_dir(args.bags, "--bags", "bag folder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llm3d_core.model.train import load_train_config, train
+    from llm3d_core.training.train import load_train_config, train
 
     if args.bags is not None:
         args.data = _prepare_bags(args)

@@ -15,6 +15,7 @@ padding) so padded images are never copied twice.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -254,6 +255,16 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
         q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
     q = normalize_quaternion(q)
     return -q if q[3] < 0 else q
+
+
+def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a rotation by yaw (radians) about +z."""
+    return 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)
+
+
+def quaternion_to_yaw(x: float, y: float, z: float, w: float) -> float:
+    """Heading about +z of a unit quaternion (x, y, z, w) (roll and pitch ignored)."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def quaternion_slerp(q0: Sequence[float], q1: Sequence[float], fraction: float) -> np.ndarray:

@@ -26,7 +26,6 @@ A `Reasoner` is not thread-safe: one thread (the node's inference worker) owns i
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -37,111 +36,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llm3d_core.map_evidence import MapEvidence
-from llm3d_core.mapping.goals import GoalConfig, GoalError, GoalPose, NavigationMap
+from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
+from llm3d_core.mapping.goals import GoalError, GoalPose
 from llm3d_core.presence import normalize_text, presumed_thing
+from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
 from llm3d_core.spatial import holds, parse_relation
 
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
-    from llm3d_core.model.modeling_llm3d import Llm3dModel, Llm3dSession
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
+    from llm3d_core.model.session import Llm3dSession
     from llm3d_core.model.scene import SceneInput
 
-GROUNDING_MODES = ("model", "map", "both")
-BOX_SOURCES = ("location_tokens", "mask", "auto")
+# What front ends import from here (the config and the snapshot live in their own modules).
+__all__ = ["Grounded", "MapSnapshot", "NoMapObjects", "Reasoner", "ReasonerConfig", "ReasonerError", "load_model",
+           "saved_map_version"]
+
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
 # Pointer logits this far below the best object's still name the anchor's category: on a held-out test
 # map the other instances of "the shelf", "the chair", "the trash can" came 8.2-8.6 below the first
 # pick and the nearest other category 10-14 below.
 ANCHOR_LOGIT_GAP = 9.0
-
-
-class ReasonerError(ValueError):
-    """A request cannot be answered (bad input, no map, no match); the message is for the user."""
-
-
-@dataclass
-class ReasonerConfig:
-    """Behaviour of the reasoner core.
-
-    Fields:
-        grounding: 'model' (the 3D-LLM's box, matched to map objects), 'map' (the mapper's
-            open-vocabulary query) or 'both' (scores averaged; 'map' evidence only exists for
-            maps with text-aligned features, otherwise 'both' is 'model').
-        box_source: where the model's box comes from: 'location_tokens' (the 3D-LLM answer's six
-            tokens, copied by the object pointer when the checkpoint has one), 'mask' (UniVLG's
-            mask head; needs a checkpoint with one) or 'auto' (the mask head when the checkpoint
-            has one, else the location tokens).
-        max_results: objects returned by ground when the request asks for 0.
-        max_sessions: dialog sessions kept; beyond it the least recently used one is dropped.
-        session_ttl_s: a session idle this long is dropped (0: never).
-        max_question_chars: longer questions are refused before they reach the tokenizer.
-        check_presence: before answering a question that presumes a thing ("what colour is the
-            giraffe?", "how many X …", "is there X …", "where is X"), ask the absence head whether
-            the map holds it and answer "there is no … here" when it does not (checkpoints with
-            an absence head; llm3d_core.presence).
-        map_evidence: make `ask` answers agree with the map's object list (llm3d_core.map_evidence):
-            count and existence questions about a category the map labels confidently are answered
-            from the map, scene captions lose the categories the map does not confidently hold and
-            take its counts. The model alone answers from its training captions' prior (on a real
-            kitchen it listed boxes and laptops the map did not hold). The map's answer comes
-            before the absence head's; questions it cannot settle go to the head as before. No
-            effect on maps without labelled objects (no text-aligned features) or on a single view.
-        evidence_min_confidence: the label score (objects.assign_labels' softmax) from which a map
-            object's label is evidence for map_evidence.
-        unlabelled_absent_p: a thing of a category no map object is labelled with (though the
-            mapper could label it) is refused from this absence-head probability on, below the
-            head's own threshold (with map_evidence and check_presence; 1 turns it off). Calibrated
-            on the val maps: the lowest value that refuses at most 3 points more of the present
-            categories than the head alone (the labels alone refused 58 % of them).
-        color_min_share: a request naming its target's colour ("the purple mug") is refused when
-            the object it would get shows that colour on less than this share of its voxels
-            (llm3d_core.colors; 0 turns the check off). On the held-out test maps no object showed
-            its own colour below 0.18, and 84 % of the other colours were below 0.1.
-        relation_check: a request stating its target's support or proximity ("the cabinet on the
-            desk", "the chair next to the microwave") is checked on the map's boxes
-            (llm3d_core.spatial): the anchor is grounded on its own, and when the object the request
-            would get does not stand in that relation to it, the pointer's next likeliest objects are
-            tried; the request is refused when none does.
-        relation_near_m: the largest horizontal gap (metres) between two boxes called "near",
-            "next to", "beside" or "close to" (the data generator says near within 0.5 m and far
-            from 1.5 m).
-        goals: how navigation goals are chosen (llm3d_core.mapping.goals.GoalConfig).
-    """
-
-    grounding: str = "both"
-    box_source: str = "location_tokens"
-    max_results: int = 5
-    max_sessions: int = 16
-    session_ttl_s: float = 600.0
-    max_question_chars: int = 2000
-    check_presence: bool = True
-    map_evidence: bool = True
-    evidence_min_confidence: float = 0.5
-    unlabelled_absent_p: float = 0.9
-    color_min_share: float = 0.1
-    relation_check: bool = True
-    relation_near_m: float = 1.0
-    goals: GoalConfig = field(default_factory=GoalConfig)
-
-    def __post_init__(self) -> None:
-        if self.grounding not in GROUNDING_MODES:
-            raise ValueError(f"grounding must be one of {GROUNDING_MODES}, got {self.grounding!r}")
-        if self.box_source not in BOX_SOURCES:
-            raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
-        for name in ("max_results", "max_sessions", "max_question_chars"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("evidence_min_confidence", "unlabelled_absent_p", "color_min_share"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if not (math.isfinite(self.session_ttl_s) and self.session_ttl_s >= 0):
-            raise ValueError(f"session_ttl_s must be a finite number >= 0, got {self.session_ttl_s!r}")
-        if not (isinstance(self.relation_near_m, (int, float)) and 0 < self.relation_near_m < 100):
-            raise ValueError(f"relation_near_m must be a distance in metres in (0, 100), got {self.relation_near_m!r}")
 
 
 @dataclass
@@ -161,71 +77,6 @@ class _Session:
     llm: "Llm3dSession | None" = None
     version: str = ""
     last_used: float = 0.0
-
-
-class NoMapObjects:
-    """A snapshot's mapper without objects or text features: ground returns the model's own box.
-    As it stands, a single camera view (no geometry either: MapSnapshot.navigation refuses it);
-    subclasses may add a map's geometry for driving (the benchmark's 2D and single-view rows)."""
-
-    objects: list = []
-    text_dim = 0
-
-
-class MapSnapshot:
-    """One loaded map version: the mapper, the model's scene input, and (lazily) its free space.
-
-    frame_id: None for a map (boxes in the map frame); the camera frame's name for a single view
-    (Reasoner.set_frame: boxes in that camera's coordinates, no navigation)."""
-
-    def __init__(self, mapper: "FeatureFusionMapper", scene: "SceneInput", version: str, goals: GoalConfig,
-                 frame_id: str | None = None) -> None:
-        self.mapper = mapper
-        self.scene = scene
-        self.version = version
-        self.frame_id = frame_id
-        self._goals = goals
-        self._nav: NavigationMap | None = None
-        self._evidence: dict[float, MapEvidence] = {}
-        self._dense: dict[tuple[int, int], "SceneInput"] = {}
-
-    @property
-    def is_frame(self) -> bool:
-        return self.frame_id is not None
-
-    def evidence(self, min_confidence: float) -> MapEvidence:
-        """The map's object list as answer evidence (llm3d_core.map_evidence), built once per map version."""
-        if min_confidence not in self._evidence:
-            config = getattr(self.mapper, "config", None)  # NoMapObjects (a single view) has none
-            vocabulary = config.objects.vocabulary if config is not None else ()
-            self._evidence[min_confidence] = MapEvidence(self.mapper.objects, vocabulary, min_confidence)
-        return self._evidence[min_confidence]
-
-    def dense_scene(self, num_points: int, seed: int = 0, object_points: int = 0) -> "SceneInput":
-        """The map sampled at `num_points` (the mask head's density; object_points per object first),
-        built once per map version."""
-        from llm3d_core.model.scene import scene_from_mapper
-
-        if self.is_frame:
-            raise ReasonerError("the mask head reads a map's dense sample; a single view has none "
-                                "(box_source location_tokens answers from a view)")
-        key = (num_points, object_points)
-        if key not in self._dense:
-            self._dense[key] = scene_from_mapper(self.mapper, num_points, seed, object_points)
-        return self._dense[key]
-
-    def require_navigable(self) -> None:
-        if self.is_frame:
-            raise ReasonerError("navigation needs a map: until the mapper saves one, answers come from the "
-                                f"camera's current view ({self.frame_id}), which has no free space to plan in")
-
-    @property
-    def navigation(self) -> NavigationMap:
-        self.require_navigable()
-        if self._nav is None:  # only navigation needs the grid; building it is not free on big maps
-            points, _ = self.mapper.colored_points()
-            self._nav = NavigationMap.from_points(points, self._goals, self.mapper.visited_xy())
-        return self._nav
 
 
 class Reasoner:
@@ -639,14 +490,3 @@ def load_model(checkpoint: str | Path | None, config: "Llm3dConfig", device: str
         model = Llm3dModel.build(config, device)
     model.eval()
     return model
-
-
-def saved_map_version(map_dir: str | Path) -> str | None:
-    """The save id in map_dir/map.json (changes with every save), or None when there is no readable map."""
-    import json
-
-    try:
-        meta = json.loads((Path(map_dir) / "map.json").read_text())
-    except (OSError, ValueError):
-        return None  # absent, or replaced mid-read: the next poll sees the committed one
-    return str(meta.get("save_id", "")) if isinstance(meta, dict) else None

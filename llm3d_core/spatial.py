@@ -2,7 +2,7 @@
 
 The object pointer ranks the map's objects against each other; asked for "the cabinet on the
 desk" in a room whose only cabinet stands on the floor, it picks that cabinet, and the absence
-head, trained on few such records, rejected one in seven of them (README, "Saying not here").
+head, trained on few such records, rejected one in seven of them (docs/model.md, "Saying not here").
 The map's boxes settle the relation directly, in the terms the data generator states it
 (sim/datagen/relations.py, after ReferIt3D's Sr3D):
 

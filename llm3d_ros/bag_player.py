@@ -47,14 +47,11 @@ def message_class(msgtype: str) -> type:
 
 
 def _qos(topic: str, config: BagConfig):
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from llm3d_ros.qos import latched_qos, reliable_qos
 
     if topic == config.tf_static_topic:
-        return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                          history=HistoryPolicy.KEEP_LAST)
-    depth = 100 if topic == config.tf_topic else 10
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                      history=HistoryPolicy.KEEP_LAST)
+        return latched_qos(100)
+    return reliable_qos(100 if topic == config.tf_topic else 10)
 
 
 def play_bag(path: str | Path, rate: float = 1.0, config: BagConfig | None = None, topics: list[str] | None = None,

@@ -204,11 +204,11 @@ class BenchNode:
         apply_ros_environment()  # before rclpy loads: RMW, discovery range, Fast DDS profile
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
 
         from llm3d_ros.camera_feed import CameraFeed
+        from llm3d_ros.qos import latched_qos, sensor_qos
 
         self.rclpy, self.Trigger = rclpy, Trigger
         self.children = children  # checked while waiting: a dead node fails the bench at once
@@ -222,10 +222,8 @@ class BenchNode:
             rclpy.try_shutdown(context=self.context)
             raise
         # As the mapper subscribes (best effort, small depth): a camera stream, not a reliable queue.
-        self.sensor_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,
-                                     durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+        self.sensor_qos = sensor_qos(2)
+        latched = latched_qos(1)
         self.feed = CameraFeed(self.node)
         self.status: dict[str, Any] = {}
         self.on_status: Callable[[dict[str, Any]], None] | None = None
@@ -556,11 +554,11 @@ def echo_main() -> int:
     apply_ros_environment()
     import rclpy
     from rclpy.executors import ExternalShutdownException
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                     history=HistoryPolicy.KEEP_LAST)
+    from llm3d_ros.qos import sensor_qos
+
+    qos = sensor_qos(2)
     rclpy.init()
     node = rclpy.create_node("llm3d_bench_echo")
     try:

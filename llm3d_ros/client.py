@@ -171,7 +171,7 @@ class Llm3dClient:
         """Sends a NavigateTo goal and waits for its result; a timeout (or Ctrl-C) cancels the goal."""
         from action_msgs.msg import GoalStatus
 
-        from llm3d_ros.nodes.reasoner_msgs import quaternion_to_yaw
+        from llm3d_core.messages import quaternion_to_yaw
 
         self._wait_for(self._navigate.server_is_ready, "navigate_to")
         t0 = time.perf_counter()

@@ -199,11 +199,12 @@ class DemoDriver:
         self.node.create_subscription(TFMessage, "/tf", self._on_tf, 100)
         self.node.create_subscription(Image, color_topic, self._on_rgb, qos_profile_sensor_data)
         # The mapper's status (latched): the route starts once it fuses, or a busy machine maps half of it.
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from std_msgs.msg import String
 
+        from llm3d_ros.qos import latched_qos
+
         self.mapper_fused = 0
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = latched_qos(1)
         self.node.create_subscription(String, mapper_status_topic, self._on_mapper_status, latched)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)

@@ -1,4 +1,8 @@
-"""QoS of the llm3d services, shared by the reasoner node and its clients."""
+"""QoS of the llm3d topics and services, defined once for the nodes, their clients and the tools.
+
+Topics come in three kinds: camera-like streams (best effort, newest few: a late frame is worth
+less than the next one), latched state (reliable, transient local: a late joiner gets the last
+map, status or static transform) and reliable queues (goals, transforms, odometry)."""
 
 from __future__ import annotations
 
@@ -29,3 +33,22 @@ def service_qos(depth: int = 0) -> QoSProfile:
                           durability=DurabilityPolicy.VOLATILE)
     return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def sensor_qos(depth: int = 2) -> QoSProfile:
+    """Best effort, the newest `depth` messages: camera streams, and commands that must match
+    reliable and best-effort publishers alike (cmd_vel from teleop or Nav2)."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+def latched_qos(depth: int = 1) -> QoSProfile:
+    """Reliable and transient local: the last `depth` messages reach subscribers that join later."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+def reliable_qos(depth: int = 10) -> QoSProfile:
+    """Reliable and volatile, the newest `depth` queued: goals, transforms, odometry."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                      history=HistoryPolicy.KEEP_LAST)

@@ -84,12 +84,12 @@ def take_snapshot(topics: SnapshotTopics, seconds: float, namespace: str = "") -
     environment applied (llm3d_ros.env); namespace as llm3d_ros.node_set.normalize_namespace gives it.
     The newest message of each topic is kept (marker arrays are replayed into the markers RViz would
     show); a stack that stops during the window leaves what it last sent."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from visualization_msgs.msg import MarkerArray
 
     from llm3d_ros.bag_player import message_class
     from llm3d_ros.conversions import live_markers
     from llm3d_ros.listener import stack_listener
+    from llm3d_ros.qos import latched_qos, reliable_qos
     from llm3d_ros.tf_buffer import TfListenerBuffer
 
     newest: dict[str, object] = {}
@@ -97,10 +97,7 @@ def take_snapshot(topics: SnapshotTopics, seconds: float, namespace: str = "") -
     resolved: dict[str, str] = {}
     with stack_listener("llm3d_snapshot", namespace) as (node, executor):
         for row in topics.layers:
-            qos = QoSProfile(depth=1 if row.transient_local else 10, reliability=ReliabilityPolicy.RELIABLE,
-                             history=HistoryPolicy.KEEP_LAST,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if row.transient_local
-                             else DurabilityPolicy.VOLATILE)
+            qos = latched_qos(1) if row.transient_local else reliable_qos(10)
 
             def on_msg(msg, layer: str = row.layer) -> None:
                 received[layer] += 1

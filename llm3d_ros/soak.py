@@ -99,12 +99,11 @@ class _Harness:
         import rclpy
         from llm3d_interfaces.srv import Ask
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
         from tf2_msgs.msg import TFMessage
 
-        from llm3d_ros.qos import service_qos
+        from llm3d_ros.qos import latched_qos, sensor_qos, service_qos
 
         self.rclpy, self.Ask = rclpy, Ask
         self.context = rclpy.Context()
@@ -112,13 +111,13 @@ class _Harness:
         self.node = rclpy.create_node("llm3d_soak", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = latched_qos(1)
         self.status: dict[str, dict] = {}
         for name in NODES:
             self.node.create_subscription(String, f"/{name}/status",
                                           lambda m, n=name: self.status.__setitem__(n, json.loads(m.data)), latched)
         self.clients = [self.node.create_client(Ask, "ask", qos_profile=service_qos()) for _ in range(clients)]
-        sensor = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)
+        sensor = sensor_qos(2)
         self.color = self.node.create_publisher(Image, "camera/color/image_raw", sensor)
         self.tf = self.node.create_publisher(TFMessage, "/tf", 100)
         self._Image, self._TFMessage = Image, TFMessage

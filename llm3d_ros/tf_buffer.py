@@ -34,8 +34,9 @@ class TfListenerBuffer:
 
     def __init__(self, node, cache_s: float = 10.0, max_future_s: float = 5.0) -> None:
         from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from tf2_msgs.msg import TFMessage
+
+        from llm3d_ros.qos import latched_qos, reliable_qos
 
         self.core = TransformCore(cache_s, max_future_s)
         self._node = node
@@ -43,11 +44,9 @@ class TfListenerBuffer:
         self._last_logged: dict[Notice, float] = {}
         # Own callback group: TF keeps flowing while image callbacks or services run.
         group = MutuallyExclusiveCallbackGroup()
-        dynamic_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+        dynamic_qos = reliable_qos(100)
         # Static transforms are published once, latched: transient local delivers them late joiners.
-        static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+        static_qos = latched_qos(100)
         node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), dynamic_qos, callback_group=group)
         node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos,
                                  callback_group=group)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from llm3d_core.messages import matrix_to_quaternion
 from sim.config import RenderConfig
 from sim.render.base import RenderOutput, Renderer
 from sim.scenes.scene import SceneMesh
@@ -59,23 +60,10 @@ def habitat_camera_pose(T_world_camera: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """(w, x, y, z) unit quaternion of a rotation matrix (Shepperd's method: stable for all angles)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * math.sqrt(tr + 1.0)
-        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(max(1.0 + R[i, i] - R[j, j] - R[k, k], 1e-12))
-        q = [0.0, 0.0, 0.0, 0.0]
-        q[0] = (R[k, j] - R[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (R[j, i] + R[i, j]) / s
-        q[1 + k] = (R[k, i] + R[i, k]) / s
-    q = np.array(q)
-    return q / np.linalg.norm(q) * (1.0 if q[0] >= 0 else -1.0)
+    """(w, x, y, z) unit quaternion of a rotation matrix, w >= 0 (habitat-sim's order;
+    llm3d_core.messages.matrix_to_quaternion gives ROS's (x, y, z, w))."""
+    x, y, z, w = matrix_to_quaternion(R)
+    return np.array([w, x, y, z])
 
 
 def habitat_hfov_deg(K: np.ndarray, width: int, height: int) -> float:

@@ -11,40 +11,30 @@ queried with text in the MiniLM space.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
-import logging
-import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, config_to_dict, load_yaml, node_parameters
+from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
 from llm3d_core.device import limited_torch_threads, resolve_device, validate_device_name
 from llm3d_core.encoders import EncoderConfig, shared_image_encoder
-from llm3d_core.geometry import FrameError, RGBDFrame, check_frame, pixel_grid
+from llm3d_core.geometry import FrameError, RGBDFrame, check_frame
 from llm3d_core.mapping.lifting import depth_in_range, lift_grid
+# MapFileError is what callers catch around FeatureFusionMapper.load, so it is importable from here too.
+from llm3d_core.mapping.map_files import MapFileError, load_map, save_map  # noqa: F401
 from llm3d_core.mapping.objects import MapObject, ObjectConfig, ObjectTracker, assign_labels
 from llm3d_core.mapping.semantics import CropConfig, KeyframeStore, ObjectSemantics
+from llm3d_core.mapping.taps import grid_taps, lifting_grid, taps_of
 from llm3d_core.mapping.tsdf import TsdfConfig, TsdfVolume
-from llm3d_core.mapping.voxel_features import BilinearFeatures, VoxelFeatureMap, VoxelMapConfig
-from llm3d_core.version import __version__
+from llm3d_core.mapping.voxel_features import VoxelFeatureMap, VoxelMapConfig
 
-log = logging.getLogger(__name__)
-MAP_FORMAT = 2  # 2: voxels in chunk files (save() writes only changed ones); 1 still loads
 TRAJECTORY_STEP = 0.05  # metres between recorded camera positions
 TRAJECTORY_MAX = 20000  # recorded positions before the trajectory is thinned
-
-
-class MapFileError(RuntimeError):
-    """A saved map is missing, corrupt or incompatible; the message names the file."""
 
 
 @dataclass
@@ -323,131 +313,13 @@ class FeatureFusionMapper:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Writes the map folder so that a reader never sees a partial or mixed save.
-
-        Data files are immutable and named by a fresh save id: the voxels in chunks of
-        CHUNK_SLOTS slots (voxels-<id>-<chunk>.safetensors), objects-<id>.safetensors,
-        tsdf-<id>.npz, keyframes-<id>.npz. A save by the same mapper into the same folder writes
-        only the voxel chunks that changed since its last save and names the others' existing
-        files again, so a live map's save costs about what changed, not the whole map.
-        `map.json` names the files and is replaced last, in one atomic rename, which commits the
-        save. Files named by the save before stay until the next save (a reader that took the old
-        manifest can still finish); files no manifest names are removed.
-        """
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if self.frames:
-            self.refresh_semantics()
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            previous = _manifest_files(json.loads((path / "map.json").read_text()).get("files", {}))
-        except (OSError, ValueError, AttributeError):
-            previous = set()
-        save_id = uuid.uuid4().hex[:12]
-        dirty = self.voxels.take_dirty()  # None: everything (first save, a load, or another folder)
-        reusable = self._saved_chunks if self._saved_to == path.resolve() and dirty is not None else {}
-        files: dict[str, Any] = {"objects": f"objects-{save_id}.safetensors", "tsdf": f"tsdf-{save_id}.npz",
-                                 "keyframes": f"keyframes-{save_id}.npz"}
-        chunks: dict[int, str] = {}
-        written: list[Path] = []
-        try:
-            active = self.voxels.active_chunks()
-            for chunk in active:  # unchanged chunks keep the file of an earlier save, if it is still there
-                if chunk in reusable and chunk not in dirty and (path / reusable[chunk]).is_file():
-                    chunks[chunk] = reusable[chunk]
-            for chunk, state in self.voxels.chunk_states([c for c in active if c not in chunks]):
-                chunks[chunk] = f"voxels-{save_id}-{chunk}.safetensors"
-                written.append(path / chunks[chunk])
-                save_file(state, str(written[-1]), metadata={"save_id": save_id})
-            files["voxel_chunks"] = [chunks[c] for c in active]
-            written.append(path / files["objects"])
-            save_file(_object_tensors(self.objects, self.encoder.out_dim, self.text_dim), str(written[-1]),
-                      metadata={"save_id": save_id})
-            keyframes = self.keyframes.state()
-            if keyframes:
-                written.append(path / files["keyframes"])
-                np.savez_compressed(written[-1], **keyframes)
-            else:
-                del files["keyframes"]
-            if self.tsdf is not None:
-                written.append(path / files["tsdf"])
-                self.tsdf.save(written[-1])
-            else:
-                del files["tsdf"]
-            meta = {"format": MAP_FORMAT, "save_id": save_id, "files": files, "llm3d_version": __version__,
-                    "frames": self.frames, "feature_dim": self.encoder.out_dim, "text_dim": self.text_dim,
-                    "config": config_to_dict(self.config), "tracker": self.tracker.state(),
-                    "trajectory": [[round(v, 4) for v in p] for p in self.visited_path()]}
-            manifest_tmp = path / f".map.json.{save_id}.tmp"
-            written.append(manifest_tmp)
-            manifest_tmp.write_text(json.dumps(meta, indent=1))
-            os.replace(manifest_tmp, path / "map.json")  # the commit point
-        except BaseException:
-            for f in written:
-                f.unlink(missing_ok=True)
-            self.voxels.forget_saved()  # what changed since the last committed save is unknown now
-            self._saved_chunks, self._saved_to = {}, None
-            raise
-        self._saved_chunks, self._saved_to = chunks, path.resolve()
-        keep = _manifest_files(files) | previous | {"map.json"}
-        for old in path.iterdir():
-            if old.name not in keep and (old.name.split("-")[0] in ("voxels", "tsdf", "keyframes", "objects")
-                                         or old.name.startswith(".map.json.")):
-                old.unlink(missing_ok=True)
-        return path
+        """Writes the map folder atomically (map_files.save_map: a reader never sees a partial save)."""
+        return save_map(self, path)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, attempts: int = 5) -> "FeatureFusionMapper":
-        """Loads a saved map; a missing or corrupt file raises MapFileError naming it.
-
-        A save that replaces the folder while it is read is detected (every file of one save
-        carries the same save id) and the read is retried.
-        """
-        path = Path(path)
-        missing = None
-        for attempt in range(attempts):
-            meta = _read_meta(path)
-            files = meta.get("files", {})
-            try:
-                mapper = cls._from_meta(meta, device)
-                state, save_id = _read_voxels(path, files, mapper.voxels.state_dict())
-                if mapper.tsdf is not None:
-                    _read_tsdf(mapper.tsdf, path / files.get("tsdf", "tsdf.npz"))
-                keyframes = _read_keyframes(path / files["keyframes"]) if "keyframes" in files else {}
-            except _Superseded as gone:
-                missing = gone.args[0]
-                time.sleep(0.05 * (attempt + 1))  # a newer save removed this save's files: read again
-                continue
-            if save_id == meta.get("save_id"):
-                break
-            raise MapFileError(f"{path}: voxels file belongs to save {save_id}, map.json to {meta.get('save_id')}")
-        else:
-            raise MapFileError(f"{missing}, named by {path / 'map.json'}, is missing (or the map kept changing "
-                               f"while it was read, {attempts} attempts)")
-
-        object_state = {k: state.pop(k) for k in list(state) if k.startswith("object_")}
-        try:
-            mapper.voxels.load_state_dict(state)
-            features, samples, texts = _objects_from_tensors(object_state, len(meta["tracker"]["objects"]))
-        except (KeyError, ValueError) as err:
-            raise MapFileError(f"{path}: the saved voxel state is inconsistent: {err}") from err
-        mapper.tracker.load_state(meta["tracker"], features, samples, texts)
-        mapper.keyframes.load_state(keyframes)
-        mapper.semantics.remember(mapper.tracker.objects)
-        mapper.frames = int(meta["frames"])
-        mapper.trajectory = [tuple(float(v) for v in p) for p in meta.get("trajectory", [])]  # older maps: none
-        return mapper
-
-    @classmethod
-    def _from_meta(cls, meta: dict, device: str | None) -> "FeatureFusionMapper":
-        config = config_from_dict(MapperConfig, meta["config"])
-        if device is not None:
-            config = dataclasses.replace(config, device=device)
-        mapper = cls(config)
-        if mapper.encoder.out_dim != meta["feature_dim"]:
-            raise MapFileError(f"map.json: feature_dim {meta['feature_dim']} does not match the encoder's {mapper.encoder.out_dim}")
-        return mapper
+        """Loads a saved map (map_files.load_map); a missing or corrupt file raises MapFileError naming it."""
+        return load_map(cls, path, device, attempts)
 
 
 def load_mapper_config(path: str | Path | None = None, device: str | None = None) -> MapperConfig:
@@ -456,174 +328,3 @@ def load_mapper_config(path: str | Path | None = None, device: str | None = None
     params = node_parameters(load_yaml(path or DEFAULT_CONFIG), "llm3d_mapper").get("mapper", {})
     config = config_from_dict(MapperConfig, params, "llm3d_mapper.mapper")
     return dataclasses.replace(config, device=device) if device else config
-
-
-def _read_meta(path: Path) -> dict:
-    meta_file = path / "map.json"
-    try:
-        meta = json.loads(meta_file.read_text())
-    except FileNotFoundError as err:
-        raise MapFileError(f"no saved map at {path} ({meta_file} missing)") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MapFileError(f"{meta_file} is corrupt: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") not in (1, MAP_FORMAT):
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise MapFileError(f"{meta_file}: map format {found!r}, this llm3d reads {MAP_FORMAT}")
-    return meta
-
-
-class _Superseded(Exception):
-    """A file named by map.json is gone: a newer save replaced it while this one was read."""
-
-
-def _read_tensors(tensors_file: Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(tensors_file), framework="pt") as f:
-            save_id = (f.metadata() or {}).get("save_id")
-            return {k: f.get_tensor(k) for k in f.keys()}, save_id
-    except (FileNotFoundError, SafetensorError, OSError) as err:
-        _raise_superseded_if_gone(tensors_file)
-        raise MapFileError(f"{tensors_file} is corrupt: {err}") from err
-
-
-def _manifest_files(files: dict) -> set[str]:
-    """Every file name a manifest's "files" names (the voxel chunks are a list)."""
-    names: set[str] = set()
-    for value in files.values():
-        names.update(value if isinstance(value, list) else [value])
-    return names
-
-
-def _read_voxels(path: Path, files: dict, empty: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str | None]:
-    """The voxel state (chunks concatenated) and object tensors of a save, and the save id of its
-    objects file (format 2), or of its one voxels file (format 1). `empty`: an empty state_dict()."""
-    if "voxel_chunks" not in files:  # format 1: voxels and objects in one file
-        return _read_tensors(path / files.get("voxels", "voxels.safetensors"))
-    parts = [_read_tensors(path / name)[0] for name in files["voxel_chunks"]]
-    state = {k: torch.cat([part[k] for part in parts]) if parts else v for k, v in empty.items()}
-    objects, save_id = _read_tensors(path / files["objects"])
-    state.update(objects)
-    return state, save_id
-
-
-def _raise_superseded_if_gone(data_file: Path) -> None:
-    """A read failed: if the file is gone, a newer save removed it (retry), else it is corrupt."""
-    if not data_file.exists():
-        raise _Superseded(data_file)
-
-
-def _read_tsdf(tsdf: TsdfVolume, tsdf_file: Path) -> None:
-    try:
-        tsdf.load(tsdf_file)
-    except (ValueError, FileNotFoundError) as err:
-        _raise_superseded_if_gone(tsdf_file)
-        raise MapFileError(f"{tsdf_file} is corrupt: {err}") from err
-
-
-def read_map_keyframes(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A saved map's keyframes (rgb (K, h, w, 3), depth, K, T, t; empty when it has none) and its
-    mapper config as saved, without loading the voxels or the TSDF (MapFileError when unreadable)."""
-    path = Path(path)
-    meta = _read_meta(path)
-    files = meta.get("files", {})
-    keyframes = _read_keyframes(path / files["keyframes"]) if "keyframes" in files else {}
-    return keyframes, dict(meta.get("config") or {})
-
-
-def _read_keyframes(keyframes_file: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(keyframes_file) as data:
-            return {k: data[k] for k in data.files}
-    except Exception as err:  # zip/npz errors come in several types
-        _raise_superseded_if_gone(keyframes_file)
-        raise MapFileError(f"{keyframes_file} is corrupt: {err}") from err
-
-
-def _object_tensors(objects: list[MapObject], feature_dim: int, text_dim: int) -> dict[str, torch.Tensor]:
-    """Object arrays for the safetensors file: pooled features, point samples (concatenated, with
-    counts) and text features."""
-    counts = [len(o.sample) for o in objects]
-    return {
-        "object_features": torch.from_numpy(np.stack([o.feature for o in objects])).float() if objects
-        else torch.zeros(0, feature_dim),
-        "object_sample_counts": torch.tensor(counts, dtype=torch.int64),
-        "object_samples": torch.from_numpy(np.concatenate([o.sample for o in objects])).double() if sum(counts)
-        else torch.zeros(0, 3, dtype=torch.float64),
-        "object_text_features": torch.from_numpy(np.stack([
-            o.text_feature if o.text_feature is not None else np.zeros(text_dim) for o in objects])).float()
-        if objects and text_dim else torch.zeros(len(objects), text_dim),
-    }
-
-
-def _objects_from_tensors(state: dict[str, torch.Tensor], count: int) -> tuple[list, list, list]:
-    features = list(state["object_features"].numpy())
-    counts = state["object_sample_counts"].tolist()
-    if len(features) != count or len(counts) != count or sum(counts) != state["object_samples"].shape[0]:
-        raise ValueError(f"expected {count} objects, found {len(features)} features and {len(counts)} samples")
-    samples = list(np.split(state["object_samples"].numpy(), np.cumsum(counts)[:-1])) if count else []
-    texts = [t if t.any() else None for t in state["object_text_features"].numpy()] if state["object_text_features"].numel() \
-        else [None] * count
-    return features, samples, texts
-
-
-def bilinear_taps(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> BilinearFeatures:
-    """The bilinear features at pixels (v, u) of an (height, width) image from a (C, h, w) map, as taps.
-
-    The same sampling as `sample_features` (pixel centres, align_corners=False, zero outside the
-    map): sample_features(...) == bilinear_taps(...).dense() up to float rounding.
-    """
-    _, fh, fw = feature_map.shape
-    index, weights = tap_table(v, u, height, width, fh, fw)
-    return taps_of(feature_map, index.to(feature_map.device), weights.to(feature_map.device))
-
-
-@functools.lru_cache(maxsize=8)  # a camera's image size rarely changes
-def lifting_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mapper's lifting grid (geometry.pixel_grid), cached and read-only."""
-    v, u = pixel_grid(height, width, stride)
-    v.flags.writeable = u.flags.writeable = False
-    return v, u
-
-
-@functools.lru_cache(maxsize=8)
-def grid_taps(height: int, width: int, stride: int, fh: int, fw: int) -> tuple[np.ndarray, np.ndarray]:
-    """tap_table of the whole lifting grid into an (fh, fw) feature map, as read-only arrays; cached."""
-    index, weights = (t.numpy() for t in tap_table(*lifting_grid(height, width, stride), height, width, fh, fw))
-    index.flags.writeable = weights.flags.writeable = False
-    return index, weights
-
-
-def tap_table(v: np.ndarray, u: np.ndarray, height: int, width: int, fh: int, fw: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear taps of pixels (v, u) of an (height, width) image into an (fh, fw) feature map:
-    row indices (N, 4) int64 into the map's h*w pixels and weights (N, 4) float32 (0 outside)."""
-    x = (u.astype(np.float64) + 0.5) * fw / width - 0.5  # feature-map coordinates of the pixel centres
-    y = (v.astype(np.float64) + 0.5) * fh / height - 0.5
-    x0, y0 = np.floor(x), np.floor(y)
-    dx, dy = x - x0, y - y0
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    index, weights = [], []
-    for oy, ox, w in ((0, 0, (1 - dx) * (1 - dy)), (0, 1, dx * (1 - dy)), (1, 0, (1 - dx) * dy), (1, 1, dx * dy)):
-        xx, yy = x0 + ox, y0 + oy
-        inside = (xx >= 0) & (xx < fw) & (yy >= 0) & (yy < fh)
-        index.append(np.clip(yy, 0, fh - 1) * fw + np.clip(xx, 0, fw - 1))
-        weights.append(np.where(inside, w, 0.0))
-    return torch.from_numpy(np.stack(index, 1)), torch.from_numpy(np.stack(weights, 1).astype(np.float32))
-
-
-def taps_of(feature_map: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> BilinearFeatures:
-    """BilinearFeatures of a (C, h, w) map for precomputed taps (tap_table)."""
-    c, fh, fw = feature_map.shape
-    rows = feature_map.reshape(c, fh * fw).T  # (h*w, C); sparse.mm reads it as it is
-    return BilinearFeatures(rows, index, weights)
-
-
-def sample_features(feature_map: torch.Tensor, v: np.ndarray, u: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """Bilinear features (N, C) at pixels (v, u) of an (height, width) image from a (C, h, w) map."""
-    # Pixel centres -> [-1, 1] with align_corners=False: the feature map covers the whole image.
-    gx = (torch.from_numpy(u).float() + 0.5) / width * 2 - 1
-    gy = (torch.from_numpy(v).float() + 0.5) / height * 2 - 1
-    grid = torch.stack([gx, gy], dim=1).to(feature_map.device)[None, None]  # (1, 1, N, 2)
-    sampled = F.grid_sample(feature_map[None].float(), grid, mode="bilinear", align_corners=False)  # (1, C, 1, N)
-    return sampled[0, :, 0].T  # (N, C)

@@ -45,7 +45,7 @@ from llm3d_core.model.configuration_llm3d import is_absent
 if TYPE_CHECKING:
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig
+    from llm3d_core.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 NUM_STATS = 5  # choice_stats columns
@@ -186,9 +186,9 @@ def extract_examples(model: "Llm3dModel", data_dir: str | Path, records: list[di
 
 
 def frozen_hash(model_dir: str | Path) -> "hashlib._Hash":
-    """pointer_training.weights_hash over every tensor but the absence pointer's and the mask head's
+    """training.pointer.weights_hash over every tensor but the absence pointer's and the mask head's
     (the examples depend on everything the decoding and the pointer use)."""
-    from llm3d_core.model.pointer_training import weights_hash
+    from llm3d_core.training.pointer import weights_hash
 
     return weights_hash(model_dir, skip=("pointer.absence.", "mask_head."))
 
@@ -197,13 +197,13 @@ def cached_examples(model: "Llm3dModel", data_dir: str | Path, names: list[str],
                     weights: "hashlib._Hash") -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """extract_examples for DATA/<name>.jsonl per name, cached in DATA/absence_states/<name>.safetensors
     (rebuilt when the frozen weights or the records change); concatenated, with the objects' own
-    inputs and the questions' words attached (pointer_training.attach_object_inputs) and `qtext`
+    inputs and the questions' words attached (training.pointer.attach_object_inputs) and `qtext`
     (R, 384), the questions' MiniLM embeddings for the map evidence; and the records."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from llm3d_core.encoders.text import get_text_encoder
-    from llm3d_core.model.pointer_training import attach_object_inputs
+    from llm3d_core.training.pointer import attach_object_inputs
 
     parts, records = [], []
     for name in names:
@@ -240,8 +240,8 @@ def cached_examples(model: "Llm3dModel", data_dir: str | Path, names: list[str],
 
 def example_batch(model: "Llm3dModel", ex: dict[str, torch.Tensor], idx: torch.Tensor
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Rows `idx` as the pointer's inputs (pointer_training.batch_inputs) and their map scores (b, K)."""
-    from llm3d_core.model.pointer_training import batch_inputs
+    """Rows `idx` as the pointer's inputs (training.pointer.batch_inputs) and their map scores (b, K)."""
+    from llm3d_core.training.pointer import batch_inputs
 
     s = batch_inputs(model, ex, idx)
     text = s["object_text"][..., : model.config.text_dim].float()  # (b, K, T)
@@ -311,7 +311,8 @@ def train_absence(cfg: "TrainConfig", model: "Llm3dModel | None" = None) -> dict
     checkpoint (pointer.absence on, its threshold in the config) to cfg.out."""
     from dataclasses import replace
 
-    from llm3d_core.model.modeling_llm3d import Llm3dModel, read_checkpoint_config
+    from llm3d_core.model.checkpoint_io import read_checkpoint_config
+    from llm3d_core.model.modeling_llm3d import Llm3dModel
     from llm3d_core.progress import progress
 
     if not cfg.init_from:

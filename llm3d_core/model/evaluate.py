@@ -31,7 +31,8 @@ from llm3d_core.geometry import box_iou_3d
 from llm3d_core.model.configuration_llm3d import is_absent
 from llm3d_core.model.data import dialog_history, question_text, read_records
 from llm3d_core.model.location_tokens import LocationDecodeError, decode_box, decode_point
-from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Llm3dSession
+from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel
+from llm3d_core.model.session import Llm3dSession
 
 log = logging.getLogger(__name__)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -130,7 +130,7 @@ class Frames2dSceneBuilder:
 
     def scene_of_map(self, map_dir: str | Path, bounds: np.ndarray) -> SceneInput:
         """The 2D input of the saved map at `map_dir`, in the location frame `bounds` (2, 3)."""
-        from llm3d_core.mapping.mapper import read_map_keyframes
+        from llm3d_core.mapping.map_files import read_map_keyframes
 
         scene_id = Path(map_dir).name
         keyframes, config = read_map_keyframes(map_dir)

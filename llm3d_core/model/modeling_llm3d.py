@@ -13,33 +13,30 @@ the tokenizer's ids for them are mapped onto that range.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llm3d_core.model.checkpoint_io import (WEIGHTS_NAME, CheckpointError, load_trainable_into, read_checkpoint_config,
+                                            save_checkpoint)
 from llm3d_core.model.configuration_llm3d import TASKS, Llm3dConfig
-from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens, decode_box, decode_point
+from llm3d_core.model.location_tokens import NUM_BINS, add_location_tokens
 from llm3d_core.model.mask_head import MaskGrounding, MaskGroundingHead
 from llm3d_core.model.object_pointer import ObjectPointer, box_bins, object_inputs, pointer_targets
 from llm3d_core.model.prompting import end_of_turn_id, render_prompt, task_instruction
 from llm3d_core.model.scene import SceneInput, collate_scenes
 from llm3d_core.model.scene_encoder import build_scene_encoder
 
-CHECKPOINT_FORMAT = 1
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+if TYPE_CHECKING:
+    from llm3d_core.model.session import Llm3dSession
+
 IGNORE = -100
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt or does not match the model; the message names file and problem."""
 
 
 class InputTooLongError(ValueError):
@@ -89,22 +86,6 @@ class PrefixCache:
     past: Any  # transformers Cache over the nb + P positions; copied before each answer extends it
     mask: torch.Tensor  # (1, nb + P) attention mask of those positions
     object_states: torch.Tensor  # (1, P, H) the LLM's last hidden states over the scene prefix (the pointer reads them)
-
-
-@dataclass
-class Answer:
-    task: str
-    text: str  # raw answer text (location tokens included)
-    label: str = ""  # ground: the category text before the box
-    box: np.ndarray | None = None  # ground: (6,) min xyz, max xyz in the map frame
-    point: np.ndarray | None = None  # navigate: (3,) goal in the map frame
-    seconds: float = 0.0
-    tokens: int = 0
-    object_index: int = -1  # ground with the object pointer: index of the scene object whose box was copied
-    object_prob: float = 0.0  # and the pointer's probability of it
-    object_logits: torch.Tensor | None = None  # (P,) the pointer's logits over the object slots (mask-head prior)
-    absent_prob: float | None = None  # ground with the absence head: P(nothing in the scene matches)
-    absent: bool = False  # and absent_prob >= pointer.absent_threshold: the answer is "not here"
 
 
 class Llm3dModel(nn.Module):
@@ -408,7 +389,7 @@ class Llm3dModel(nn.Module):
         head = self._require_mask_head()
         if head.needs_prior:
             raise ValueError("mask_head.query_init pointer trains in train.stage mask, on the trained pointer's "
-                             "logits (model/mask_training.py), not jointly with the LLM")
+                             "logits (training/mask.py), not jointly with the LLM")
         if not len(questions) == len(target_boxes) or scene_batch["points"].shape[0] not in (1, len(questions)):
             raise ValueError(f"{scene_batch['points'].shape[0]} scenes, {len(questions)} questions and "
                              f"{len(target_boxes)} target box sets must match (or one scene for all questions)")
@@ -543,7 +524,9 @@ class Llm3dModel(nn.Module):
             logits[self.eot_tok] = neg  # a grounding answer must carry its box
 
     def session(self, scene: SceneInput, scene_id: str = "") -> "Llm3dSession":
-        """A conversation about one scene; its prefix is encoded once here."""
+        """A conversation about one scene (model/session.py); its prefix is encoded once here."""
+        from llm3d_core.model.session import Llm3dSession
+
         return Llm3dSession(self, scene, scene_id)
 
     # ------------------------------------------------------------------ checkpoints
@@ -553,21 +536,7 @@ class Llm3dModel(nn.Module):
 
     def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Writes model.safetensors (the trainable part only) and config.json, atomically per file."""
-        import os
-
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = self.trainable_state_dict()
-        meta = {"format": CHECKPOINT_FORMAT, "model_type": "llm3d", "config": self.config.to_dict(),
-                "weights": WEIGHTS_NAME, "keys": sorted(state), **(extra or {})}
-        tmp = folder / f".{WEIGHTS_NAME}.tmp"
-        save_file(state, str(tmp), metadata={"format": "pt", "model_type": "llm3d"})
-        os.replace(tmp, folder / WEIGHTS_NAME)
-        (folder / f".{CONFIG_NAME}.tmp").write_text(json.dumps(meta, indent=1))
-        os.replace(folder / f".{CONFIG_NAME}.tmp", folder / CONFIG_NAME)
-        return folder
+        return save_checkpoint(self.trainable_state_dict(), self.config.to_dict(), folder, extra)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, llm: nn.Module | None = None, tokenizer: Any = None,
@@ -593,113 +562,5 @@ class Llm3dModel(nn.Module):
         return model
 
     def load_trainable(self, weights: Path, missing_ok: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> None:
-        """Loads the trainable tensors; names starting with a prefix in `missing_ok` may be absent
-        (a part added on top of an older checkpoint, e.g. the object pointer, then starts fresh).
-        Tensors of the file starting with a prefix in `skip` are not loaded and their parts start
-        fresh (a warm start that swaps a part, e.g. another scene encoder on the same LoRA)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(weights))
-        except (FileNotFoundError, SafetensorError, OSError) as err:
-            raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
-        if skip:
-            state = {n: t for n, t in state.items() if not n.startswith(skip)}
-            missing_ok = (*missing_ok, *skip)
-        expected = {n: p for n, p in self.named_parameters() if p.requires_grad}
-        missing = sorted(n for n in set(expected) - set(state) if not n.startswith(missing_ok))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise CheckpointError(f"{weights}: tensors do not match the configured model "
-                                  f"(missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
-                                  f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''})")
-        for name, tensor in state.items():
-            if tuple(tensor.shape) != tuple(expected[name].shape):
-                raise CheckpointError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, "
-                                      f"the model expects {tuple(expected[name].shape)}")
-        self.load_state_dict(state, strict=False)
-
-
-def read_checkpoint_config(folder: str | Path, overrides: dict[str, Any] | None = None) -> Llm3dConfig:
-    """The Llm3dConfig stored in `folder/config.json` (CheckpointError when missing or invalid)."""
-    from llm3d_core.config import ConfigError, config_from_dict
-
-    path = Path(folder) / CONFIG_NAME
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise CheckpointError(f"{path} is missing: {folder} is not an llm3d checkpoint") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path} is corrupt: {err}") from err
-    if not isinstance(meta, dict) or meta.get("model_type") != "llm3d" or meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an llm3d checkpoint of format {CHECKPOINT_FORMAT}")
-    try:
-        params = dict(meta["config"])
-        params.update(overrides or {})
-        return config_from_dict(Llm3dConfig, params, "checkpoint")
-    except (KeyError, TypeError, ConfigError) as err:
-        raise CheckpointError(f"{path}: invalid model config: {err}") from err
-
-
-class Llm3dSession:
-    """One scene's conversation: the scene prefix is encoded once and reused for every turn."""
-
-    def __init__(self, model: Llm3dModel, scene: SceneInput, scene_id: str = "") -> None:
-        self.model = model
-        self.scene = scene
-        self.scene_id = scene_id
-        self.bounds = scene.scene_bounds
-        self.batch = model.collate_scenes([scene])
-        with torch.no_grad():
-            self.prefix, self.prefix_mask = model.encode_scene(self.batch)  # (1, P, H), (1, P)
-        self.history: list[tuple[str, str]] = []
-        # PrefixCache per `before` ids, shared with forks (a dict held by reference); prompts of
-        # every task share one system text, so it holds one or two entries.
-        self._caches: dict[tuple[int, ...], PrefixCache] = {}
-
-    def fork(self) -> "Llm3dSession":
-        """A new conversation about the same scene: it shares this session's encoded prefix and its
-        PrefixCache (both read-only: every answer runs on a copy of the cache), not its history, so a
-        fresh question costs no scene encoding and no pass over [before | prefix]."""
-        new = copy.copy(self)
-        new.history = []
-        return new
-
-    def prefix_cache(self, before: list[int]) -> PrefixCache:
-        """The session's PrefixCache for `before` (computed on first use, shared with its forks)."""
-        key = tuple(before)
-        cache = self._caches.get(key)
-        if cache is None:
-            if len(self._caches) >= 4:  # bounded: `before` is a system text, not user input
-                self._caches.clear()
-            cache = self._caches[key] = self.model.prefix_cache(before, self.prefix, self.prefix_mask)
-        return cache
-
-    def ask(self, question: str, task: str = "qa", remember: bool | None = None,
-            max_new_tokens: int | None = None) -> Answer:
-        """Answers one instruction; ground/navigate answers carry the decoded box/point.
-
-        Raises LocationDecodeError when a ground/navigate answer breaks the location grammar,
-        InputTooLongError when the prompt (with history) is too long. Dialog turns are remembered.
-        """
-        history = self.history if task == "dialog" else []
-        sample = self.model.make_sample(task, question, history)
-        t0 = time.perf_counter()
-        gen = self.model.generate(self.prefix, self.prefix_mask, sample, task, max_new_tokens, self.batch,
-                                  self.prefix_cache(sample.before))
-        gen.seconds = time.perf_counter() - t0  # the first answer's includes computing the prefix cache
-        answer = Answer(task, gen.text, seconds=gen.seconds, tokens=len(gen.token_ids), object_index=gen.pointed,
-                        object_prob=gen.pointer_prob, object_logits=gen.pointer_logits, absent_prob=gen.absent_prob,
-                        absent=gen.absent_prob is not None
-                        and gen.absent_prob >= self.model.config.pointer.absent_threshold)
-        if task == "ground":
-            answer.label, answer.box = decode_box(gen.text, self.bounds)
-        elif task == "navigate":
-            answer.point = decode_point(gen.text, self.bounds)
-        if remember if remember is not None else task == "dialog":
-            self.history.append((question, gen.text))
-        return answer
-
-    def reset(self) -> None:
-        self.history.clear()
+        """Loads the trainable tensors (checkpoint_io.load_trainable_into)."""
+        load_trainable_into(self, weights, missing_ok, skip)

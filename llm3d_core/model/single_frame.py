@@ -50,7 +50,7 @@ def lift_frame(frame: RGBDFrame, feature_map: torch.Tensor, stride: int = 8, dep
     agree on what a point's feature means. Raises FrameError for a malformed frame.
     """
     from llm3d_core.geometry import backproject, pixel_grid, transform_points, validate_frame
-    from llm3d_core.mapping.mapper import sample_features
+    from llm3d_core.mapping.taps import sample_features
 
     if coordinates not in COORDINATES:
         raise ValueError(f"coordinates must be one of {COORDINATES}, got {coordinates!r}")

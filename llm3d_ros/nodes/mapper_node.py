@@ -69,7 +69,6 @@ apply_ros_environment(localhost=False)
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from nav_msgs.msg import Path as PathMsg  # noqa: E402  (pathlib's Path is used too)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
@@ -95,19 +94,19 @@ from llm3d_ros.conversions import (  # noqa: E402
 )
 from llm3d_ros.diagnostics import MAPPER_COMPONENT, DiagnosticsPublisher, mapper_diagnosis  # noqa: E402
 from llm3d_ros.map_access import map_cloud  # noqa: E402
+from llm3d_ros.nodes.common import BadInputs  # noqa: E402
 from llm3d_ros.nodes.mapper_config import MapperNodeConfig  # noqa: E402
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
+from llm3d_ros.qos import latched_qos, sensor_qos  # noqa: E402
 from llm3d_ros.sync import LatestQueue, StampPairer  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
 
 NODE_NAME = "llm3d_mapper"
 ERROR_KINDS = ("bad_image", "bad_camera_info", "no_camera_info", "no_frame_id", "no_transform", "bad_frame",
                "no_valid_depth", "fusion_failed", "save_failed")
-SENSOR_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                        history=HistoryPolicy.KEEP_LAST)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         history=HistoryPolicy.KEEP_LAST)
+SENSOR_QOS = sensor_qos(2)
+LATCHED_QOS = latched_qos(1)
 PAIR_BUFFER = 10  # unmatched colour/depth frames kept per stream while waiting for a partner
 
 
@@ -130,9 +129,7 @@ class MapperNode(Node):
         self._map_lock = threading.Lock()  # the mapper is used by the worker and the services
         self._stats_lock = threading.Lock()
         self._received = {"color": 0, "depth": 0, "camera_info": 0}
-        self._errors = dict.fromkeys(ERROR_KINDS, 0)
-        self._last_error = {"kind": "", "message": "", "stamp": 0.0}
-        self._last_warned: dict[str, float] = {}
+        self._bad_inputs = BadInputs(ERROR_KINDS, self.cfg.warn_period_s, self.get_logger().warning)
         self._fused = 0
         self._paired = 0
         self._fuse_seconds_total = 0.0
@@ -295,12 +292,12 @@ class MapperNode(Node):
                 "received": dict(self._received), "paired": self._paired, "fused": self._fused,
                 "queue": len(self._queue),
                 "dropped": {"stale": self._queue.dropped, "unpaired": self._pairer.unpaired},
-                "errors": dict(self._errors), "tf": self.tf.counters(), "map": dict(self._map_summary),
+                "errors": self._bad_inputs.counts(), "tf": self.tf.counters(), "map": dict(self._map_summary),
                 "timing": {k: round(v, 4) for k, v in self._timing.items()},
                 "saves": {"count": self._saves, "last_path": self._last_save_path, "unsaved": self._unsaved,
                           "autosave_period_s": self.cfg.autosave_period_s, "resumed": self._resumed,
                           "previous": self._previous_map},
-                "last_error": dict(self._last_error),
+                "last_error": self._bad_inputs.last(),
             }
         self._status_pub.publish(String(data=json.dumps(status)))
         self._diagnostics.publish(status, hardware_id=str(self.mapper.device))
@@ -450,17 +447,7 @@ class MapperNode(Node):
 
     def _bad(self, kind: str, message: str) -> None:
         """Counts a bad input of `kind`; logs it at most every warn_period_s per kind."""
-        now = time.monotonic()
-        stamp = self.get_clock().now().nanoseconds * 1e-9
-        with self._stats_lock:
-            self._errors[kind] += 1
-            self._last_error = {"kind": kind, "message": message, "stamp": stamp}
-            count = self._errors[kind]
-            log = now - self._last_warned.get(kind, -1e9) >= self.cfg.warn_period_s
-            if log:
-                self._last_warned[kind] = now
-        if log:
-            self.get_logger().warning(f"{message} [{kind}: {count} so far]")
+        self._bad_inputs.add(kind, message, self.get_clock().now().nanoseconds * 1e-9)
 
 
 def main(argv: list[str] | None = None) -> int:

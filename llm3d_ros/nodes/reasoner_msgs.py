@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from llm3d_interfaces.msg import Object3D
 from visualization_msgs.msg import MarkerArray
 
 from llm3d_core.mapping.goals import GoalPose
+from llm3d_core.messages import yaw_to_quaternion
 from llm3d_core.reasoner import Grounded
 from llm3d_ros.conversions import ConversionError, objects_to_markers
 
@@ -35,16 +35,6 @@ def object3d_box(msg: Object3D) -> np.ndarray:
     c, s = msg.center.position, msg.size
     centre, half = np.array([c.x, c.y, c.z]), np.array([s.x, s.y, s.z]) / 2
     return np.concatenate([centre - half, centre + half])
-
-
-def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a rotation by yaw about +z."""
-    return 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)
-
-
-def quaternion_to_yaw(x: float, y: float, z: float, w: float) -> float:
-    """Heading about +z of a quaternion (roll and pitch ignored)."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def goal_to_pose_stamped(goal: GoalPose, frame_id: str, stamp: Time | None = None) -> PoseStamped:

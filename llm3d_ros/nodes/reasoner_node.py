@@ -85,7 +85,6 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E40
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -110,21 +109,17 @@ from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
     grounding_markers,
 )
 from llm3d_ros.nodes.run import run_node  # noqa: E402
-from llm3d_ros.qos import service_qos  # noqa: E402
+from llm3d_ros.qos import latched_qos, reliable_qos, sensor_qos, service_qos  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
 from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_note, view_scene  # noqa: E402
 
 NODE_NAME = "llm3d_reasoner"
 REQUEST_KINDS = ("ask", "ground", "plan", "navigate")
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         history=HistoryPolicy.KEEP_LAST)
-GOAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                      history=HistoryPolicy.KEEP_LAST)
-SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                        history=HistoryPolicy.KEEP_LAST)
-CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                         history=HistoryPolicy.KEEP_LAST)
+LATCHED_QOS = latched_qos(1)
+GOAL_QOS = reliable_qos(10)
+SENSOR_QOS = sensor_qos(1)
+CMD_VEL_QOS = reliable_qos(1)
 GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance from the target, at most
 # Executor threads beyond max_pending (each waiting request holds one): navigation loops (a running
 # one and the one preempting it), timers, TF, camera view input, and quick refusals of a burst.

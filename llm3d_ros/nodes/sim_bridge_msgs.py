@@ -16,6 +16,7 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from llm3d_core.messages import quaternion_to_yaw
 from llm3d_ros.conversions import ConversionError, matrix_to_transform, normalize_quaternion, numpy_to_image
 
 UINT16_NO_RETURN = 0  # 16UC1 depth: 0 marks "no measurement" (REP 118 uses NaN for 32FC1; 0 is also accepted)
@@ -111,5 +112,4 @@ def goal_from_pose_stamped(msg: PoseStamped, map_frame: str) -> tuple[float, flo
     q = (o.x, o.y, o.z, o.w)
     if all(v == 0.0 for v in q):
         return float(p.x), float(p.y), None
-    x, y, z, w = normalize_quaternion(q)  # raises for non-finite quaternions
-    return float(p.x), float(p.y), math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    return float(p.x), float(p.y), quaternion_to_yaw(*normalize_quaternion(q))  # raises for non-finite ones

@@ -58,7 +58,6 @@ from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
@@ -71,7 +70,9 @@ from llm3d_ros.conversions import (  # noqa: E402
     numpy_to_image,
 )
 from llm3d_ros.diagnostics import SIM_BRIDGE_COMPONENT, DiagnosticsPublisher, sim_bridge_diagnosis  # noqa: E402
+from llm3d_ros.nodes.common import BadInputs  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_config import SimBridgeConfig  # noqa: E402
+from llm3d_ros.qos import latched_qos, reliable_qos, sensor_qos  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
     camera_info_from_K,
     depth_to_image,
@@ -86,19 +87,13 @@ from sim.simulator import Simulator  # noqa: E402
 
 NODE_NAME = "llm3d_sim_bridge"
 ERROR_KINDS = ("bad_cmd_vel", "bad_goal", "step_failed")
-SENSOR_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                        history=HistoryPolicy.KEEP_LAST)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         history=HistoryPolicy.KEEP_LAST)
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                    history=HistoryPolicy.KEEP_LAST)
-ODOM_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                      history=HistoryPolicy.KEEP_LAST)
+SENSOR_QOS = sensor_qos(2)
+LATCHED_QOS = latched_qos(1)
+TF_QOS = reliable_qos(100)
+ODOM_QOS = reliable_qos(10)
 # Best effort, newest only: it matches reliable and best-effort publishers alike (teleop, Nav2).
-CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                         history=HistoryPolicy.KEEP_LAST)
-GOAL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
-                      history=HistoryPolicy.KEEP_LAST)
+CMD_VEL_QOS = sensor_qos(1)
+GOAL_QOS = reliable_qos(10)
 MAX_STEP_S = 0.5  # a stall longer than this (a slow render, a debugger) does not teleport the robot
 GOALS_REPORTED = 4  # goals listed on goal_status (the newest ones)
 # Follower state -> action_msgs GoalStatus; "idle" after a goal means cmd_vel cancelled it.
@@ -132,8 +127,7 @@ class SimBridgeNode(Node):
         self._goals: dict[int, list] = {}
         self._following: int | None = None
         self._received = {"cmd_vel": 0, "goal": 0}
-        self._errors = dict.fromkeys(ERROR_KINDS, 0)
-        self._last_warned: dict[str, float] = {}
+        self._bad_inputs = BadInputs(ERROR_KINDS, self.cfg.warn_period_s, self.get_logger().warning)
         self._achieved = (0.0, 0.0)  # (v, omega) of the last step, for odometry (simulation thread)
 
         self._stop = threading.Event()
@@ -337,7 +331,8 @@ class SimBridgeNode(Node):
                         mode: str) -> None:
         agent = sim.agent
         with self._lock:
-            received, errors = dict(self._received), dict(self._errors)
+            received = dict(self._received)
+        errors = self._bad_inputs.counts()
         status = {
             "node": self.get_name(), "stamp": self.get_clock().now().nanoseconds * 1e-9, "scene": scene_id,
             "frames": frames, "rate_hz": round(rate, 2), "mode": mode,
@@ -352,15 +347,7 @@ class SimBridgeNode(Node):
     # ------------------------------------------------------------ helpers
     def _bad(self, kind: str, message: str) -> None:
         """Counts a bad input of `kind`; logs it at most every warn_period_s per kind."""
-        now = time.monotonic()
-        with self._lock:
-            self._errors[kind] += 1
-            count = self._errors[kind]
-            log = now - self._last_warned.get(kind, -1e9) >= self.cfg.warn_period_s
-            if log:
-                self._last_warned[kind] = now
-        if log:
-            self.get_logger().warning(f"{message} [{kind}: {count} so far]")
+        self._bad_inputs.add(kind, message, self.get_clock().now().nanoseconds * 1e-9)
 
 
 def _identity_transform(parent: str, child: str, stamp):

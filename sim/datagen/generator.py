@@ -29,20 +29,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llm3d_core.model.configuration_llm3d import ABSENT_ANSWER
 from sim.config import AgentConfig
 from sim.datagen import language as L
 from sim.datagen import relations as R
+from sim.datagen.absent import absent_records
 from sim.datagen.plans import RECIPES, PlanContext
 from sim.datagen.schema import TASKS
 from sim.navmesh import NavGrid, build_navgrid
-from sim.scenes.catalog import CATALOG, PALETTE, SUPPORTS
+from sim.scenes.catalog import CATALOG
 from sim.scenes.scene import Instance, Scene
 
 ABSENT_STREAM = 7  # third key of the absent records' random stream
 HELDOUT_STREAM = 8  # third key of the held-out phrasing's stream (language.Phraser)
 PHRASINGS = ("templates", "heldout")
-ABSENT_KINDS = {"category": 0.3, "novel": 0.2, "attribute": 0.25, "relation": 0.15, "gibberish": 0.1}
 
 __all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records", "goal_cells", "goal_heading"]
 
@@ -213,7 +212,7 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     if config.absent:
         absent_rng = np.random.default_rng([int(scene_key(scene)), int(config.seed), ABSENT_STREAM])
         absent_facts = SceneFacts(scene, L.Phraser(absent_rng, heldout))
-        out += _absent(absent_facts, make, config)
+        out += absent_records(absent_facts, make, config)
     return out
 
 
@@ -521,84 +520,3 @@ def _dialogs(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[d
         turns = [{"question": t["question"], "answers": t["answers"]} for t in turns]
         out.append(make("dialog", last["qtype"], last["question"], last["answers"], [inst], turns=turns))
     return out
-
-
-# ----------------------------------------------------------------------------- absent targets
-def _absent(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[dict]:
-    """`cfg.absent` referring expressions whose target the scene does not hold, kinds drawn by
-    ABSENT_KINDS' weights; a third are phrased as navigation requests ("Go to the giraffe.").
-    Each absent category comes with a present one asked the same way (qtype category)."""
-    ph, rng = facts.ph, facts.ph.rng
-    builders = {"category": _absent_category, "novel": _absent_novel, "attribute": _absent_attribute,
-                "relation": _absent_relation, "gibberish": lambda f: f"the {L.gibberish(f.ph.rng)}"}
-    kinds, weights = list(ABSENT_KINDS), np.array(list(ABSENT_KINDS.values()))
-    out, seen = [], set()
-    for _ in range(4 * cfg.absent):
-        if len(seen) >= cfg.absent:
-            break
-        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-        phrase = builders[kind](facts)
-        if phrase is None or phrase in seen:
-            continue
-        seen.add(phrase)
-        as_request = rng.random() < 1 / 3
-        ask = (lambda text: ph.fill(L.NAV_Q, ref=text)) if as_request else ph.request
-        out.append(make("ground", f"absent/{kind}", ask(phrase), [ABSENT_ANSWER], [], unique=False))
-        if kind == "category":
-            # The same bare form about a category the scene does hold: without it, a category that
-            # many scenes lack ("the bed") is absent far more often than present in the data, and
-            # the abstention learns the word instead of the map.
-            unique = [i for i in facts.insts if facts.is_unique(i)]
-            if unique:
-                inst = ph.pick(unique)
-                out.append(make("ground", "category", ask(f"the {ph.name(inst.category)}"), L.names(inst.category),
-                                [inst], unique=True))
-    return out
-
-
-def _absent_category(facts: SceneFacts) -> str | None:
-    """A catalog category this scene has none of, sometimes with a colour."""
-    missing = sorted(set(CATALOG) - set(facts.by_cat))
-    if not missing:
-        return None
-    cat = facts.ph.pick(missing)
-    if facts.ph.rng.random() < 0.4:
-        return f"the {facts.ph.color(facts.ph.pick(CATALOG[cat].colors))} {facts.ph.name(cat)}"
-    return f"the {facts.ph.name(cat)}"
-
-
-def _absent_novel(facts: SceneFacts) -> str:
-    """Something no procedural scene holds; test scenes use words train and val never do."""
-    words = L.NOVEL_HELDOUT if facts.scene.split == "test" else L.NOVEL_TRAIN
-    return f"the {facts.ph.pick(words)}"
-
-
-def _absent_attribute(facts: SceneFacts) -> str | None:
-    """A present category in a colour none of its instances has ("the purple mug" beside a red one)."""
-    cat = facts.ph.pick(sorted(facts.by_cat))
-    held = {i.color for i in facts.by_cat[cat]}
-    colors = [c for c in CATALOG[cat].colors if c not in held] or [c for c in PALETTE if c not in held]
-    if not colors:
-        return None
-    c, name = facts.ph.color(facts.ph.pick(colors)), facts.ph.name(cat)
-    return facts.ph.pick((f"the {c} {name}", f"the {name} that is {c}"))
-
-
-def _absent_relation(facts: SceneFacts) -> str | None:
-    """A present category and a present anchor in a relation no instance has: on/in a support
-    category none of them stands on, or next to an anchor all of them are far from."""
-    ph = facts.ph
-    cat = ph.pick(sorted(facts.by_cat))
-    group = facts.by_cat[cat]
-    anchors = [a for a in sorted(facts.by_cat) if a != cat]
-    if not anchors:
-        return None
-    anchor = ph.pick(anchors)
-    name, aname = ph.name(cat), ph.name(anchor)
-    if ph.rng.random() < 0.5 and anchor in SUPPORTS:
-        if all(facts.support(i) is None or facts.support(i).category != anchor for i in group):
-            return f"the {name} on the {aname}"
-        return None
-    if all(R.xy_gap(i, a) >= R.FAR_M for i in group for a in facts.by_cat[anchor]):
-        return f"the {name} {ph.pick(('next to', 'near', 'beside'))} the {aname}"
-    return None

@@ -87,7 +87,7 @@ def test_absence_stage_trains_only_the_head_and_the_answer_carries_its_decision(
     from safetensors.torch import load_file
 
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
 
     root = write_tiny_dataset(tmp_path / "data")
     for name in ("train_absent", "val_absent"):

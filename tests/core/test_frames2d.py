@@ -67,7 +67,7 @@ def sim_data(tmp_path_factory):
 
 
 def test_frames2d_scene_comes_from_the_keyframes_without_3d(sim_data):
-    from llm3d_core.mapping.mapper import read_map_keyframes
+    from llm3d_core.mapping.map_files import read_map_keyframes
     from llm3d_core.model.data import SceneStore, frames2d_scene_store
 
     keyframes, config = read_map_keyframes(sim_data / "maps" / "scene_a")
@@ -109,7 +109,7 @@ def test_a_map_without_keyframes_is_refused_by_name(tmp_path, sim_data):
 def test_train_and_evaluate_on_frames2d_and_the_reasoner_refuses_it(tmp_path, sim_data):
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.evaluate import evaluate
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
     from llm3d_core.reasoner import Reasoner, ReasonerError
 
     overrides = dict(scene_encoder="objects", scene_input="frames2d", max_objects=8, feature_dim=400, text_dim=384)

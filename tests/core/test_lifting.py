@@ -5,7 +5,7 @@ import pytest
 
 from llm3d_core.geometry import FrameError, backproject, depth_to_metres, transform_points
 from llm3d_core.mapping.lifting import depth_in_range, lift_grid
-from llm3d_core.mapping.mapper import grid_taps, lifting_grid
+from llm3d_core.mapping.taps import grid_taps, lifting_grid
 
 
 def test_depth_in_range_equals_conversion_then_clipping():

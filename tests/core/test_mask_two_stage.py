@@ -123,7 +123,7 @@ def test_two_stage_mask_stage_runs_on_the_pointers_logits_and_evaluates(tmp_path
     from llm3d_core.model.data import dense_scene_store, scene_cache_path
     from llm3d_core.model.evaluate import evaluate
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
 
     root = write_tiny_dataset(tmp_path / "data")
     dense = 128

@@ -111,7 +111,7 @@ def fixed_batch(model):
 
 @pytest.mark.parametrize("encoder", ["points", "objects"])
 def test_training_step_lowers_loss_and_llm_stays_frozen(encoder):
-    from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
+    from llm3d_core.training.train import TrainConfig, make_optimizer, train_step
 
     model = tiny_model(scene_encoder=encoder)
     frozen = {n: p.clone() for n, p in model.llm.named_parameters()}
@@ -294,7 +294,7 @@ def test_dataset_reads_the_jsonl_schema(tmp_path):
 def test_train_resume_and_evaluate_smoke(tmp_path):
     """Two real steps of train(cfg), a resume to step 3, then evaluate() on the val split."""
     from llm3d_core.model.evaluate import evaluate
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
 
     root = write_tiny_dataset(tmp_path / "data")
     cfg = TrainConfig(data=str(root), out=str(tmp_path / "ckpt"), model=tiny_config(), batch_size=2, max_steps=2,
@@ -371,7 +371,7 @@ def test_frozen_llm_in_bfloat16_halves_its_memory_and_still_answers():
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a renamed transformers helper
 def test_lora_option_trains_adapters_and_checkpoints_them(tmp_path):
-    from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
+    from llm3d_core.training.train import TrainConfig, make_optimizer, train_step
 
     model = tiny_model(lora=True)
     batch = fixed_batch(model)

@@ -43,7 +43,7 @@ def test_config_refuses_a_pointer_without_object_tokens():
 
 @pytest.mark.parametrize("words", [False, True])
 def test_joint_training_trains_the_pointer_to_the_referred_object(words):
-    from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
+    from llm3d_core.training.train import TrainConfig, make_optimizer, train_step
 
     model = pointer_model(question_tokens=words)
     scene = tiny_scene(1)
@@ -91,7 +91,7 @@ def test_pointer_stage_trains_only_the_pointer_and_reuses_its_states(tmp_path):
     from safetensors.torch import load_file
 
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
 
     root = write_tiny_dataset(tmp_path / "data")
     for split in ("train", "val"):  # referring records whose boxes are the scenes' objects

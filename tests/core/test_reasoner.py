@@ -43,7 +43,7 @@ def train_tiny_checkpoint(folder: Path, llm_path: Path, map_dir: Path, steps: in
     on the map at map_dir, saved as a checkpoint; a random model would often answer nothing."""
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.scene import scene_from_mapper
-    from llm3d_core.model.train import TrainConfig, make_optimizer, train_step
+    from llm3d_core.training.train import TrainConfig, make_optimizer, train_step
     from llm3d_core.reasoner import load_model
 
     model = load_model(None, tiny_model_config(llm_path, freeze_llm=False), "cpu")

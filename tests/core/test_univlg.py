@@ -178,7 +178,7 @@ def test_mask_stage_trains_only_the_mask_head_on_denser_points(tmp_path):
 
     from llm3d_core.model.data import dense_scene_store, scene_cache_path
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
     from tests.core.test_model import tiny_config, write_tiny_dataset
 
     root = write_tiny_dataset(tmp_path / "data")
@@ -217,7 +217,7 @@ def test_mask_stage_trains_only_the_mask_head_on_denser_points(tmp_path):
 
 
 def test_trainer_adds_the_mask_loss_for_ground_records_only_when_enabled():
-    from llm3d_core.model.train import make_batch
+    from llm3d_core.training.train import make_batch
 
     rec = {"task": "ground", "question": "the chair", "answers": ["chair"], "boxes": [[0.5, 0.5, 0.2, 2.0, 2.0, 1.5]]}
     qa = {"task": "qa", "question": "What color is the sofa?", "answers": ["blue"]}
@@ -355,7 +355,7 @@ def test_frame_selection_picks_the_relevant_frame_and_covers_positions():
 
 
 def test_co_training_mixes_at_the_configured_ratio_deterministically():
-    from llm3d_core.model.cotrain import CoTrainingConfig, CoTrainingMixer
+    from llm3d_core.training.cotrain import CoTrainingConfig, CoTrainingMixer
 
     cfg = CoTrainingConfig(frame_fraction=0.3, block_size=20, seed=4)
     mixer = CoTrainingMixer([("frame", i) for i in range(1000)], [("scene", i) for i in range(1000)], cfg)
@@ -380,7 +380,7 @@ def test_train_and_evaluate_with_the_mask_head_report_both_groundings(tmp_path):
     """Two real steps of train(cfg) with grounding_head mask, then evaluate(): both grounding rows."""
     from llm3d_core.model.evaluate import evaluate, format_table
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from llm3d_core.model.train import TrainConfig, train
+    from llm3d_core.training.train import TrainConfig, train
     from tests.core.test_model import write_tiny_dataset
 
     root = write_tiny_dataset(tmp_path / "data")

@@ -44,7 +44,7 @@ def test_numba_update_matches_torch_ops():
     """The one-pass CPU kernel (mapping.fused_update) and the torch ops give the same map: feature and
     colour means, capped weights, counts, times and instance votes, over frames that revisit voxels
     in a new order."""
-    from llm3d_core.mapping.mapper import bilinear_taps
+    from llm3d_core.mapping.taps import bilinear_taps
 
     rng = np.random.default_rng(1)
     g = torch.Generator().manual_seed(1)
@@ -86,7 +86,7 @@ def test_samples_in_one_voxel_average_within_a_frame_and_weight_is_capped():
 def test_bilinear_taps_fuse_like_sampled_features():
     """The mapper's fast path (taps into the feature map, one sparse product per frame) fuses the same
     per-voxel means as sampling every pixel's feature with grid_sample and averaging them."""
-    from llm3d_core.mapping.mapper import bilinear_taps, sample_features
+    from llm3d_core.mapping.taps import bilinear_taps, sample_features
 
     g = torch.Generator().manual_seed(0)
     fmap = torch.randn(6, 7, 9, generator=g)  # (C, h, w): a coarse map over a 48 x 64 image

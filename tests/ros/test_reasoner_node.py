@@ -193,7 +193,8 @@ def test_reasoner_serves_dialog_grounding_plans_and_navigation(assets, tmp_path)
 
     from llm3d_core.mapping.goals import GoalConfig, NavigationMap, box_footprint_distance
     from llm3d_core.mapping.mapper import FeatureFusionMapper
-    from llm3d_ros.nodes.reasoner_msgs import object3d_box, quaternion_to_yaw
+    from llm3d_core.messages import quaternion_to_yaw
+    from llm3d_ros.nodes.reasoner_msgs import object3d_box
 
     map_dir = tmp_path / "live_map"  # empty at first: requests before any map must fail cleanly
     params = tmp_path / "params.yaml"

@@ -72,7 +72,7 @@ def untrained_points_checkpoint(tmp_path_factory):
     """An untrained points-encoder checkpoint on the real SmolLM2 (the rows' plumbing, not their scores)."""
     import dataclasses
 
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from llm3d_core.reasoner import load_model
 
     cfg = dataclasses.replace(load_train_config(None, {}).model, scene_encoder="points")
@@ -86,7 +86,7 @@ def untrained_frames2d_checkpoint(tmp_path_factory):
     """An untrained 2D-baseline checkpoint (objects encoder on per-frame features)."""
     import dataclasses
 
-    from llm3d_core.model.train import load_train_config
+    from llm3d_core.training.train import load_train_config
     from llm3d_core.reasoner import load_model
 
     cfg = dataclasses.replace(load_train_config(None, {}).model, scene_encoder="objects", scene_input="frames2d",

@@ -138,7 +138,7 @@ def test_training_stream_mixes_views_at_the_frame_fraction(views_data, tmp_path)
 
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
     from llm3d_core.model.data import scene_cache_path
-    from llm3d_core.model.train import TrainConfig, training_stream
+    from llm3d_core.training.train import TrainConfig, training_stream
     from tests.core.test_model import tiny_scene
 
     root = tmp_path / "data"

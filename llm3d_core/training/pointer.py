@@ -34,7 +34,7 @@ from llm3d_core.model.modeling_llm3d import InputTooLongError, Llm3dModel, Sampl
 from llm3d_core.model.univlg_losses import box_iou_3d, ordered_boxes
 
 if TYPE_CHECKING:
-    from llm3d_core.model.train import TrainConfig
+    from llm3d_core.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 POINTER_TASKS = ("ground", "navigate")
@@ -219,7 +219,7 @@ def train_pointer(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict[s
     """
     from dataclasses import replace
 
-    from llm3d_core.model.modeling_llm3d import read_checkpoint_config
+    from llm3d_core.model.checkpoint_io import read_checkpoint_config
     from llm3d_core.progress import progress
 
     if not cfg.init_from:

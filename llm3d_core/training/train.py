@@ -35,7 +35,15 @@ from llm3d_core.model.scene import SceneInput
 
 log = logging.getLogger(__name__)
 STATE_PT, STATE_JSON = "trainer_state.pt", "trainer_state.json"
-STAGES = ("joint", "pointer", "mask", "absent")
+# The training stages, in the order the shipped checkpoint runs them, and the function that runs
+# each (module, name): joint trains here; the others train one head on the frozen model.
+STAGE_RUNNERS = {
+    "joint": ("llm3d_core.training.train", "train_joint"),  # encoder, projector, token rows, LoRA
+    "pointer": ("llm3d_core.training.pointer", "train_pointer"),  # the object pointer (cached LLM states)
+    "mask": ("llm3d_core.training.mask", "train_mask_head"),  # UniVLG's mask head
+    "absent": ("llm3d_core.model.absence", "train_absence"),  # the absence pointer's "none" slot
+}
+STAGES = tuple(STAGE_RUNNERS)
 
 
 @dataclass
@@ -62,7 +70,7 @@ class TrainConfig:
     skip_missing_scenes: bool = False  # train on the records whose scene map exists (maps still being generated)
     resume: bool = False
     # joint: the LM loss (and enabled heads) over all parts | pointer: only the object pointer, on the
-    # frozen states of init_from (pointer_training.py) | mask: only UniVLG's mask head (mask_training.py)
+    # frozen states of init_from (training/pointer.py) | mask: only UniVLG's mask head (training/mask.py)
     stage: str = "joint"
     init_from: str = ""  # checkpoint folder whose weights start the model (parts it lacks start fresh)
     # prefixes of init_from's tensors not loaded (those parts start fresh): e.g. ["scene_encoder."] to
@@ -78,7 +86,7 @@ class TrainConfig:
     mask_lr: float = 3e-4
     mask_batch: int = 32  # questions about one scene per step (the scene's points are embedded once)
     mask_box_from_epoch: int = 1  # the mask head's box loss (L1 + GIoU) counts from this epoch on (1: always)
-    # UniVLG's 2D-3D co-training (model/cotrain.py): record files DATA/<name>.jsonl about single views
+    # UniVLG's 2D-3D co-training (training/cotrain.py): record files DATA/<name>.jsonl about single views
     # (`llm3d data views`), mixed into the joint stage's stream as this share of its samples (0: scenes only)
     frame_data: list[str] = field(default_factory=list)
     frame_fraction: float = 0.0
@@ -154,7 +162,7 @@ def make_batch(model: Llm3dModel, items: list[tuple[dict[str, Any], SceneInput]]
 def training_stream(cfg: TrainConfig, model_config: Llm3dConfig, seed: int) -> IterableDataset:
     """The joint stage's endless (record, SceneInput) stream: DATA/<split>.jsonl shuffled, with the
     single-view files of cfg.frame_data mixed in at cfg.frame_fraction (UniVLG's co-training)."""
-    from llm3d_core.model.cotrain import CoTrainingConfig, CoTrainingMixer, RoundRobin
+    from llm3d_core.training.cotrain import CoTrainingConfig, CoTrainingMixer, RoundRobin
 
     store = scene_store_for(cfg.data, model_config)
 
@@ -252,29 +260,25 @@ def _init_distributed() -> tuple[int, int, int]:
 
 # ---------------------------------------------------------------------- orchestration
 def train(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
-    """Trains for cfg.max_steps optimiser steps; returns a summary (losses, timings, parameter counts).
+    """Runs the stage cfg.stage (STAGE_RUNNERS); returns its summary (losses, timings, parameter counts).
 
     `model` may be passed pre-built (tests inject a tiny LLM); otherwise it is built from cfg.model.
     """
+    import importlib
+
+    if not cfg.data or not cfg.out:
+        raise ValueError("TrainConfig needs data and out folders")
+    module, name = STAGE_RUNNERS[cfg.stage]
+    return getattr(importlib.import_module(module), name)(cfg, model)
+
+
+def train_joint(cfg: TrainConfig, model: Llm3dModel | None = None) -> dict[str, Any]:
+    """The joint stage: cfg.max_steps optimiser steps over the records (3D-LLM sec. 3.4)."""
     from torch.utils.data import DataLoader
 
     from llm3d_core.device import resolve_device
     from llm3d_core.progress import progress
 
-    if not cfg.data or not cfg.out:
-        raise ValueError("TrainConfig needs data and out folders")
-    if cfg.stage == "pointer":
-        from llm3d_core.model.pointer_training import train_pointer
-
-        return train_pointer(cfg, model)
-    if cfg.stage == "mask":
-        from llm3d_core.model.mask_training import train_mask_head
-
-        return train_mask_head(cfg, model)
-    if cfg.stage == "absent":
-        from llm3d_core.model.absence import train_absence
-
-        return train_absence(cfg, model)
     rank, world, local_rank = _init_distributed()
     seed_everything(cfg.seed + rank)
     out = Path(cfg.out)

@@ -43,13 +43,13 @@ import torch
 
 from llm3d_core.model.data import dense_scene_store
 from llm3d_core.model.modeling_llm3d import Llm3dModel
-from llm3d_core.model.pointer_training import (batch_inputs, cached_states, referring_records, save_head_stage,
+from llm3d_core.training.pointer import (batch_inputs, cached_states, referring_records, save_head_stage,
                                                weights_hash)
 from llm3d_core.model.univlg_losses import box_iou_3d, ordered_boxes
 
 if TYPE_CHECKING:
     from llm3d_core.model.data import SceneStore
-    from llm3d_core.model.train import TrainConfig
+    from llm3d_core.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 MASK_STATE = "mask_state.json"  # beside the checkpoint; trainer_state.json stays the base model's
@@ -165,7 +165,7 @@ def train_mask_head(cfg: "TrainConfig", model: Llm3dModel | None = None) -> dict
     `model` may be passed pre-built with its mask head (tests inject a tiny LLM); the weights of
     cfg.init_from are loaded into it either way (a mask head they hold is trained further).
     """
-    from llm3d_core.model.modeling_llm3d import read_checkpoint_config
+    from llm3d_core.model.checkpoint_io import read_checkpoint_config
     from llm3d_core.progress import progress
 
     if not cfg.init_from:

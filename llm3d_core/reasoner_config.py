@@ -1,0 +1,99 @@
+"""The reasoner's configuration and its error (llm3d_core.reasoner): one validated dataclass, fed
+from launch/llm3d.yaml's `llm3d_reasoner: reasoner:` section by the node and the CLI alike."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from llm3d_core.mapping.goals import GoalConfig
+
+GROUNDING_MODES = ("model", "map", "both")
+BOX_SOURCES = ("location_tokens", "mask", "auto")
+
+
+class ReasonerError(ValueError):
+    """A request cannot be answered (bad input, no map, no match); the message is for the user."""
+
+
+@dataclass
+class ReasonerConfig:
+    """Behaviour of the reasoner core.
+
+    Fields:
+        grounding: 'model' (the 3D-LLM's box, matched to map objects), 'map' (the mapper's
+            open-vocabulary query) or 'both' (scores averaged; 'map' evidence only exists for
+            maps with text-aligned features, otherwise 'both' is 'model').
+        box_source: where the model's box comes from: 'location_tokens' (the 3D-LLM answer's six
+            tokens, copied by the object pointer when the checkpoint has one), 'mask' (UniVLG's
+            mask head; needs a checkpoint with one) or 'auto' (the mask head when the checkpoint
+            has one, else the location tokens).
+        max_results: objects returned by ground when the request asks for 0.
+        max_sessions: dialog sessions kept; beyond it the least recently used one is dropped.
+        session_ttl_s: a session idle this long is dropped (0: never).
+        max_question_chars: longer questions are refused before they reach the tokenizer.
+        check_presence: before answering a question that presumes a thing ("what colour is the
+            giraffe?", "how many X …", "is there X …", "where is X"), ask the absence head whether
+            the map holds it and answer "there is no … here" when it does not (checkpoints with
+            an absence head; llm3d_core.presence).
+        map_evidence: make `ask` answers agree with the map's object list (llm3d_core.map_evidence):
+            count and existence questions about a category the map labels confidently are answered
+            from the map, scene captions lose the categories the map does not confidently hold and
+            take its counts. The model alone answers from its training captions' prior (on a real
+            kitchen it listed boxes and laptops the map did not hold). The map's answer comes
+            before the absence head's; questions it cannot settle go to the head as before. No
+            effect on maps without labelled objects (no text-aligned features) or on a single view.
+        evidence_min_confidence: the label score (objects.assign_labels' softmax) from which a map
+            object's label is evidence for map_evidence.
+        unlabelled_absent_p: a thing of a category no map object is labelled with (though the
+            mapper could label it) is refused from this absence-head probability on, below the
+            head's own threshold (with map_evidence and check_presence; 1 turns it off). Calibrated
+            on the val maps: the lowest value that refuses at most 3 points more of the present
+            categories than the head alone (the labels alone refused 58 % of them).
+        color_min_share: a request naming its target's colour ("the purple mug") is refused when
+            the object it would get shows that colour on less than this share of its voxels
+            (llm3d_core.colors; 0 turns the check off). On the held-out test maps no object showed
+            its own colour below 0.18, and 84 % of the other colours were below 0.1.
+        relation_check: a request stating its target's support or proximity ("the cabinet on the
+            desk", "the chair next to the microwave") is checked on the map's boxes
+            (llm3d_core.spatial): the anchor is grounded on its own, and when the object the request
+            would get does not stand in that relation to it, the pointer's next likeliest objects are
+            tried; the request is refused when none does.
+        relation_near_m: the largest horizontal gap (metres) between two boxes called "near",
+            "next to", "beside" or "close to" (the data generator says near within 0.5 m and far
+            from 1.5 m).
+        goals: how navigation goals are chosen (llm3d_core.mapping.goals.GoalConfig).
+    """
+
+    grounding: str = "both"
+    box_source: str = "location_tokens"
+    max_results: int = 5
+    max_sessions: int = 16
+    session_ttl_s: float = 600.0
+    max_question_chars: int = 2000
+    check_presence: bool = True
+    map_evidence: bool = True
+    evidence_min_confidence: float = 0.5
+    unlabelled_absent_p: float = 0.9
+    color_min_share: float = 0.1
+    relation_check: bool = True
+    relation_near_m: float = 1.0
+    goals: GoalConfig = field(default_factory=GoalConfig)
+
+    def __post_init__(self) -> None:
+        if self.grounding not in GROUNDING_MODES:
+            raise ValueError(f"grounding must be one of {GROUNDING_MODES}, got {self.grounding!r}")
+        if self.box_source not in BOX_SOURCES:
+            raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
+        for name in ("max_results", "max_sessions", "max_question_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("evidence_min_confidence", "unlabelled_absent_p", "color_min_share"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if not (math.isfinite(self.session_ttl_s) and self.session_ttl_s >= 0):
+            raise ValueError(f"session_ttl_s must be a finite number >= 0, got {self.session_ttl_s!r}")
+        if not (isinstance(self.relation_near_m, (int, float)) and 0 < self.relation_near_m < 100):
+            raise ValueError(f"relation_near_m must be a distance in metres in (0, 100), got {self.relation_near_m!r}")
