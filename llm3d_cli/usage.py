@@ -22,8 +22,8 @@ PROJECT_PACKAGES = frozenset({"llm3d_core", "llm3d_cli", "llm3d_ros", "sim"})
 USER_ERROR_TYPES = (
     "llm3d_core.config.ConfigError",
     "llm3d_core.bags.errors.BagError",
-    "llm3d_core.mapping.mapper.MapFileError",
-    "llm3d_core.model.modeling_llm3d.CheckpointError",
+    "llm3d_core.mapping.map_files.MapFileError",
+    "llm3d_core.model.checkpoint_io.CheckpointError",
     "llm3d_core.model.llm.LlmLoadError",
     "llm3d_core.assets.ModelNotFoundError",
     "sim.habitat_backend.HabitatUnavailableError",

@@ -46,7 +46,7 @@ def lift_frame(frame: RGBDFrame, feature_map: torch.Tensor, stride: int = 8, dep
     """Back-projects one frame's pixels (every `stride`) with valid depth, with their 2D features.
 
     feature_map: the encoder's (C, h, w) output for frame.rgb. Uses the mapper's geometry and
-    feature sampling (llm3d_core.geometry, mapping.mapper.sample_features), so a frame and a map
+    feature sampling (llm3d_core.geometry, mapping.taps.sample_features), so a frame and a map
     agree on what a point's feature means. Raises FrameError for a malformed frame.
     """
     from llm3d_core.geometry import backproject, pixel_grid, transform_points, validate_frame

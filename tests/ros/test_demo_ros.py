@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -64,9 +65,13 @@ def test_demo_ros_quick_runs_the_episode_through_the_nodes(tmp_path, capsys):
     assert len(data["qa"]) == 3 and len(data["grounding"]) == 1
     nav = summary["navigation"]
     assert nav is not None and nav["distance_to_target_m"] >= 0
-    if nav["state"] == "no_goal":  # the absence pointer refused the target (a miss, 9 % of present ones on val):
-        drive = data["navigation"]  # then the refusal says so and the robot stays where it is
-        assert "nothing in the map matches" in drive["message"] and drive["driven_m"] < 0.05, drive
+    if nav["state"] == "no_goal":  # the reasoner refused to send the robot: then it says why and the robot stays
+        # Two refusals are answers, not errors: the map checks found no match (the absence pointer
+        # refuses 9 % of present targets on val), or the live map has no reachable free floor near
+        # the target yet (the mapper fused what the streamed frames allowed; it varies run to run).
+        drive = data["navigation"]
+        assert re.search(r"nothing in the map matches|no goal for target .*no reachable free floor", drive["message"]), drive
+        assert drive["driven_m"] < 0.05, drive
     else:
         assert nav["state"] in ("reached", "failed", "timeout"), nav
     path = np.asarray(data["explore_path_xy"])
