@@ -237,13 +237,12 @@ class Reasoner:
             return answer.absent
         mapper = self._require_map().mapper
         objects = list(mapper.objects)
-        ious = _box_ious(answer.box, objects)  # (K,)
-        if ious.max() <= 0:
+        first = _overlapped(answer.box, objects)
+        if first is None:
             return False
-        first = int(np.argmax(ious))
         if self._color_mismatch(query, mapper, objects[first]) is not None:
             return True
-        picked, _ = self._relation_pick(query, objects, self._candidates(answer.object_logits, objects, first))
+        picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
         return picked is None
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
@@ -279,32 +278,32 @@ class Reasoner:
                 out.append(i)
         return out
 
-    def _relation_pick(self, query: str, objects: list, candidates: list[int]) -> tuple[int | None, str | None]:
-        """(the first of `candidates` standing in the relation `query` states, None) when it states one
-        (llm3d_core.spatial); (None, why) when no candidate does;
-        (candidates[0], None) without a relation, with the check off, or when the anchor cannot be grounded."""
+    def _relation_pick(self, query: str, objects: list, first: int, logits: Any,
+                       fallback: list[int] | None = None) -> tuple[int | None, str | None]:
+        """When `query` states a relation (llm3d_core.spatial): (the first candidate standing in it,
+        None), or (None, why) when none does. The candidates are `first`, then the pointer's next
+        likeliest objects (`logits`; without them `fallback`, e.g. the map query's ranking).
+        (first, None) without a relation, with the check off, or when the anchor cannot be grounded."""
         from llm3d_core.model.location_tokens import LocationDecodeError
         from llm3d_core.model.modeling_llm3d import InputTooLongError
 
         relation = parse_relation(query) if self.config.relation_check else None
         if relation is None or not objects:
-            return candidates[0], None
+            return first, None
         try:
             answer = self._oneshot_session().ask(relation.anchor_query, "ground", remember=False)
         except (LocationDecodeError, InputTooLongError):
-            return candidates[0], None
+            return first, None
         # The absence head's verdict on the bare anchor is not used: on the benchmark's test maps it
         # called present anchors ("the notebook computer", "the box") absent at P 0.99; the boxes decide.
-        if answer.box is None:
-            return candidates[0], None
-        ious = _box_ious(answer.box, objects)  # (K,)
-        if ious.max() <= 0:
-            return candidates[0], None
+        anchor_first = _overlapped(answer.box, objects) if answer.box is not None else None
+        if anchor_first is None:
+            return first, None
+        candidates = self._candidates(logits, objects, first) if logits is not None else (fallback or [first])
         # Every object the pointer ranks far above the rest for the anchor: "the shelf" may name any
         # of three shelves, and the pointer gives one of them nearly all the probability, but the
         # others' logits still stand well clear of other categories' (ANCHOR_LOGIT_GAP).
-        anchors = self._candidates(answer.object_logits, objects, int(np.argmax(ious)), limit=4,
-                                   max_gap=ANCHOR_LOGIT_GAP)
+        anchors = self._candidates(answer.object_logits, objects, anchor_first, limit=4, max_gap=ANCHOR_LOGIT_GAP)
         box = [np.concatenate([o.box_min, o.box_max]) for o in objects]
         for t in candidates:
             if any(holds(relation, box[t], box[a], self.config.relation_near_m) for a in anchors if a != t):
@@ -392,8 +391,7 @@ class Reasoner:
         named = match if model_box is not None else -1  # the object the model's category word names
         # A stated relation is checked on the boxes; the pointer's next likeliest object that
         # satisfies it leads instead ("the chair next to the microwave" when its first pick is not).
-        candidates = self._candidates(logits, objects, order[0]) if logits is not None else order[:3]
-        picked, why = self._relation_pick(query, objects, candidates)
+        picked, why = self._relation_pick(query, objects, order[0], logits, fallback=order[:3])
         if why is not None:
             raise ReasonerError(why)
         if picked != order[0]:
@@ -464,6 +462,12 @@ class Reasoner:
 
 
 # ---------------------------------------------------------------------- loading
+def _overlapped(box: np.ndarray, objects: list) -> int | None:
+    """Index of the map object a box (6,) overlaps most, or None when it overlaps none."""
+    ious = _box_ious(box, objects)  # (K,)
+    return int(np.argmax(ious)) if ious.max() > 0 else None
+
+
 def _box_ious(box: np.ndarray, objects: list) -> np.ndarray:
     """3D IoU (K,) of a box [min xyz, max xyz] (6,) with each map object's box: which object the model meant."""
     from llm3d_core.geometry import box_iou_3d

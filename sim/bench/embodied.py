@@ -283,7 +283,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                 starts += [(sim.agent.x, sim.agent.y, sim.agent.yaw)] * (not starts)
             else:
                 picked["absent"] = absent_requests(scene, sim.grid, cfg)
-                boxes = [_instance_box(scene, rec) for rec in picked["navigate"]]
+                boxes = [instance_box(scene, rec) for rec in picked["navigate"]]
                 agent = sim.agent
                 starts = navigation_starts(mapped.explore_path_xy, (agent.x, agent.y, agent.yaw), boxes,
                                            cfg.success_distance, np.random.default_rng([cfg.seed, seed]))
@@ -398,7 +398,8 @@ def _unique_target(scene: Any, rec: dict) -> bool:
     return sum(i.category == category for i in scene.instances) == 1
 
 
-def _instance_box(scene: Any, rec: dict) -> np.ndarray:
+def instance_box(scene: Any, rec: dict) -> np.ndarray:
+    """The true box [min xyz, max xyz] of a request's target instance."""
     inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])
     return np.concatenate([inst.box_min, inst.box_max])
 

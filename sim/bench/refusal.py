@@ -26,11 +26,6 @@ SETTINGS = (("checks off", 0.0, False), ("colour", 0.1, False), ("colour + relat
 GROUPS = ("absent", "ground", "navigate", "relational absent", "relational present")
 
 
-def _truth_box(scene: Any, rec: dict) -> np.ndarray | None:
-    inst = next((i for i in scene.instances if rec["object_ids"] and i.id == rec["object_ids"][0]), None)
-    return None if inst is None else np.concatenate([inst.box_min, inst.box_max])
-
-
 def scene_requests(scene: Any, grid: Any, cfg: Any, seen: set[int] | None) -> dict[str, list[dict]]:
     """The requests of one scene by group (see the module docstring)."""
     from llm3d_core.model.configuration_llm3d import is_absent
@@ -68,6 +63,7 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
                       progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Every SETTINGS row over the scenes of `cfg` (an EmbodiedConfig: scenes, sizes, absent targets)."""
     from llm3d_core.reasoner import Reasoner, ReasonerConfig
+    from sim.bench.embodied import instance_box
     from sim.bench.map_cache import explore_and_map_cached
     from sim.datagen.maps import map_sim_config
     from sim.scenes import seeds
@@ -85,11 +81,13 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
         progress(f"{scene.scene_id}: map {'from the cache' if cached else 'built'}, "
                  + ", ".join(f"{len(v)} {k}" for k, v in requests.items()))
         for name, share, relation in SETTINGS:
-            reasoner = Reasoner(model, ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation))
+            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation)
+            reasoner = Reasoner(model, config)
             reasoner.set_map(mapper, scene.scene_id)
             for group, recs in requests.items():
                 for rec in recs:
-                    out = answer(reasoner, group, rec, start, cfg.success_distance, _truth_box(scene, rec))
+                    truth = instance_box(scene, rec) if rec["object_ids"] else None  # absent targets have none
+                    out = answer(reasoner, group, rec, start, cfg.success_distance, truth)
                     rows.append({"scene": scene.scene_id, "setting": name, "group": group, "request": rec["question"],
                                  "kind": rec["qtype"], **out})
     return {"scenes": cfg.episodes, "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
