@@ -31,7 +31,7 @@ NODE_SCRIPTS: list[str] = [
 setup(
     name=PACKAGE,
     version=package_version(),
-    packages=find_packages(include=["llm3d_core*", "llm3d_ros*", "llm3d_cli*", "sim*"]),
+    packages=find_packages(include=["llm3d_core*", "llm3d_ros*", "llm3d_bench*", "llm3d_cli*", "sim*"]),
     package_data={"llm3d_ros": ["config/*.xml"], "sim": ["assets/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

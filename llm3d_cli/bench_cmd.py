@@ -1,6 +1,6 @@
 """`llm3d bench [what]`: benchmarks printed as Markdown tables beside their references, and JSON.
 
-Plain `llm3d bench` runs `embodied`, the benchmark of the whole job (sim.bench.embodied); the
+Plain `llm3d bench` runs `embodied`, the benchmark of the whole job (llm3d_bench.embodied); the
 others time one component.
 """
 
@@ -96,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
         return _soak(args)
     import torch
 
-    from sim.bench.table import markdown_table
+    from llm3d_bench.table import markdown_table
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "render":
-        from sim.bench.render import render_rows, run_render_bench
+        from llm3d_bench.render import render_rows, run_render_bench
 
         result = run_render_bench(seed=args.seed, frames=args.frames_count)
         result["machine"] = machine
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import resolve_checkpoint
         from llm3d_core.training.train import load_train_config
-        from sim.bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
+        from llm3d_bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
 
         ckpt = resolve_checkpoint(args.ckpt)
         result = run_reasoner_bench(ckpt, load_train_config(args.config, {}).model, seed=args.seed,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(REASONER_HEADER, reasoner_rows(result)))
     else:
         from llm3d_core.mapping.mapper import load_mapper_config
-        from sim.bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench
+        from llm3d_bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench
 
         voxels = tuple(args.voxel) if args.voxel else (0.05, 0.02)
         result = run_mapper_bench(args.frames, load_mapper_config(args.config, args.device), args.limit,
@@ -154,9 +154,9 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
     from llm3d_core.assets import SHIPPED_FRAMES2D_CHECKPOINT, SHIPPED_POINTS_CHECKPOINT, resolve_checkpoint
     from llm3d_core.training.train import load_train_config
     from llm3d_core.progress import progress_bar
-    from sim.bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
-    from sim.bench.embodied_stats import BREAKDOWN_HEADER, COMPARISON_HEADER, breakdown_rows, comparison_rows
-    from sim.bench.table import markdown_table
+    from llm3d_bench.embodied import EMBODIED_HEADER, EmbodiedConfig, load_systems, run_embodied_bench, write_chart
+    from llm3d_bench.embodied_stats import BREAKDOWN_HEADER, COMPARISON_HEADER, breakdown_rows, comparison_rows
+    from llm3d_bench.table import markdown_table
 
     if args.episodes == 0:  # 0 is only meaningful for `bench hallucination --map`
         raise UsageError("argument --episodes: the embodied benchmark needs at least 1 episode")
@@ -208,15 +208,15 @@ def _embodied(args: argparse.Namespace, machine: str) -> int:
 
 
 def _hallucination(args: argparse.Namespace, machine: str) -> int:
-    """`llm3d bench hallucination` (sim.bench.hallucination): CHAIR_i and count agreement, map-evidence layer off/on."""
+    """`llm3d bench hallucination` (llm3d_bench.hallucination): CHAIR_i and count agreement, map-evidence layer off/on."""
     import os
     import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.assets import resolve_checkpoint
     from llm3d_core.training.train import load_train_config
-    from sim.bench.hallucination import HALLUCINATION_HEADER, hallucination_rows, run_hallucination_bench
-    from sim.bench.table import markdown_table
+    from llm3d_bench.hallucination import HALLUCINATION_HEADER, hallucination_rows, run_hallucination_bench
+    from llm3d_bench.table import markdown_table
     from sim.scenes import seeds
 
     episodes = args.episodes if args.episodes is not None else (1 if args.quick else 2)
@@ -247,7 +247,7 @@ def _report(path: Path, result: dict, title: str, table: str, legend: str) -> in
 
 
 def _refusal(args: argparse.Namespace, machine: str) -> int:
-    """`llm3d bench refusal` (sim.bench.refusal): absent targets refused and present ones kept, map checks off/on."""
+    """`llm3d bench refusal` (llm3d_bench.refusal): absent targets refused and present ones kept, map checks off/on."""
     import os
     import sys
 
@@ -255,9 +255,9 @@ def _refusal(args: argparse.Namespace, machine: str) -> int:
     from llm3d_core.assets import resolve_checkpoint
     from llm3d_core.training.train import load_train_config
     from llm3d_core.reasoner import load_model
-    from sim.bench.embodied import EmbodiedConfig
-    from sim.bench.refusal import REFUSAL_HEADER, refusal_rows, run_refusal_bench
-    from sim.bench.table import markdown_table
+    from llm3d_bench.embodied import EmbodiedConfig
+    from llm3d_bench.refusal import REFUSAL_HEADER, refusal_rows, run_refusal_bench
+    from llm3d_bench.table import markdown_table
 
     if args.quick and args.full:
         raise UsageError("--quick and --full are two sizes of the benchmark: give one")
@@ -284,7 +284,7 @@ def _refusal(args: argparse.Namespace, machine: str) -> int:
 
 
 def _ros(args: argparse.Namespace) -> int:
-    """`llm3d bench ros` (llm3d_ros.bench): camera-to-map latency and drops under 30 Hz, service round trips."""
+    """`llm3d bench ros` (llm3d_bench.ros_pipeline): camera-to-map latency and drops under 30 Hz, service round trips."""
     import os
     import sys
 
@@ -294,9 +294,9 @@ def _ros(args: argparse.Namespace) -> int:
     if not params.is_file():
         raise UsageError(f"argument --config: parameter file not found: {params}")
     from llm3d_core.assets import resolve_checkpoint
-    from llm3d_ros.bench import ROS_HEADER, RosBenchConfig, RosBenchError, ros_rows, run_ros_bench
-    from sim.bench.mapper import TARGETS
-    from sim.bench.table import markdown_table
+    from llm3d_bench.ros_pipeline import ROS_HEADER, RosBenchConfig, RosBenchError, ros_rows, run_ros_bench
+    from llm3d_bench.mapper import TARGETS
+    from llm3d_bench.table import markdown_table
 
     overrides: dict = {"checkpoint": resolve_checkpoint(args.ckpt), "device": args.device or ""}
     if args.seconds is not None:
@@ -327,7 +327,7 @@ def _soak(args: argparse.Namespace) -> int:
 
     from llm3d_core.assets import resolve_checkpoint
     from llm3d_ros.soak import SoakConfig, plot_soak, run_soak, soak_rows
-    from sim.bench.table import markdown_table
+    from llm3d_bench.table import markdown_table
 
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"argument --config: parameter file not found: {args.config}")

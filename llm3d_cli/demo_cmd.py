@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import os
 
-    from sim.demo import DemoConfig, run_demo
+    from llm3d_bench.demo import DemoConfig, run_demo
     from sim.scenes import seeds
 
     # Before torch, a model or the nodes load: the scene exists, the checkpoint is one.
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from llm3d_core.training.train import load_train_config
     from llm3d_core.progress import progress_bar
     from llm3d_core.reasoner import load_model
-    from sim.report import write_report
+    from llm3d_bench.report import write_report
 
     if args.quick:
         cfg = dataclasses.replace(cfg, width=160, height=120, max_steps=60, questions=3, groundings=1, thumbnails=2,
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     # A bad checkpoint or config (CheckpointError, LlmLoadError, ConfigError...) is reported by
     # llm3d_cli.main as a user error, exit 2.
     if args.ros:
-        from llm3d_ros.demo import run_ros_demo
+        from llm3d_bench.ros_demo import run_ros_demo
 
         try:
             # The reasoner node loads the model; the mapper node saves the map into OUT/map itself.

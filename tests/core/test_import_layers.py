@@ -1,11 +1,11 @@
-"""Imports run one way: llm3d_core <- sim <- llm3d_ros <- llm3d_cli (a package never imports one to its
+"""Imports run one way: llm3d_core <- sim <- llm3d_ros <- llm3d_bench <- llm3d_cli (a package never imports one to its
 right, not even inside a function), and the modules' top-level imports form no circle."""
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAYERS = {"llm3d_core": 0, "sim": 1, "llm3d_ros": 2, "llm3d_cli": 3}
+LAYERS = {"llm3d_core": 0, "sim": 1, "llm3d_ros": 2, "llm3d_bench": 3, "llm3d_cli": 4}
 
 
 def _module_name(path: Path) -> str:

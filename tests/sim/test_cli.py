@@ -1,4 +1,4 @@
-"""`llm3d sim render|explore` write folders that SevenScenesFrames reads back; the render benchmark runs."""
+"""`llm3d sim render|explore` write folders that SevenScenesFrames reads back."""
 
 import json
 
@@ -7,7 +7,6 @@ import pytest
 
 from llm3d_cli.main import main
 from llm3d_core.data.frames import SevenScenesFrames
-from sim.bench.render import run_render_bench
 from sim.io import read_instance_png
 from sim.scenes import load_scene
 
@@ -33,12 +32,6 @@ def test_sim_explore_writes_trajectory(tmp_path):
                  "--max-steps", "30", "--backend", "raycast"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == len(SevenScenesFrames(out)) == summary["steps"] + 1 and summary["renderer"] == "raycast"
-
-
-def test_render_bench_runs():
-    result = run_render_bench(seed=1, width=64, height=48, frames=3)
-    assert [r["backend"] for r in result["rows"]] == ["egl", "raycast"]
-    assert all(r["fps"] > 0 for r in result["rows"])
 
 
 @pytest.mark.slow

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 if TYPE_CHECKING:
-    from sim.bench.single_frame import FrameViews
-    from sim.demo import DemoConfig, MappedScene
+    from llm3d_bench.single_frame import FrameViews
+    from llm3d_bench.demo import DemoConfig, MappedScene
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -44,11 +44,11 @@ def cache_key(seed: int, sim_config: Any, frames_every: int, mapper_config: Any)
 def explore_and_map_cached(sim: Any, seed: int, cfg: "DemoConfig", cache: Path | None, device: str | None = None,
                            progress: Callable[..., Any] | None = None,
                            views: "FrameViews | None" = None) -> tuple["MappedScene", bool]:
-    """sim.demo.explore_and_map, read from / written to `cache` (None: no cache). Leaves the agent
+    """llm3d_bench.demo.explore_and_map, read from / written to `cache` (None: no cache). Leaves the agent
     where the exploration ended and fills `views` with the fused frames when given.
     Returns (the mapped scene, whether it came from the cache)."""
     from sim.datagen.maps import map_mapper_config
-    from sim.demo import explore_and_map
+    from llm3d_bench.demo import explore_and_map
 
     if cache is None:
         return explore_and_map(sim, seed, cfg, device, progress, on_fused=views.add if views is not None else None), False
@@ -98,7 +98,7 @@ def _frames_arrays(frames: list) -> dict[str, np.ndarray]:
 def _load(entry: Path, sim: Any, seed: int, device: str | None, views: "FrameViews | None") -> "MappedScene":
     from llm3d_core.geometry import RGBDFrame
     from llm3d_core.mapping.mapper import FeatureFusionMapper
-    from sim.demo import MappedScene
+    from llm3d_bench.demo import MappedScene
 
     meta = json.loads((entry / "meta.json").read_text())
     if meta.get("format") != CACHE_FORMAT or (views is not None and not meta.get("views")):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim.bench.embodied import EMBODIED_HEADER, NO_CHECKPOINT, EmbodiedConfig, System, embodied_rows, navigation_starts
+from llm3d_bench.embodied import EMBODIED_HEADER, NO_CHECKPOINT, EmbodiedConfig, System, embodied_rows, navigation_starts
 from llm3d_core.model.frames2d import FrameTokens
 
 
@@ -221,7 +221,7 @@ def test_single_frame_row_picks_the_view_that_shows_the_object():
     import torch
 
     from llm3d_core.geometry import RGBDFrame
-    from sim.bench.single_frame import FrameViews, request_targets
+    from llm3d_bench.single_frame import FrameViews, request_targets
 
     def frame(ids):
         inst = np.array(ids, dtype=np.int64).reshape(2, 2)

@@ -1,10 +1,10 @@
-"""`llm3d bench hallucination` scoring (sim.bench.hallucination) on hand-written answers; no model."""
+"""`llm3d bench hallucination` scoring (llm3d_bench.hallucination) on hand-written answers; no model."""
 
 from collections import Counter
 
 import pytest
 
-from sim.bench.hallucination import MapRun, count_questions, hallucination_rows, scores
+from llm3d_bench.hallucination import MapRun, count_questions, hallucination_rows, scores
 
 
 def _run() -> MapRun:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sim.demo import DemoConfig, pick_records
+from llm3d_bench.demo import DemoConfig, pick_records
 
 
 def test_demo_config_rejects_bad_values():
@@ -28,7 +28,7 @@ def test_pick_records_spreads_question_types_and_prefers_unique_referents():
 
 def test_pick_requests_among_mapped_objects_and_falls_back_when_none_is(scene):
     from sim.config import AgentConfig
-    from sim.demo import pick_requests
+    from llm3d_bench.demo import pick_requests
     from sim.navmesh import build_navgrid
 
     grid = build_navgrid(scene.mesh(), AgentConfig())

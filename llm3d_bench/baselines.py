@@ -1,7 +1,7 @@
 """The systems `llm3d bench embodied` compares, behind the reasoner's interface.
 
 Every system answers the requests it can with the methods of `llm3d_core.reasoner.Reasoner`
-(`ask`, `ground`, `plan`, `navigation_goal`), so one scoring path (sim.demo's record helpers and
+(`ask`, `ground`, `plan`, `navigation_goal`), so one scoring path (llm3d_bench.demo's record helpers and
 `navigate`) serves them all:
 
 - the 3D-LLM: a `Reasoner` in grounding mode 'model' on the fused map, so its grounding is the

@@ -1,4 +1,4 @@
-"""Navigation episodes in habitat-lab's ObjectNav file shape (sim.bench.episodes): written, read back,
+"""Navigation episodes in habitat-lab's ObjectNav file shape (llm3d_bench.episodes): written, read back,
 and read from a plain ObjectNav file; frames converted both ways."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from sim.bench.episodes import (EpisodeFileError, GoalObject, NavEpisode, from_habitat_position,
+from llm3d_bench.episodes import (EpisodeFileError, GoalObject, NavEpisode, from_habitat_position,
                                 from_habitat_rotation, read_episodes, to_habitat_position, to_habitat_rotation,
                                 write_episodes)
 

@@ -17,7 +17,7 @@ import numpy as np
 from llm3d_core.mapping.render import atomic_target
 
 if TYPE_CHECKING:
-    from sim.demo import DemoResult
+    from llm3d_bench.demo import DemoResult
 
 
 def _save_fig(fig: Any, path: Path) -> Path:

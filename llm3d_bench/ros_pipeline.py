@@ -1,7 +1,7 @@
 """`llm3d bench ros`: the ROS 2 layer measured across processes, on real frames.
 
 1. DDS reference: a 640x480 rgb8 Image (a real frame) sent to an echo process and back
-   (`python -m llm3d_ros.bench echo`), one at a time, best effort like a camera stream. Every
+   (`python -m llm3d_bench.ros_harness echo`), one at a time, best effort like a camera stream. Every
    number below pays this transport at least once; it is what they compete with.
 2. llm3d_mapper under a 30 Hz camera. The mapper runs in its own process, started as `llm3d
    bringup` starts it (same module, node name and YAML parameters, `llm3d_ros.node_set`). This
@@ -29,8 +29,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,13 +39,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from llm3d_bench.ros_harness import (MAPPER_NODE, REASONER_NODE, BenchNode, ChildProcess, RosBenchError, dds_reference,
+                                     node_process, stats_ms)
 from llm3d_core.geometry import RGBDFrame
-from llm3d_ros.child_process import ChildProcess as BaseChildProcess
-from llm3d_ros.env import apply_ros_environment, ros_environment
+from llm3d_ros.env import ros_environment
 
-MAPPER_NODE = "llm3d_mapper"
-REASONER_NODE = "llm3d_reasoner"
-PING_TOPIC, PONG_TOPIC = "llm3d_bench/ping", "llm3d_bench/pong"
 # The mapper's per-frame error kinds (llm3d_ros.nodes.mapper_node.ERROR_KINDS, not imported: it loads
 # torch). bad_camera_info counts CameraInfo messages, no_valid_depth frames that were also fused, and
 # save_failed saves: none of them is a frame that left the queue unfused.
@@ -56,10 +52,6 @@ LATENCY_GROWTH_MAX = 1.5  # last-third / first-third median latency; a growing q
 TRIGGER_TARGET_MS = 10.0  # p95 of a Trigger round trip: a few DDS round trips plus a trivial callback
 ASK_QUESTION = "What is in the room?"
 ROS_HEADER = ("measure", "result", "target", "meets", "notes")
-
-
-class RosBenchError(RuntimeError):
-    """A node died or did not come up in time; the message carries its last output lines."""
 
 
 @dataclass
@@ -125,31 +117,6 @@ class RosBenchConfig:
         return cls(frames_dir=frames_dir, params_file=params_file, **{**small, **overrides})
 
 
-# ---------------------------------------------------------------------------- processes
-class ChildProcess(BaseChildProcess):
-    """A node (or the echo) in its own process; keeps its last output lines for error messages."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        # Own session: a Ctrl-C in the terminal reaches the bench, which stops its children in order.
-        super().__init__(cmd, env, name, max_lines=40, new_session=True)
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise RosBenchError(f"{self.name} exited with code {self.proc.returncode}; its last output:\n{self.output}")
-
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        return super().stop(timeout_s)
-
-
-def _node_process(name: str, params_file: Path, device: str, env: dict[str, str]) -> ChildProcess:
-    """Starts node `name` exactly as `llm3d bringup` would (same module, arguments and remappings)."""
-    from llm3d_ros.node_set import NODES, forwarded_parameters, node_command
-
-    spec = next(s for s in NODES if s.name == name)
-    cmd = node_command(spec.module, spec.name, [params_file], forwarded_parameters(spec, {"device": device}),
-                       spec.remappings)
-    return ChildProcess(name, cmd, env)
-
 
 def write_bench_params(source: Path, target: Path, map_dir: Path, cfg: RosBenchConfig) -> Path:
     """`source` with the overrides the bench needs; every other parameter is the user's."""
@@ -187,127 +154,6 @@ def subsampled(frame: RGBDFrame, factor: int) -> RGBDFrame:
     return replace(frame, rgb=np.ascontiguousarray(frame.rgb[::factor, ::factor]),
                    depth=np.ascontiguousarray(frame.depth[::factor, ::factor]), K=K)
 
-
-def _stats_ms(seconds: list[float]) -> dict[str, float | int]:
-    if not seconds:
-        return {"samples": 0}
-    ms = np.asarray(seconds) * 1e3
-    return {"samples": len(ms), "p50": round(float(np.percentile(ms, 50)), 3),
-            "p95": round(float(np.percentile(ms, 95)), 3), "max": round(float(ms.max()), 3)}
-
-
-# ---------------------------------------------------------------------------- the bench's own node
-class BenchNode:
-    """This process's ROS side: the camera feed, the mapper's status, service clients."""
-
-    def __init__(self, children: list[ChildProcess]) -> None:
-        apply_ros_environment()  # before rclpy loads: RMW, discovery range, Fast DDS profile
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
-        from std_srvs.srv import Trigger
-
-        from llm3d_ros.camera_feed import CameraFeed
-        from llm3d_ros.qos import latched_qos, sensor_qos
-
-        self.rclpy, self.Trigger = rclpy, Trigger
-        self.children = children  # checked while waiting: a dead node fails the bench at once
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        try:
-            self.node = rclpy.create_node("llm3d_bench", context=self.context)
-            self.executor = SingleThreadedExecutor(context=self.context)
-            self.executor.add_node(self.node)
-        except BaseException:
-            rclpy.try_shutdown(context=self.context)
-            raise
-        # As the mapper subscribes (best effort, small depth): a camera stream, not a reliable queue.
-        self.sensor_qos = sensor_qos(2)
-        latched = latched_qos(1)
-        self.feed = CameraFeed(self.node)
-        self.status: dict[str, Any] = {}
-        self.on_status: Callable[[dict[str, Any]], None] | None = None
-        self.node.create_subscription(String, f"/{MAPPER_NODE}/status", self._on_status, latched)
-        self.save = self.node.create_client(Trigger, f"/{MAPPER_NODE}/save_map")
-        self.reset = self.node.create_client(Trigger, f"/{MAPPER_NODE}/reset_map")
-
-    def _on_status(self, msg: Any) -> None:
-        self.status = json.loads(msg.data)
-        if self.on_status is not None:
-            self.on_status(self.status)
-
-    def now_ns(self) -> int:
-        return self.node.get_clock().now().nanoseconds
-
-    def spin_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            for child in self.children:
-                child.check()
-            if time.monotonic() > deadline:
-                raise RosBenchError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-            self.executor.spin_once(timeout_sec=0.02)
-
-    def call(self, client: Any, timeout_s: float = 60.0) -> tuple[Any, float]:
-        """(response, round-trip seconds) of one Trigger call."""
-        self.spin_until(client.service_is_ready, timeout_s, f"service {client.srv_name}")
-        t0 = time.perf_counter()
-        future = client.call_async(self.Trigger.Request())
-        self.spin_until(future.done, timeout_s, f"a response from {client.srv_name}")
-        return future.result(), time.perf_counter() - t0
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
-
-
-# ---------------------------------------------------------------------------- measurements
-def dds_reference(bench: BenchNode, image: np.ndarray, pings: int, env: dict[str, str]) -> dict[str, Any]:
-    """Round trips of one rgb8 image to an echo process and back, one in flight at a time."""
-    from sensor_msgs.msg import Image
-
-    from llm3d_ros.conversions import numpy_to_image
-
-    echo = ChildProcess("echo", [sys.executable, "-m", "llm3d_ros.bench", "echo"], env)
-    bench.children.append(echo)
-    pub = bench.node.create_publisher(Image, PING_TOPIC, bench.sensor_qos)
-    back: list[str] = []
-    sub = bench.node.create_subscription(Image, PONG_TOPIC, lambda m: back.append(m.header.frame_id),
-                                         bench.sensor_qos)
-    msg = numpy_to_image(image, "rgb8")
-    seq = 0
-
-    def ping(timeout_s: float) -> float | None:
-        nonlocal seq
-        seq += 1
-        tag = str(seq)
-        msg.header.frame_id = tag  # the echo sends the message back unchanged: the tag matches the reply
-        t0 = time.perf_counter()
-        pub.publish(msg)
-        deadline = t0 + timeout_s
-        while tag not in back and time.perf_counter() < deadline:
-            bench.executor.spin_once(timeout_sec=0.005)
-        return time.perf_counter() - t0 if tag in back else None
-
-    try:
-        bench.spin_until(lambda: pub.get_subscription_count() > 0 and sub.get_publisher_count() > 0, 60.0,
-                         "the echo process")
-        # Best effort drops what is sent before both directions have matched: warm up until one returns.
-        deadline = time.monotonic() + 30.0
-        while ping(0.5) is None:
-            if time.monotonic() > deadline:
-                raise RosBenchError("no image came back from the echo process within 30 s")
-        times = [ping(1.0) for _ in range(pings)]
-    finally:
-        bench.node.destroy_publisher(pub)
-        bench.node.destroy_subscription(sub)
-        bench.children.remove(echo)
-        echo.stop(5.0)
-    ok = [t for t in times if t is not None]
-    h, w = image.shape[:2]
-    return {"width": w, "height": h, "bytes": int(image.nbytes), "sent": pings, "lost": pings - len(ok),
-            "round_trip_ms": _stats_ms(ok)}
 
 
 def _frame_errors(status: dict[str, Any]) -> int:
@@ -396,7 +242,7 @@ def mapper_under_camera(bench: BenchNode, msgs: list[Any], cfg: RosBenchConfig, 
                     "transport_color": published - received["color"], "transport_depth": published - received["depth"]},
         "errors": errors, "dropped_share": round(1.0 - fused / published, 4) if published else None,
         "fused_per_s": round(fused / took, 2), "max_queue": seen["max_queue"], "queue_size": queue_size,
-        "latency_ms": _stats_ms(latencies), "latency_growth": None if growth is None else round(growth, 3),
+        "latency_ms": stats_ms(latencies), "latency_growth": None if growth is None else round(growth, 3),
         # The status has the running mean since the node started: take this stream's share of the total.
         "mean_fuse_ms": round((s1["timing"]["mean_fuse_s"] * s1["fused"] - s0["timing"]["mean_fuse_s"] * s0["fused"])
                               / fused * 1e3, 1) if fused else None, "drained": drained,
@@ -409,14 +255,14 @@ def time_trigger(bench: BenchNode, client: Any, calls: int, what: str) -> dict[s
     results = [bench.call(client) for _ in range(calls)]
     return {"service": client.srv_name, "what": what, "calls": calls,
             "succeeded": sum(bool(r.success) for r, _ in results), "message": results[-1][0].message if results else "",
-            "round_trip_ms": _stats_ms([s for _, s in results])}
+            "round_trip_ms": stats_ms([s for _, s in results])}
 
 
 def time_asks(bench: BenchNode, cfg: RosBenchConfig, params: Path, env: dict[str, str]) -> dict[str, Any]:
     """`ask` round trips through Llm3dClient, the reasoner in its own process on the saved map."""
     from llm3d_ros.client import Llm3dClient
 
-    reasoner = _node_process(REASONER_NODE, params, cfg.device, env)
+    reasoner = node_process(REASONER_NODE, params, cfg.device, env)
     bench.children.append(reasoner)
     try:
         with Llm3dClient(server_timeout_s=cfg.start_timeout_s, timeout_s=cfg.start_timeout_s) as client:
@@ -437,7 +283,7 @@ def time_asks(bench: BenchNode, cfg: RosBenchConfig, params: Path, env: dict[str
     ok = [r for r in replies if r.success]
     return {"measured": True, "checkpoint": str(cfg.checkpoint), "question": ASK_QUESTION, "calls": cfg.asks,
             "failed": cfg.asks - len(ok), "answer": ok[-1].answer if ok else "", "ready_after_s": round(load_s, 2),
-            "round_trip_ms": _stats_ms([r.seconds for r in ok]), "node_memory": memory}
+            "round_trip_ms": stats_ms([r.seconds for r in ok]), "node_memory": memory}
 
 
 def run_ros_bench(cfg: RosBenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -466,7 +312,7 @@ def run_ros_bench(cfg: RosBenchConfig, log: Callable[[str], None] = print) -> di
             result["dds"] = dds_reference(bench, frames[0].rgb, cfg.pings, env)
             log(f"starting {MAPPER_NODE} with {cfg.params_file}")
             t0 = time.monotonic()
-            mapper = _node_process(MAPPER_NODE, params, cfg.device, env)
+            mapper = node_process(MAPPER_NODE, params, cfg.device, env)
             children.append(mapper)
             bench.spin_until(lambda: bench.feed.subscribed() and bench.status and bench.reset.service_is_ready(),
                              cfg.start_timeout_s, f"{MAPPER_NODE} to come up")
@@ -546,34 +392,3 @@ def ros_rows(result: dict[str, Any], peak_target_gb: float) -> list[list[object]
     else:
         rows.append(["service ask (reasoner)", "not measured", "–", "–", ask["note"]])
     return rows
-
-
-# ---------------------------------------------------------------------------- echo process
-def echo_main() -> int:
-    """`python -m llm3d_ros.bench echo`: sends every image on PING_TOPIC back on PONG_TOPIC."""
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from sensor_msgs.msg import Image
-
-    from llm3d_ros.qos import sensor_qos
-
-    qos = sensor_qos(2)
-    rclpy.init()
-    node = rclpy.create_node("llm3d_bench_echo")
-    try:
-        pub = node.create_publisher(Image, PONG_TOPIC, qos)
-        node.create_subscription(Image, PING_TOPIC, pub.publish, qos)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["echo"]:
-        sys.exit("usage: python -m llm3d_ros.bench echo   (run `llm3d bench ros` for the benchmark)")
-    sys.exit(echo_main())

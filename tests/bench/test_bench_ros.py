@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 def test_subsampled_frame_keeps_the_geometry(seven_scenes):
     from llm3d_core.data.frames import SevenScenesFrames
-    from llm3d_ros.bench import subsampled
+    from llm3d_bench.ros_pipeline import subsampled
 
     frame = SevenScenesFrames(seven_scenes)[0]
     half = subsampled(frame, 2)
@@ -29,7 +29,7 @@ def test_subsampled_frame_keeps_the_geometry(seven_scenes):
 
 
 def test_bench_ros_quick(seven_scenes, tmp_path, capsys):
-    from llm3d_ros.bench import ros_rows
+    from llm3d_bench.ros_pipeline import ros_rows
 
     config = tmp_path / "small.yaml"
     config.write_text(SMALL_MAPPER.format(map_path=tmp_path / "unused"))  # the bench sets its own map_path

@@ -17,7 +17,7 @@ import yaml
 
 
 def test_route_waypoints_follow_the_route_at_the_spacing():
-    from llm3d_ros.demo import route_waypoints
+    from llm3d_bench.ros_demo import route_waypoints
 
     path = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 1.0], [2.0, 2.0]])  # turns in place first
     wps = route_waypoints(path, 1.0)
@@ -28,8 +28,8 @@ def test_route_waypoints_follow_the_route_at_the_spacing():
 
 def test_params_patch_only_what_the_demo_needs(tmp_path):
     from llm3d_core.config import DEFAULT_CONFIG
-    from llm3d_ros.demo import RosDemoConfig, write_params
-    from sim.demo import DemoConfig
+    from llm3d_bench.ros_demo import RosDemoConfig, write_params
+    from llm3d_bench.demo import DemoConfig
 
     path = write_params(DEFAULT_CONFIG, tmp_path, 11003, DemoConfig(width=160, height=120), "ckpt/dir")
     data, base = yaml.safe_load(path.read_text()), yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -98,8 +98,8 @@ def test_full_chain_grounds_a_mapped_object_and_drives_within_1m_of_it(tmp_path)
     0.38, a 'trash can' segment; the robot stopped 0.89 m from the segment, 2.18 m from the bin).
     """
     from llm3d_core.assets import shipped_checkpoint
-    from llm3d_ros.demo import RosDemoConfig, mapped_instances, navigate_ros, ros_session
-    from sim.demo import DemoConfig, ground_record, requests_about
+    from llm3d_bench.ros_demo import RosDemoConfig, mapped_instances, navigate_ros, ros_session
+    from llm3d_bench.demo import DemoConfig, ground_record, requests_about
 
     ckpt = shipped_checkpoint()
     assert ckpt is not None, "checkpoints/llm3d-objects is missing"

@@ -1,4 +1,4 @@
-"""The benchmark's intervals (sim.bench.stats): checked against cases whose answer is known."""
+"""The benchmark's intervals (llm3d_bench.stats): checked against cases whose answer is known."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.bench.embodied_stats import add_statistics, breakdown_rows, comparison_rows, format_interval
-from sim.bench.stats import bootstrap_interval, paired_difference
+from llm3d_bench.embodied_stats import add_statistics, breakdown_rows, comparison_rows, format_interval
+from llm3d_bench.stats import bootstrap_interval, paired_difference
 
 
 def test_two_episodes_match_the_exact_bootstrap():

@@ -1,9 +1,9 @@
 """`llm3d bench embodied`: the main job scored on held-out test episodes, with baselines, in one table.
 
 An episode is one test-split scene (fixed seeds from `sim.scenes.seeds("test", n)`): the robot
-explores it once with the frontier explorer and fuses the map once (sim.demo.explore_and_map),
+explores it once with the frontier explorer and fuses the map once (llm3d_bench.demo.explore_and_map),
 then every system answers the same requests, generated with their ground truth from the scene's
-annotations (sim.demo.pick_requests), and drives from the same start poses.
+annotations (llm3d_bench.demo.pick_requests), and drives from the same start poses.
 
 Metrics, with their sources:
 
@@ -30,7 +30,7 @@ trained on that input: checkpoints/llm3d-frames2d or --ckpt-2d). A system withou
 gets a row that says so instead of numbers. Rows of the same objects checkpoint run
 differently: its location tokens generated one by one instead of copied by the object pointer
 (when it has one), UniVLG's mask head for the boxes (when it has one), and a single lifted view
-per request instead of the map (sim.bench.single_frame).
+per request instead of the map (llm3d_bench.single_frame).
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from sim.bench.embodied_stats import NAMES, add_statistics, format_interval
+from llm3d_bench.embodied_stats import NAMES, add_statistics, format_interval
 
 if TYPE_CHECKING:
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
     from llm3d_core.model.modeling_llm3d import Llm3dModel
-    from sim.demo import DemoConfig
+    from llm3d_bench.demo import DemoConfig
 
 KINDS = ("llm3d", "retrieval", "frames2d", "frame")
 NO_CHECKPOINT = "no checkpoint"
@@ -73,7 +73,7 @@ class EmbodiedConfig:
         absent: navigation requests per episode for things the scene does not hold (the data
             generator's absent targets); each must be refused, none may publish a goal.
         seed: request phrasing and navigation starts.
-        episodes_file: a habitat-lab ObjectNav episode file (sim.bench.episodes) whose navigation
+        episodes_file: a habitat-lab ObjectNav episode file (llm3d_bench.episodes) whose navigation
             episodes (scenes, starts, goals, absent targets) replace the generated ones; then
             `episodes`, `scene_start`, `navigations` and `absent` are the file's.
     """
@@ -125,7 +125,7 @@ class EmbodiedConfig:
         return cls(**{**base, **overrides})
 
     def demo_config(self) -> "DemoConfig":
-        from sim.demo import DemoConfig
+        from llm3d_bench.demo import DemoConfig
 
         return DemoConfig(split="test", width=self.width, height=self.height, frames_every=self.frames_every,
                           max_steps=self.max_steps, questions=self.questions, groundings=self.groundings,
@@ -138,7 +138,7 @@ class System:
     """One row: a named system and what it runs on.
 
     kind: llm3d (the 3D-LLM on the fused map) | retrieval (map query, no LLM) | frames2d (2D baseline)
-        | frame (the 3D-LLM on one lifted view per request, sim.bench.single_frame).
+        | frame (the 3D-LLM on one lifted view per request, llm3d_bench.single_frame).
     model: the LLM for llm3d and frames2d; None with a checkpoint of "" means "no checkpoint".
     checkpoint: folder, "untrained", or "" when there is none.
     """
@@ -249,14 +249,14 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
                        episodes_out: Path | None = None, cache: Path | None = None) -> dict[str, Any]:
     """Runs every runnable system on every episode; returns the JSON-ready result (see `embodied_rows`).
     episodes_out: where the navigation episodes that ran are written as a habitat-lab ObjectNav file;
-    cache: folder of maps built by earlier runs (sim.bench.map_cache; None: map every scene)."""
-    from sim.bench.baselines import RetrievalBaseline, frame_reasoner, map_reasoner
+    cache: folder of maps built by earlier runs (llm3d_bench.map_cache; None: map every scene)."""
+    from llm3d_bench.baselines import RetrievalBaseline, frame_reasoner, map_reasoner
     from sim.datagen.maps import map_sim_config
-    from sim.bench.map_cache import explore_and_map_cached
-    from sim.demo import pick_requests
-    from sim.bench.single_frame import FrameViews, SingleFrameRunner, request_targets
+    from llm3d_bench.map_cache import explore_and_map_cached
+    from llm3d_bench.demo import pick_requests
+    from llm3d_bench.single_frame import FrameViews, SingleFrameRunner, request_targets
     from llm3d_core.model.frames2d import keyframe_tokens
-    from sim.bench.episodes import file_requests, nav_episodes, read_episodes, write_episodes
+    from llm3d_bench.episodes import file_requests, nav_episodes, read_episodes, write_episodes
     from sim.scenes import seeds
     from sim.simulator import Simulator
 
@@ -333,7 +333,7 @@ def run_embodied_bench(cfg: EmbodiedConfig, systems: list[System], device: str |
 def _run_requests(system: System, runner: Any, picked: dict[str, list[dict]], starts: list[tuple[float, float, float]],
                   sim: Any, scene: Any, dcfg: "DemoConfig", out: _Scores, bar: Any) -> None:
     """One system on one episode's requests; every navigation starts from its episode start pose."""
-    from sim.demo import ask_record, ground_record, navigate, plan_record
+    from llm3d_bench.demo import ask_record, ground_record, navigate, plan_record
 
     for task, fn, sink in (("qa", ask_record, out.qa), ("ground", ground_record, out.grounding),
                            ("plan", plan_record, out.plans)):

@@ -1,8 +1,8 @@
-"""`llm3d bench refusal` scoring (sim.bench.refusal) on hand-written answers; no model."""
+"""`llm3d bench refusal` scoring (llm3d_bench.refusal) on hand-written answers; no model."""
 
 import pytest
 
-from sim.bench.refusal import GROUPS, SETTINGS, refusal_rows, summarise
+from llm3d_bench.refusal import GROUPS, SETTINGS, refusal_rows, summarise
 
 
 def _row(setting, group, refused, iou=0.0):

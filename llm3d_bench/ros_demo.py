@@ -1,6 +1,6 @@
 """`llm3d demo --ros`: the demo's episode through the ROS 2 stack instead of in one process.
 
-What `llm3d demo` does in-process (sim.demo), here through the nodes a robot runs:
+What `llm3d demo` does in-process (llm3d_bench.demo), here through the nodes a robot runs:
 
 1. `llm3d bringup --sim` starts the sim bridge (on the demo's held-out scene), the mapper and the
    reasoner as separate processes, with launch/llm3d.yaml (or --config) patched only where the
@@ -13,8 +13,8 @@ What `llm3d demo` does in-process (sim.demo), here through the nodes a robot run
    the robot drives. On a real robot this step is the user's teleoperation or Nav2 exploration.
 3. Requests go through `Llm3dClient` (services ask, ground, plan; action navigate_to), the same
    client the CLI and the benchmark use; the reasoner's navigation goal is driven by the bridge.
-4. Scoring uses the scene's annotations and sim.demo's record helpers, so the numbers mean what
-   `llm3d demo`'s mean; sim.report draws the report from the map the mapper saved.
+4. Scoring uses the scene's annotations and llm3d_bench.demo's record helpers, so the numbers mean what
+   `llm3d demo`'s mean; llm3d_bench.report draws the report from the map the mapper saved.
 
 The robot's pose comes from /tf (map -> odom -> base_link), as any ROS consumer reads it.
 """
@@ -40,7 +40,7 @@ from llm3d_ros.view_input import from_camera_view
 
 if TYPE_CHECKING:
     from llm3d_ros.client import Llm3dClient
-    from sim.demo import DemoConfig, DemoResult, NavigationResult
+    from llm3d_bench.demo import DemoConfig, DemoResult, NavigationResult
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def write_params(base_yaml: Path, out: Path, seed: int, cfg: "DemoConfig", check
 
 # ---------------------------------------------------------------------- the client as a reasoner
 class ClientReasoner:
-    """`Llm3dClient` behind the reasoner's methods, so sim.demo's record helpers score it unchanged."""
+    """`Llm3dClient` behind the reasoner's methods, so llm3d_bench.demo's record helpers score it unchanged."""
 
     def __init__(self, client: "Llm3dClient", timeout_s: float) -> None:
         self.client, self.timeout_s = client, timeout_s
@@ -348,7 +348,7 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
     from llm3d_ros.child_process import ChildProcess
     from llm3d_ros.client import Llm3dClient, StackNotRunning
     from sim.datagen.maps import map_sim_config
-    from sim.demo import DemoResult, spread
+    from llm3d_bench.demo import DemoResult, spread
     from sim.explore import explore
     from sim.scenes import seeds
     from sim.simulator import Simulator
@@ -415,7 +415,7 @@ def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Pat
     """The demo's episode through `llm3d bringup --sim` and the clients; returns the result and the
     map the mapper saved. Raises RuntimeError (with the stack's last output) when the stack fails."""
     from llm3d_core.mapping.mapper import FeatureFusionMapper
-    from sim.demo import ask_record, ground_record, pick_requests, plan_record
+    from llm3d_bench.demo import ask_record, ground_record, pick_requests, plan_record
 
     rcfg = rcfg or RosDemoConfig()
     with ros_session(cfg, checkpoint, out, config_path, device, rcfg, progress) as session:
@@ -478,8 +478,8 @@ def _wait_for_map(reasoner: ClientReasoner, stack: Any, timeout_s: float) -> Non
 
 def navigate_ros(client: "Llm3dClient", driver: DemoDriver, rec: dict, scene: Any, grid: Any, cfg: "DemoConfig",
                  rcfg: RosDemoConfig) -> "NavigationResult":
-    """navigate_to through the action; scored like sim.demo.navigate (habitat-lab Success and SPL)."""
-    from sim.demo import NavigationResult, score_navigation, shortest_path_m
+    """navigate_to through the action; scored like llm3d_bench.demo.navigate (habitat-lab Success and SPL)."""
+    from llm3d_bench.demo import NavigationResult, score_navigation, shortest_path_m
 
     start = driver.pose()
     inst = next(i for i in scene.instances if i.id == rec["object_ids"][0])

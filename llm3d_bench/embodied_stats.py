@@ -1,4 +1,4 @@
-"""Intervals, paired comparisons and breakdowns of `llm3d bench embodied` results (sim.bench.stats).
+"""Intervals, paired comparisons and breakdowns of `llm3d bench embodied` results (llm3d_bench.stats).
 
 Works on the JSON-ready result of `run_embodied_bench` (its systems' per-record lists), so a saved
 embodied.json can be re-analysed without re-running: `add_statistics(json.load(f))`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from sim.bench.stats import DEFAULT_DRAWS, Interval, bootstrap_interval, paired_difference
+from llm3d_bench.stats import DEFAULT_DRAWS, Interval, bootstrap_interval, paired_difference
 
 # metric key -> (the system's record list, the per-record value whose mean is the metric)
 METRIC_VALUES: dict[str, tuple[str, Callable[[dict], float]]] = {
@@ -23,7 +23,7 @@ METRIC_VALUES: dict[str, tuple[str, Callable[[dict], float]]] = {
     "absent_refused": ("absent", lambda r: float(r["refused"])),
 }
 
-# The rows of sim.bench.embodied.load_systems, by role.
+# The rows of llm3d_bench.embodied.load_systems, by role.
 NAMES = {
     "objects": "3D-LLM, objects encoder",
     "generated_tokens": "3D-LLM, objects encoder, generated location tokens",

@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from llm3d_bench.render import run_render_bench
+
 
 @pytest.mark.slow
 def test_bench_render_and_mapper(python_exe, tmp_path, seven_scenes):
@@ -35,3 +37,9 @@ def test_bench_reasoner_times_answers_on_a_mapped_scene(python_exe, tmp_path):
     assert "QA, answers <= 16 tokens" in out.stdout
     result = json.loads((tmp_path / "reasoner.json").read_text())
     assert result["qa_answers"] == 2 and result["qa_p50_s"] > 0 and result["ground_answers"] >= 1
+
+
+def test_render_bench_runs():
+    result = run_render_bench(seed=1, width=64, height=48, frames=3)
+    assert [r["backend"] for r in result["rows"]] == ["egl", "raycast"]
+    assert all(r["fps"] > 0 for r in result["rows"])

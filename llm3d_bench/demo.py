@@ -5,7 +5,7 @@ explorer, fuses every few frames into the incremental feature map (3D-LLM, Hong 
 sec. 3.2, made live), then the 3D-LLM answers questions, grounds objects, decomposes a task
 (sec. 4) and picks a navigation goal that the robot drives to on the navigation grid. Ground
 truth comes from the scene's annotations through the same generator that made the training data,
-so every answer is shown beside what is true. `sim.report` draws the result.
+so every answer is shown beside what is true. `llm3d_bench.report` draws the result.
 
 The ROS variant (`llm3d demo --ros`) runs the same episode through the nodes instead; this
 module is the core path both share the scoring of.
@@ -117,7 +117,7 @@ class DemoResult:
     answer_seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     final_view: np.ndarray | None = None  # (H, W, 3) what the robot sees where it stopped
-    # how it ran: in one process (sim.demo), or through the ROS 2 nodes (llm3d_ros.demo)
+    # how it ran: in one process (llm3d_bench.demo), or through the ROS 2 nodes (llm3d_bench.ros_demo)
     stack: str = "in-process (llm3d demo)"
 
     def summary(self) -> dict[str, Any]:

@@ -154,12 +154,12 @@ def write_episodes(path: str | Path, episodes: list[NavEpisode]) -> Path:
 # ------------------------------------------------------------------ the benchmark's requests
 def nav_episodes(scene: Any, seed: int, grid: Any, picked: dict[str, list[dict]],
                  starts: list[tuple[float, float, float]], success_distance: float) -> list[NavEpisode]:
-    """The episode's navigation requests as NavEpisodes (sim.bench.episodes): every object of the
+    """The episode's navigation requests as NavEpisodes (llm3d_bench.episodes): every object of the
     target's category is an ObjectNav goal; the record's own target is the one scored."""
     import numpy as np
 
     from llm3d_core.mapping.goals import box_footprint_distance
-    from sim.demo import shortest_path_m
+    from llm3d_bench.demo import shortest_path_m
 
     out = []
     for k, (rec, start) in enumerate(zip(picked["navigate"], starts)):

@@ -30,9 +30,9 @@ def scene_requests(scene: Any, grid: Any, cfg: Any, seen: set[int] | None) -> di
     """The requests of one scene by group (see the module docstring)."""
     from llm3d_core.model.configuration_llm3d import is_absent
     from llm3d_core.spatial import parse_relation
-    from sim.bench.embodied import absent_requests
+    from llm3d_bench.embodied import absent_requests
     from sim.datagen.generator import DatagenConfig, generate_records
-    from sim.demo import pick_requests
+    from llm3d_bench.demo import pick_requests
 
     picked = pick_requests(scene, grid, cfg.demo_config(), seen)
     records = generate_records(scene, DatagenConfig(seed=3, absent=24, ground=24), grid=grid)
@@ -63,8 +63,8 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
                       progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Every SETTINGS row over the scenes of `cfg` (an EmbodiedConfig: scenes, sizes, absent targets)."""
     from llm3d_core.reasoner import Reasoner, ReasonerConfig
-    from sim.bench.embodied import instance_box
-    from sim.bench.map_cache import explore_and_map_cached
+    from llm3d_bench.embodied import instance_box
+    from llm3d_bench.map_cache import explore_and_map_cached
     from sim.datagen.maps import map_sim_config
     from sim.scenes import seeds
     from sim.simulator import Simulator

@@ -87,7 +87,7 @@ class SingleFrameRunner:
 
     def reasoner_for(self, text: str) -> Reasoner:
         from llm3d_core.model.single_frame import scene_from_frame
-        from sim.bench.baselines import object_free_reasoner
+        from llm3d_bench.baselines import object_free_reasoner
 
         i = self.views.best_view(self.targets.get(text.strip()))
         if i not in self._reasoners:

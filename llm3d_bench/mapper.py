@@ -133,7 +133,7 @@ def streamed_map_peak_gb(real_dir: Path, limit: int = 0, device: str = "auto",
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "sim.bench.mapper", "--frames", str(real_dir), "--limit", str(limit), "--device", device]
+    cmd = [sys.executable, "-m", "llm3d_bench.mapper", "--frames", str(real_dir), "--limit", str(limit), "--device", device]
     if config_path is not None:
         cmd += ["--config", str(config_path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -150,7 +150,7 @@ def _own_peak_gb() -> float:
 
 
 def _stream_main() -> None:
-    """`python -m sim.bench.mapper --frames DIR`: map DIR streaming, save, print the peak RSS as JSON."""
+    """`python -m llm3d_bench.mapper --frames DIR`: map DIR streaming, save, print the peak RSS as JSON."""
     import argparse
     import json
     import tempfile
