@@ -145,7 +145,7 @@ class Llm3dClient:
 
     @staticmethod
     def _object(msg) -> GroundedObject:
-        from llm3d_ros.nodes.reasoner_msgs import object3d_box
+        from llm3d_ros.conversions import object3d_box
 
         return GroundedObject(int(msg.id), msg.label, float(msg.score), object3d_box(msg))
 

@@ -1,7 +1,7 @@
 """Read-outs of the core map as numpy arrays, for nodes to publish.
 
 Kept out of the node files so those hold no torch code (style rule 2): the node asks for arrays,
-conversions.py turns arrays into messages.
+llm3d_ros.conversions turns arrays into messages.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`llm3d_reasoner`: the 3D-LLM over ROS 2 — dialog, grounding, plans and language navigation.
 
 A thin adapter around `llm3d_core.reasoner.Reasoner`: it declares parameters
-(`ReasonerNodeConfig`), converts messages (`reasoner_msgs`), and runs every model call in one
+(`ReasonerNodeConfig`), converts messages (`llm3d_ros.conversions`), and runs every model call in one
 inference worker thread that owns the model and the loaded map. Service and action callbacks sit
 in reentrant callback groups of a MultiThreadedExecutor and wait on the worker's futures, so a
 slow answer never blocks TF, timers, other requests' admission or navigation feedback.
@@ -96,6 +96,9 @@ from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
 from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
 from llm3d_ros.conversions import (  # noqa: E402
     ConversionError,
+    goal_to_pose_stamped,
+    grounded_to_object3d,
+    grounding_markers,
     newest_goal_status,
     relevancy_cloud,
     stamp_to_ns,
@@ -103,11 +106,6 @@ from llm3d_ros.conversions import (  # noqa: E402
 )
 from llm3d_ros.diagnostics import REASONER_COMPONENT, DiagnosticsPublisher, reasoner_diagnosis  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
-from llm3d_ros.nodes.reasoner_msgs import (  # noqa: E402
-    goal_to_pose_stamped,
-    grounded_to_object3d,
-    grounding_markers,
-)
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.qos import latched_qos, reliable_qos, sensor_qos, service_qos  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402

@@ -1,8 +1,8 @@
 """`llm3d_sim_bridge`: the built-in simulator as a ROS 2 robot (an RGB-D camera on a differential drive).
 
 A thin adapter around `sim.simulator.Simulator` and `sim.follow.PathFollower`: it declares
-parameters (`SimBridgeConfig`), converts messages (`llm3d_ros.conversions`,
-`llm3d_ros.nodes.sim_bridge_msgs`) and publishes. The simulation runs in its own thread at
+parameters (`SimBridgeConfig`), converts messages (`llm3d_ros.conversions`) and
+publishes. The simulation runs in its own thread at
 `rate_hz`: the EGL renderer's context belongs to the thread that created it, and the executor
 stays free for cmd_vel and goals while a frame renders.
 
@@ -65,21 +65,19 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_ros.conversions import (  # noqa: E402
     ConversionError,
+    camera_info_from_K,
+    depth_to_image,
+    goal_from_pose_stamped,
     goal_status_array,
     matrix_to_transform_stamped,
     numpy_to_image,
+    odometry_msg,
+    twist_to_command,
 )
 from llm3d_ros.diagnostics import SIM_BRIDGE_COMPONENT, DiagnosticsPublisher, sim_bridge_diagnosis  # noqa: E402
 from llm3d_ros.nodes.common import BadInputs  # noqa: E402
 from llm3d_ros.nodes.sim_bridge_config import SimBridgeConfig  # noqa: E402
 from llm3d_ros.qos import latched_qos, reliable_qos, sensor_qos  # noqa: E402
-from llm3d_ros.nodes.sim_bridge_msgs import (  # noqa: E402
-    camera_info_from_K,
-    depth_to_image,
-    goal_from_pose_stamped,
-    odometry_msg,
-    twist_to_command,
-)
 from llm3d_ros.nodes.run import run_node  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
 from sim.follow import ACTIVE, FAILED, REACHED, GoalError, PathFollower  # noqa: E402

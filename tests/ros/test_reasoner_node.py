@@ -194,7 +194,7 @@ def test_reasoner_serves_dialog_grounding_plans_and_navigation(assets, tmp_path)
     from llm3d_core.mapping.goals import GoalConfig, NavigationMap, box_footprint_distance
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.messages import quaternion_to_yaw
-    from llm3d_ros.nodes.reasoner_msgs import object3d_box
+    from llm3d_ros.conversions import object3d_box
 
     map_dir = tmp_path / "live_map"  # empty at first: requests before any map must fail cleanly
     params = tmp_path / "params.yaml"
@@ -434,7 +434,7 @@ def _view_messages(frame, stamp_s: float, depth_size: tuple[int, int] | None = N
     from PIL import Image as PILImage
 
     from llm3d_ros.conversions import numpy_to_image
-    from llm3d_ros.nodes.sim_bridge_msgs import camera_info_from_K
+    from llm3d_ros.conversions import camera_info_from_K
 
     w, h = 160, 120
     rgb = np.asarray(PILImage.fromarray(frame.rgb).resize((w, h), PILImage.BILINEAR))
@@ -460,7 +460,7 @@ def test_reasoner_answers_about_the_camera_view_before_any_map(assets, tmp_path,
 
     from llm3d_core.data.frames import SevenScenesFrames
     from llm3d_ros.view_input import from_camera_view
-    from llm3d_ros.nodes.reasoner_msgs import object3d_box
+    from llm3d_ros.conversions import object3d_box
 
     map_dir = tmp_path / "live_map"
     params = tmp_path / "params.yaml"

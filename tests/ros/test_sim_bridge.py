@@ -15,16 +15,19 @@ from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.serialization import deserialize_message, serialize_message
 
 from llm3d_core.config import ConfigError, config_from_dict, load_config
-from llm3d_ros.conversions import ConversionError, camera_info_to_K, image_to_depth_m, newest_goal_status
-from llm3d_ros.node_set import NODES, select_nodes
-from llm3d_ros.nodes.sim_bridge_config import DEFAULT_SCENE_SEED, SimBridgeConfig
-from llm3d_ros.nodes.sim_bridge_msgs import (
+from llm3d_ros.conversions import (
+    ConversionError,
     camera_info_from_K,
+    camera_info_to_K,
     depth_to_image,
     goal_from_pose_stamped,
+    image_to_depth_m,
+    newest_goal_status,
     odometry_msg,
     twist_to_command,
 )
+from llm3d_ros.node_set import NODES, select_nodes
+from llm3d_ros.nodes.sim_bridge_config import DEFAULT_SCENE_SEED, SimBridgeConfig
 from sim.agent import pose_matrix
 from tests.ros.test_mapper_node import Bringup, _alive
 

@@ -1,65 +1,62 @@
-"""Message builders and parsers of the sim bridge: camera info, depth images, odometry, cmd_vel, goals.
-
-Like `llm3d_ros.conversions` (whose image and transform helpers these build on), nothing here
-needs a running graph: tests build and read the messages in memory. These are kept next to the
-node until another node needs them; they then belong in `llm3d_ros.conversions`.
-"""
+"""Transforms, poses, odometry, velocity commands and goal poses (REP 103/105; quaternions (x, y, z, w))."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import Pose, PoseStamped, Transform, TransformStamped, Twist
 from nav_msgs.msg import Odometry
-from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from llm3d_core.messages import quaternion_to_yaw
-from llm3d_ros.conversions import ConversionError, matrix_to_transform, normalize_quaternion, numpy_to_image
+from llm3d_core.messages import (ConversionError, compose_matrix, matrix_to_quaternion, normalize_quaternion, quaternion_to_yaw,
+                                 yaw_to_quaternion)
 
-UINT16_NO_RETURN = 0  # 16UC1 depth: 0 marks "no measurement" (REP 118 uses NaN for 32FC1; 0 is also accepted)
+if TYPE_CHECKING:
+    from llm3d_core.mapping.goals import GoalPose
 
 
-def camera_info_from_K(K: np.ndarray, width: int, height: int, frame_id: str, stamp: Time | None = None) -> CameraInfo:
-    """(3, 3) pinhole intrinsics of an undistorted camera -> CameraInfo (plumb_bob, zero distortion).
-
-    P = [K | 0] and R = I: a monocular camera whose images are already rectified, as simulated
-    images are.
-    """
-    K = np.asarray(K, np.float64)
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ConversionError(f"K must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
-    if width <= 0 or height <= 0:
-        raise ConversionError(f"camera size must be positive, got {width}x{height}")
-    P = np.hstack([K, np.zeros((3, 1))])  # (3, 4)
-    msg = CameraInfo(width=int(width), height=int(height), distortion_model="plumb_bob",
-                     d=[0.0] * 5, k=K.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=P.ravel().tolist())
-    msg.header = Header(frame_id=frame_id, stamp=stamp or Time())
+def matrix_to_transform(T: np.ndarray) -> Transform:
+    """(4, 4) rigid transform -> geometry_msgs/Transform; non-finite or non-rigid input raises."""
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ConversionError(f"transform must be a finite 4x4 matrix, got shape {T.shape}")
+    R = T[:3, :3]
+    if np.abs(R @ R.T - np.eye(3)).max() > 1e-3 or abs(np.linalg.det(R) - 1.0) > 1e-3:
+        raise ConversionError(f"transform rotation is not orthonormal with det +1 (det={np.linalg.det(R):.4f})")
+    msg = Transform()
+    msg.translation.x, msg.translation.y, msg.translation.z = (float(v) for v in T[:3, 3])
+    q = matrix_to_quaternion(R)
+    msg.rotation.x, msg.rotation.y, msg.rotation.z, msg.rotation.w = (float(v) for v in q)
     return msg
 
 
-def depth_to_image(depth_m: np.ndarray, encoding: str, depth_scale: float, frame_id: str,
-                   stamp: Time | None = None) -> Image:
-    """(H, W) float metres (0 = invalid) -> a 16UC1 (units of 1/depth_scale m) or 32FC1 (m) Image.
+def matrix_to_transform_stamped(T: np.ndarray, parent_frame: str, child_frame: str, stamp: Time | None = None
+                                ) -> TransformStamped:
+    """(4, 4) pose of `child_frame` in `parent_frame` -> TransformStamped (what /tf carries)."""
+    msg = TransformStamped(child_frame_id=child_frame, transform=matrix_to_transform(T))
+    msg.header = Header(frame_id=parent_frame, stamp=stamp or Time())
+    return msg
 
-    16UC1 rounds to the nearest unit; depths that do not fit (or are not finite) become 0, the
-    "no return" value the mapper already ignores.
-    """
-    depth_m = np.asarray(depth_m, np.float32)
-    if depth_m.ndim != 2:
-        raise ConversionError(f"depth must be (H, W), got shape {depth_m.shape}")
-    if encoding == "32FC1":
-        clean = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, 0.0).astype(np.float32)
-        return numpy_to_image(clean, "32FC1", frame_id, stamp)
-    if encoding != "16UC1":
-        raise ConversionError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
-    if not (math.isfinite(depth_scale) and depth_scale > 0):
-        raise ConversionError(f"depth_scale must be a finite number > 0, got {depth_scale}")
-    units = np.rint(np.nan_to_num(depth_m, nan=0.0, posinf=0.0, neginf=0.0) * np.float32(depth_scale))  # (H, W)
-    units[(units < 0) | (units >= np.iinfo(np.uint16).max)] = UINT16_NO_RETURN
-    return numpy_to_image(units.astype(np.uint16), "16UC1", frame_id, stamp)
+
+def pose_to_matrix(pose: Any) -> np.ndarray:
+    """geometry_msgs/Pose -> (4, 4). An all-zero orientation (a marker left uninitialised) is the
+    identity, as RViz takes it."""
+    p, q = pose.position, pose.orientation
+    quaternion = (q.x, q.y, q.z, q.w) if (q.x, q.y, q.z, q.w) != (0.0, 0.0, 0.0, 0.0) else (0.0, 0.0, 0.0, 1.0)
+    return compose_matrix((p.x, p.y, p.z), quaternion)
+
+
+def goal_to_pose_stamped(goal: GoalPose, frame_id: str, stamp: Time | None = None) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.frame_id, msg.header.stamp = frame_id, stamp or Time()
+    msg.pose = Pose()
+    msg.pose.position.x, msg.pose.position.y = float(goal.x), float(goal.y)
+    q = yaw_to_quaternion(goal.yaw)
+    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = q
+    return msg
 
 
 def odometry_msg(T_odom_base: np.ndarray, linear_x: float, angular_z: float, odom_frame: str, base_frame: str,
