@@ -17,10 +17,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+from llm3d_bench.episode_config import EpisodeConfig
 
 if TYPE_CHECKING:
     from llm3d_core.model.modeling_llm3d import Llm3dModel
@@ -31,52 +32,30 @@ QA_TYPES = ("color", "count", "exists", "category", "relation", "size", "compare
 
 
 @dataclass
-class DemoConfig:
-    """What the demo runs.
+class DemoConfig(EpisodeConfig):
+    """What the demo runs: one episode (EpisodeConfig's fields) in one scene.
 
     Fields:
         split, scene_index: the scene is the `scene_index`-th seed of `split` (test: never trained on).
-        width, height: rendering size for mapping (intrinsics scaled, field of view kept).
-        frames_every: fuse every N-th explored frame.
-        max_steps: exploration steps (None: the simulator config's).
-        questions: QA records asked, one per question type first.
-        groundings, plans, navigations: grounding, planning and navigation requests.
-        success_distance: metres; navigation succeeds within this of the target's footprint
-            (habitat-lab's ObjectNav success distance is 1.0 m).
-        control_dt, max_drive_s: path-following tick and time limit.
+        control_dt: path-following tick (seconds).
         thumbnails: first-person frames kept for the report.
-        seed: language generator seed (question phrasing).
     """
 
     split: str = "test"
     scene_index: int = 0
-    width: int = 320
-    height: int = 240
-    frames_every: int = 3
-    max_steps: int | None = None
-    questions: int = 6
-    groundings: int = 3
-    plans: int = 1
-    navigations: int = 1
-    success_distance: float = 1.0
     control_dt: float = 0.1
-    max_drive_s: float = 90.0
     thumbnails: int = 4
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {self.split!r}")
-        for name in ("frames_every", "thumbnails"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("questions", "groundings", "plans", "navigations", "scene_index"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not (math.isfinite(self.success_distance) and self.success_distance > 0):
-            raise ValueError(f"success_distance must be a positive number, got {self.success_distance}")
-        if not (self.control_dt > 0 and self.max_drive_s > 0):
-            raise ValueError("control_dt and max_drive_s must be > 0")
+        if self.thumbnails < 1:
+            raise ValueError(f"thumbnails must be >= 1, got {self.thumbnails}")
+        if self.scene_index < 0:
+            raise ValueError(f"scene_index must be >= 0, got {self.scene_index}")
+        if not self.control_dt > 0:
+            raise ValueError(f"control_dt must be > 0, got {self.control_dt}")
 
 
 @dataclass

@@ -38,13 +38,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from llm3d_bench.embodied_stats import NAMES, add_statistics, format_interval
+from llm3d_bench.episode_config import EpisodeConfig
 
 if TYPE_CHECKING:
     from llm3d_core.model.configuration_llm3d import Llm3dConfig
@@ -56,58 +57,38 @@ NO_CHECKPOINT = "no checkpoint"
 
 
 @dataclass
-class EmbodiedConfig:
-    """What `llm3d bench embodied` runs.
+class EmbodiedConfig(EpisodeConfig):
+    """What `llm3d bench embodied` runs: EpisodeConfig's fields per episode, and
 
     Fields:
         episodes: test scenes (one episode each), the `scene_start`-th test seed on.
         scene_start: first test seed used.
-        width, height: rendering size for mapping.
-        max_steps: exploration steps per scene (None: the simulator config's).
-        frames_every: fuse every N-th explored frame.
-        questions, groundings, plans, navigations: requests per episode.
-        success_distance: metres (habitat-lab ObjectNav: 1.0).
-        max_drive_s: time limit of one navigation drive (simulated seconds).
         seen_only: grounding and navigation only for objects the map holds (quick: a 60-step
             exploration sees few objects, and the smoke run should locate what it saw).
         absent: navigation requests per episode for things the scene does not hold (the data
             generator's absent targets); each must be refused, none may publish a goal.
-        seed: request phrasing and navigation starts.
         episodes_file: a habitat-lab ObjectNav episode file (llm3d_bench.episodes) whose navigation
             episodes (scenes, starts, goals, absent targets) replace the generated ones; then
             `episodes`, `scene_start`, `navigations` and `absent` are the file's.
     """
 
-    episodes: int = 3
-    scene_start: int = 0
-    width: int = 320
-    height: int = 240
-    max_steps: int | None = None
-    frames_every: int = 3
     questions: int = 8
     groundings: int = 4
     plans: int = 2
     navigations: int = 2
-    success_distance: float = 1.0
-    max_drive_s: float = 90.0
+    episodes: int = 3
+    scene_start: int = 0
     seen_only: bool = False
     absent: int = 4
-    seed: int = 0
     episodes_file: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "width", "height", "frames_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("scene_start", "questions", "groundings", "plans", "navigations", "absent"):
+        super().__post_init__()
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        for name in ("scene_start", "absent"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        if not (math.isfinite(self.success_distance) and self.success_distance > 0):
-            raise ValueError(f"success_distance must be a positive number, got {self.success_distance}")
-        if not self.max_drive_s > 0:
-            raise ValueError(f"max_drive_s must be > 0, got {self.max_drive_s}")
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EmbodiedConfig":
@@ -127,10 +108,8 @@ class EmbodiedConfig:
     def demo_config(self) -> "DemoConfig":
         from llm3d_bench.demo import DemoConfig
 
-        return DemoConfig(split="test", width=self.width, height=self.height, frames_every=self.frames_every,
-                          max_steps=self.max_steps, questions=self.questions, groundings=self.groundings,
-                          plans=self.plans, navigations=self.navigations, success_distance=self.success_distance,
-                          max_drive_s=self.max_drive_s, thumbnails=1, seed=self.seed)
+        episode = {f.name: getattr(self, f.name) for f in fields(EpisodeConfig)}
+        return DemoConfig(split="test", thumbnails=1, **episode)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # The packages of this project: a ValueError raised by their code is a message meant for the user
 # (house style: public API errors name the bad value; asserts guard internal invariants).
-PROJECT_PACKAGES = frozenset({"llm3d_core", "llm3d_cli", "llm3d_ros", "sim"})
+PROJECT_PACKAGES = frozenset({"llm3d_core", "llm3d_cli", "llm3d_ros", "llm3d_bench", "sim"})
 
 # The project's error types that always mean bad input, by "module.Class" so that reporting one
 # never imports a module the command did not load (an exception of a class implies its module is loaded).

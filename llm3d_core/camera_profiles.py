@@ -16,18 +16,18 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llm3d_core.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_yaml, node_parameters
+from llm3d_core.camera_streams import CameraInputConfig
+from llm3d_core.config import (DEFAULT_CONFIG, ConfigError, config_from_dict, load_yaml, node_parameters,
+                               require_non_empty)
 from llm3d_core.messages import COLOR_ENCODINGS, DEPTH_ENCODINGS
 
 PROFILE_SECTION = "llm3d_camera_profile"
 MAPPER_NODE = "llm3d_mapper"
 REASONER_NODE = "llm3d_reasoner"
-COLOR_TRANSPORTS = ("raw", "compressed")
-DEPTH_TRANSPORTS = ("raw", "compressed", "compressedDepth")
 # The mapper's camera keys the reasoner's frame_input must repeat (it reads the same camera).
 SHARED_KEYS = ("color_topic", "depth_topic", "camera_info_topic", "camera_frame", "depth_scale")
 
@@ -106,19 +106,11 @@ class CameraProfile:
     sync_tolerance_s: float  # llm3d_mapper's colour/depth pairing tolerance
 
     def __post_init__(self) -> None:
-        for name in ("color_topic", "depth_topic", "camera_info_topic", "map_frame"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise CameraProfileError(f"camera profile {self.name}: {name} must be a non-empty string, got {value!r}")
-        if self.color_transport not in COLOR_TRANSPORTS:
-            raise CameraProfileError(f"camera profile {self.name}: color_transport must be one of "
-                                     f"{', '.join(COLOR_TRANSPORTS)}, got {self.color_transport!r}")
-        if self.depth_transport not in DEPTH_TRANSPORTS:
-            raise CameraProfileError(f"camera profile {self.name}: depth_transport must be one of "
-                                     f"{', '.join(DEPTH_TRANSPORTS)}, got {self.depth_transport!r}")
-        if not (isinstance(self.depth_scale, (int, float)) and math.isfinite(self.depth_scale) and self.depth_scale > 0):
-            raise CameraProfileError(f"camera profile {self.name}: depth_scale must be a number > 0, "
-                                     f"got {self.depth_scale!r}")
+        try:  # the streams as the nodes will read them, checked as the nodes check them
+            CameraInputConfig(**{f.name: getattr(self, f.name) for f in fields(CameraInputConfig)})
+            require_non_empty("map_frame", self.map_frame)
+        except ValueError as err:
+            raise CameraProfileError(f"camera profile {self.name}: {err}") from None
 
 
 def list_profiles() -> list[str]:

@@ -16,6 +16,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
+from llm3d_core.camera_streams import CameraStreamsConfig
 from llm3d_core.geometry import RGBDFrame, depth_to_metres
 from llm3d_ros.conversions import (
     depth_to_compressed_depth,
@@ -64,16 +65,17 @@ class CameraFeed:
     """Publishers of a camera's colour, depth and CameraInfo topics and of /tf, on `node`."""
 
     def __init__(self, node: Node, qos: QoSProfile | int = 10, map_frame: str = "map",
-                 color_topic: str = "camera/color/image_raw", depth_topic: str = "camera/depth/image_raw",
-                 info_topic: str = "camera/color/camera_info", compressed: bool = False) -> None:
+                 streams: CameraStreamsConfig | None = None, compressed: bool = False) -> None:
+        """streams: the topics (default: the names llm3d_mapper reads by default)."""
         self.map_frame = map_frame
+        s = streams or CameraStreamsConfig()
         if compressed:  # image_transport's compressed colour and compressedDepth depth topics
-            self.color = node.create_publisher(CompressedImage, transport_topic(color_topic, "compressed"), qos)
-            self.depth = node.create_publisher(CompressedImage, transport_topic(depth_topic, "compressedDepth"), qos)
+            self.color = node.create_publisher(CompressedImage, transport_topic(s.color_topic, "compressed"), qos)
+            self.depth = node.create_publisher(CompressedImage, transport_topic(s.depth_topic, "compressedDepth"), qos)
         else:
-            self.color = node.create_publisher(Image, color_topic, qos)
-            self.depth = node.create_publisher(Image, depth_topic, qos)
-        self.info = node.create_publisher(CameraInfo, info_topic, qos)
+            self.color = node.create_publisher(Image, s.color_topic, qos)
+            self.depth = node.create_publisher(Image, s.depth_topic, qos)
+        self.info = node.create_publisher(CameraInfo, s.camera_info_topic, qos)
         # Deep and reliable: a lost pose means a frame the mapper cannot place.
         self.tf = node.create_publisher(TFMessage, "/tf", 100)
 

@@ -6,13 +6,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm3d_core.camera_streams import CameraStreamsConfig
+
 STORAGES = ("mcap", "sqlite3")
 COLOR_FORMATS = ("raw", "jpeg", "png")
 DEPTH_FORMATS = ("16UC1", "32FC1", "png")
 
 
 @dataclass
-class BagConfig:
+class BagConfig(CameraStreamsConfig):
     """Topics, frames and encodings of recorded bags.
 
     Fields:
@@ -42,6 +44,7 @@ class BagConfig:
             0 means "latest" in TF lookups, so frames never start there).
     """
 
+    # CameraStreamsConfig's streams, as absolute names
     color_topic: str = "/camera/color/image_raw"
     depth_topic: str = "/camera/depth/image_raw"
     camera_info_topic: str = "/camera/color/camera_info"
@@ -54,7 +57,6 @@ class BagConfig:
     optical_frame: str = "camera_color_optical_frame"
     odom_frame: str = "odom"
     base_frame: str = "base_link"
-    depth_scale: float = 1000.0
     sync_tolerance_s: float = 0.02
     tf_timeout_s: float = 0.2
     tf_cache_s: float = 30.0
@@ -80,7 +82,7 @@ class BagConfig:
         if len({self.map_frame, self.odom_frame, self.base_frame, self.optical_frame}) != 4:
             raise ValueError(f"map_frame, odom_frame, base_frame and optical_frame must differ, got {self.map_frame!r}, "
                              f"{self.odom_frame!r}, {self.base_frame!r}, {self.optical_frame!r}")
-        _check("depth_scale", self.depth_scale, positive=True)
+        super().__post_init__()  # depth_scale
         _check("sync_tolerance_s", self.sync_tolerance_s)
         _check("tf_timeout_s", self.tf_timeout_s)
         _check("tf_cache_s", self.tf_cache_s, positive=True)

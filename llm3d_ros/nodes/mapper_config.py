@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llm3d_core.camera_streams import CameraInputConfig
 from llm3d_core.config import require_non_empty, require_non_negative, require_positive
 from llm3d_core.mapping.goals import GoalConfig
 from llm3d_core.mapping.mapper import MapperConfig
 
-# image_transport plugins the camera inputs accept (mapper and the reasoner's frame_input alike).
-COLOR_TRANSPORTS = ("raw", "compressed")
-DEPTH_TRANSPORTS = ("raw", "compressed", "compressedDepth")
-
 
 @dataclass
-class MapperNodeConfig:
-    """Parameters of the mapper node; `mapper` is the core MapperConfig, unchanged.
+class MapperNodeConfig(CameraInputConfig):
+    """Parameters of the mapper node; `mapper` is the core MapperConfig, unchanged. The camera
+    fields (topics, transports, camera_frame, depth_scale, sync_tolerance_s) are CameraInputConfig's.
 
     Fields:
         color_topic, depth_topic, camera_info_topic: inputs, relative names (resolved in the
@@ -86,11 +84,6 @@ class MapperNodeConfig:
         mapper: the core mapper's configuration (llm3d_core.mapping.mapper.MapperConfig).
     """
 
-    color_topic: str = "camera/color/image_raw"
-    depth_topic: str = "camera/depth/image_raw"
-    camera_info_topic: str = "camera/color/camera_info"
-    color_transport: str = "raw"
-    depth_transport: str = "raw"
     map_cloud_topic: str = "map_cloud"
     markers_topic: str = "objects/markers"
     status_topic: str = "~/status"
@@ -99,9 +92,6 @@ class MapperNodeConfig:
     occupancy_period_s: float = 2.0
     trajectory_topic: str = "trajectory"
     occupancy: GoalConfig = field(default_factory=GoalConfig)
-    camera_frame: str = ""
-    depth_scale: float = 1000.0
-    sync_tolerance_s: float = 0.02
     queue_size: int = 1
     tf_timeout_s: float = 0.2
     tf_cache_s: float = 10.0
@@ -122,18 +112,9 @@ class MapperNodeConfig:
     mapper: MapperConfig = field(default_factory=MapperConfig)
 
     def __post_init__(self) -> None:
-        for name in ("color_topic", "depth_topic", "camera_info_topic", "map_cloud_topic", "markers_topic",
-                     "status_topic", "map_frame", "map_path"):
+        super().__post_init__()
+        for name in ("map_cloud_topic", "markers_topic", "status_topic", "map_frame", "map_path"):
             require_non_empty(name, getattr(self, name))
-        if self.color_transport not in COLOR_TRANSPORTS:
-            raise ValueError(f"color_transport must be 'raw' or 'compressed', got {self.color_transport!r}")
-        if self.depth_transport not in DEPTH_TRANSPORTS:
-            raise ValueError(f"depth_transport must be 'raw', 'compressed' or 'compressedDepth', "
-                             f"got {self.depth_transport!r}")
-        if not isinstance(self.camera_frame, str):
-            raise ValueError(f"camera_frame must be a string ('' = the image's frame_id), got {self.camera_frame!r}")
-        require_positive("depth_scale", self.depth_scale)
-        require_non_negative("sync_tolerance_s", self.sync_tolerance_s)
         if not 1 <= self.queue_size <= 30:
             raise ValueError(f"queue_size must be in [1, 30] (bounded on purpose), got {self.queue_size}")
         require_non_negative("tf_timeout_s", self.tf_timeout_s)

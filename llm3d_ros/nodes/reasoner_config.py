@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from llm3d_core.camera_streams import CameraInputConfig
 from llm3d_core.config import require_non_empty, require_non_negative, require_positive
 from llm3d_core.encoders import EncoderConfig
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 from llm3d_core.reasoner import ReasonerConfig
-from llm3d_ros.nodes.mapper_config import COLOR_TRANSPORTS, DEPTH_TRANSPORTS
 
 MAX_SUCCESS_DISTANCE = 10.0  # metres; anything farther is not "at" the target in a room-scale map
 
 
 @dataclass
-class FrameInputConfig:
+class FrameInputConfig(CameraInputConfig):
     """Answers about the camera's current view while no map exists (UniVLG's single-view input).
 
     Fields:
@@ -43,33 +44,19 @@ class FrameInputConfig:
     """
 
     enabled: bool = True
-    color_topic: str = "camera/color/image_raw"
-    depth_topic: str = "camera/depth/image_raw"
-    camera_info_topic: str = "camera/color/camera_info"
-    color_transport: str = "raw"
-    depth_transport: str = "raw"
-    camera_frame: str = ""
-    depth_scale: float = 1000.0
-    sync_tolerance_s: float = 0.02
     max_age_s: float = 5.0
     sample_stride: int = 8
     depth_min: float = 0.1
     depth_max: float = 5.0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
+    field_prefix: ClassVar[str] = "frame_input."
+
     def __post_init__(self) -> None:
-        for name in ("color_topic", "depth_topic", "camera_info_topic"):
-            require_non_empty(f"frame_input.{name}", getattr(self, name))
-        if self.color_transport not in COLOR_TRANSPORTS:
-            raise ValueError(f"frame_input.color_transport must be one of {COLOR_TRANSPORTS}, "
-                             f"got {self.color_transport!r}")
-        if self.depth_transport not in DEPTH_TRANSPORTS:
-            raise ValueError(f"frame_input.depth_transport must be one of {DEPTH_TRANSPORTS}, "
-                             f"got {self.depth_transport!r}")
-        for name in ("depth_scale", "max_age_s", "depth_max"):
+        super().__post_init__()
+        for name in ("max_age_s", "depth_max"):
             require_positive(f"frame_input.{name}", getattr(self, name))
-        for name in ("sync_tolerance_s", "depth_min"):
-            require_non_negative(f"frame_input.{name}", getattr(self, name))
+        require_non_negative("frame_input.depth_min", self.depth_min)
         if not isinstance(self.sample_stride, int) or self.sample_stride < 1:
             raise ValueError(f"frame_input.sample_stride must be an integer >= 1, got {self.sample_stride!r}")
         if self.depth_min >= self.depth_max:

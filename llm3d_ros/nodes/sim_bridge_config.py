@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from llm3d_core.camera_streams import CameraStreamsConfig
 from llm3d_core.config import require_non_empty
 from sim.config import SimConfig
 from sim.follow import FollowConfig
@@ -22,7 +23,7 @@ MAP_TO_ODOM = ("ground_truth", "identity")
 
 
 @dataclass
-class SimBridgeConfig:
+class SimBridgeConfig(CameraStreamsConfig):
     """Parameters of the sim bridge node; `sim` is the simulator's SimConfig, unchanged.
 
     Fields:
@@ -83,11 +84,7 @@ class SimBridgeConfig:
     odom_frame: str = "odom"
     base_frame: str = "base_link"
     camera_frame: str = "camera_color_optical_frame"
-    color_topic: str = "camera/color/image_raw"
-    depth_topic: str = "camera/depth/image_raw"
-    camera_info_topic: str = "camera/color/camera_info"
     depth_encoding: str = "16UC1"
-    depth_scale: float = 1000.0
     odom_topic: str = "odom"
     map_to_odom: str = "ground_truth"
     cmd_vel_topic: str = "cmd_vel"
@@ -108,9 +105,9 @@ class SimBridgeConfig:
     sim: SimConfig = field(default_factory=SimConfig)
 
     def __post_init__(self) -> None:
-        for name in ("map_frame", "odom_frame", "base_frame", "camera_frame", "color_topic", "depth_topic",
-                     "camera_info_topic", "odom_topic", "cmd_vel_topic", "goal_topic", "goal_status_topic", "scene_topic",
-                     "status_topic"):
+        super().__post_init__()  # the camera topics and depth_scale
+        for name in ("map_frame", "odom_frame", "base_frame", "camera_frame", "odom_topic", "cmd_vel_topic", "goal_topic",
+                     "goal_status_topic", "scene_topic", "status_topic"):
             require_non_empty(name, getattr(self, name))
         frames = [self.map_frame, self.odom_frame, self.base_frame, self.camera_frame]
         if len(set(frames)) != len(frames):
@@ -125,8 +122,6 @@ class SimBridgeConfig:
             raise ValueError(f"rate_hz must be in (0, 60], got {self.rate_hz!r}")
         if self.depth_encoding not in DEPTH_ENCODINGS:
             raise ValueError(f"depth_encoding must be one of {DEPTH_ENCODINGS}, got {self.depth_encoding!r}")
-        if not (_finite(self.depth_scale) and self.depth_scale > 0):
-            raise ValueError(f"depth_scale must be a finite number > 0, got {self.depth_scale!r}")
         if self.depth_encoding == "16UC1" and self.sim.render.far * self.depth_scale > 65534:
             raise ValueError(f"depth_scale {self.depth_scale} cannot hold sim.render.far = {self.sim.render.far} m "
                              "in 16UC1 (max 65534 units); lower one of them or use depth_encoding 32FC1")
