@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
+from llm3d_core.robot_body import RobotBodyConfig
 
 SIM_NODE = "llm3d_sim_bridge"  # YAML section that holds the `sim:` parameters
 BACKENDS = ("auto", "egl", "raycast", "habitat")  # habitat: sim.habitat_backend, where habitat_sim imports
@@ -134,6 +135,10 @@ class AgentConfig:
             _check(0.0 <= value <= 1.0 if name != "drift_yaw_std_deg" else 0.0 <= value <= 45.0,
                    f"AgentConfig.{name}", value, ">= 0 and small")
         _check(self.seed >= 0, "AgentConfig.seed", self.seed, ">= 0")
+
+    def body(self) -> RobotBodyConfig:
+        """The simulated robot's body in the terms goal selection uses (habitat-sim's names here)."""
+        return RobotBodyConfig(robot_radius=self.radius, robot_height=self.height, clearance=self.obstacle_min_z)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llm3d_core.mapping.occupancy import FREE, OCCUPIED, UNKNOWN, OccupancyGrid, occupancy_from_points
+from llm3d_core.robot_body import RobotBodyConfig
 
 
 class GoalError(ValueError):
@@ -25,15 +26,13 @@ class GoalError(ValueError):
 
 
 @dataclass
-class GoalConfig:
-    """How goals are chosen on the map's occupancy grid.
+class GoalConfig(RobotBodyConfig):
+    """How goals are chosen on the map's occupancy grid, for the robot's body (RobotBodyConfig's
+    robot_radius, robot_height, clearance).
 
     Fields:
         floor_z: height of the floor in the map frame (metres; the map frame is z-up, as a
             robot's `map` frame is in REP 105).
-        robot_radius: obstacles are inflated by this much (metres), so a goal leaves room for the robot.
-        robot_height: surface points between floor_z + clearance and floor_z + robot_height are obstacles.
-        clearance: points within this of the floor count as floor (metres).
         cell: grid cell size (metres).
         floor_fill: observed floor is dilated by this much (metres). The map samples the floor
             sparsely (one feature per pixel stride), which would leave holes between samples;
@@ -42,24 +41,20 @@ class GoalConfig:
     """
 
     floor_z: float = 0.0
-    robot_radius: float = 0.18
-    robot_height: float = 1.2
-    clearance: float = 0.1
     cell: float = 0.05
     floor_fill: float = 0.15
     standoff: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not math.isfinite(self.floor_z):
             raise ValueError(f"floor_z must be finite, got {self.floor_z!r}")
-        for name in ("robot_radius", "robot_height", "clearance", "cell", "standoff"):
+        for name in ("cell", "standoff"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not (math.isfinite(self.floor_fill) and self.floor_fill >= 0):
             raise ValueError(f"floor_fill must be a finite number >= 0, got {self.floor_fill!r}")
-        if self.robot_height <= self.clearance:
-            raise ValueError(f"robot_height ({self.robot_height}) must exceed clearance ({self.clearance})")
 
 
 @dataclass

@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from llm3d_core.bags.config import BagConfig
-from llm3d_core.config import DEFAULT_CONFIG, load_yaml, node_parameters
+from llm3d_core.config import DEFAULT_CONFIG, config_from_dict, load_yaml, node_parameters
+from llm3d_core.robot_body import RobotBodyConfig
 from llm3d_ros.nodes.mapper_config import MapperNodeConfig
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig
 from llm3d_ros.nodes.sim_bridge_config import SimBridgeConfig
@@ -43,3 +44,15 @@ def test_shipped_yaml_restates_the_defaults(section):
 
 def test_bag_section_restates_the_defaults():
     assert _differences(BagConfig, _shipped("llm3d_bag").get("bag", {}), BagConfig(), "llm3d_bag.bag") == []
+
+
+def test_the_robot_body_is_the_same_wherever_it_is_stated():
+    """llm3d_mapper's occupancy grid, the reasoner's goals and the simulated robot describe one body:
+    a goal chosen for a thinner robot than the one that drives lies where it cannot stand."""
+    body_fields = [f.name for f in dataclasses.fields(RobotBodyConfig)]
+    mapper = config_from_dict(MapperNodeConfig, _shipped("llm3d_mapper")).occupancy
+    reasoner = config_from_dict(ReasonerNodeConfig, _shipped("llm3d_reasoner")).reasoner.goals
+    robot = config_from_dict(SimBridgeConfig, _shipped("llm3d_sim_bridge")).sim.agent.body()
+    bodies = {name: {f: getattr(body, f) for f in body_fields}
+              for name, body in (("mapper occupancy", mapper), ("reasoner goals", reasoner), ("sim agent", robot))}
+    assert len({tuple(b.values()) for b in bodies.values()}) == 1, bodies
