@@ -77,48 +77,43 @@ from llm3d_ros.env import apply_ros_environment
 apply_ros_environment(localhost=False)
 
 import rclpy  # noqa: E402
-from action_msgs.msg import GoalStatus, GoalStatusArray  # noqa: E402
+from action_msgs.msg import GoalStatusArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from llm3d_interfaces.action import NavigateTo  # noqa: E402
 from llm3d_interfaces.srv import Ask, Ground, Plan  # noqa: E402
 from rclpy.action import ActionServer, CancelResponse, GoalResponse  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
-from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.device import release_free_memory  # noqa: E402
-from llm3d_core.mapping.goals import box_footprint_distance  # noqa: E402
-from llm3d_core.reasoner import Reasoner, ReasonerError, load_model, saved_map_version  # noqa: E402
+from llm3d_core.reasoner import Reasoner, ReasonerError, load_model  # noqa: E402
 from llm3d_ros.conversions import (  # noqa: E402
     ConversionError,
-    goal_to_pose_stamped,
     grounded_to_object3d,
     grounding_markers,
-    newest_goal_status,
     relevancy_cloud,
-    stamp_to_ns,
     transport_topic,
 )
 from llm3d_ros.diagnostics import REASONER_COMPONENT, DiagnosticsPublisher, reasoner_diagnosis  # noqa: E402
 from llm3d_ros.nodes.reasoner_config import ReasonerNodeConfig  # noqa: E402
+from llm3d_ros.nodes.reasoner_inputs import MapInputs  # noqa: E402
+from llm3d_ros.nodes.reasoner_navigation import NavigationActions  # noqa: E402
 from llm3d_ros.nodes.run import run_node  # noqa: E402
-from llm3d_ros.qos import latched_qos, reliable_qos, sensor_qos, service_qos  # noqa: E402
+from llm3d_ros.qos import latched_qos, reliable_qos, service_qos  # noqa: E402
 from llm3d_ros.parameters import declare_config_parameters, read_config_parameters  # noqa: E402
-from llm3d_ros.tf_buffer import TransformError, make_tf_buffer  # noqa: E402
-from llm3d_ros.view_input import LatestView, ViewError, view_frame_id, view_note, view_scene  # noqa: E402
+from llm3d_ros.tf_buffer import make_tf_buffer  # noqa: E402
+from llm3d_ros.view_input import LatestView, view_note  # noqa: E402
 
 NODE_NAME = "llm3d_reasoner"
 REQUEST_KINDS = ("ask", "ground", "plan", "navigate")
 LATCHED_QOS = latched_qos(1)
 GOAL_QOS = reliable_qos(10)
-SENSOR_QOS = sensor_qos(1)
 CMD_VEL_QOS = reliable_qos(1)
-GOAL_SHARE_OF_SUCCESS = 0.75  # the goal lies this share of success_distance from the target, at most
 # Executor threads beyond max_pending (each waiting request holds one): navigation loops (a running
 # one and the one preempting it), timers, TF, camera view input, and quick refusals of a burst.
 # rclpy takes a service's next request only on a free thread, so all-busy threads would leave a
@@ -129,7 +124,7 @@ RESERVED_THREADS = 7
 TRIM_PERIOD_S = 10.0
 
 
-class ReasonerNode(Node):
+class ReasonerNode(MapInputs, NavigationActions, Node):
     """The reasoner node; `start()` loads the model in the worker, `stop()` drains and joins it."""
 
     def __init__(self, **node_kwargs: Any) -> None:
@@ -225,7 +220,10 @@ class ReasonerNode(Node):
         self._stopping.set()
         self._worker.shutdown(wait=True, cancel_futures=True)
 
-    # ------------------------------------------------------------ worker thread
+    def _shutting_down(self) -> bool:
+        return self._stopping.is_set() or not rclpy.ok(context=self.context)
+
+    # ------------------------------------------------------------ worker thread (the map and view: reasoner_inputs)
     def _load_model(self) -> None:
         cfg = self.cfg
         if self.checkpoint is None:
@@ -249,37 +247,6 @@ class ReasonerNode(Node):
             self._model_state, self._model_message = "ready", note
         self._refresh_map()
 
-    def _refresh_map(self) -> None:
-        """Loads map_dir when its save id differs from the loaded one (worker thread)."""
-        if self._reasoner is None:
-            return
-        version = saved_map_version(self.map_dir)
-        with self._lock:
-            loaded = self._map["version"]
-        if not version or version == loaded:
-            return
-        from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError
-        from llm3d_core.model.scene import EmptySceneError
-
-        t0 = time.monotonic()
-        try:
-            mapper = FeatureFusionMapper.load(self.map_dir, device="cpu")
-            snap = self._reasoner.set_map(mapper, version)
-            self._view_encoder = None  # answers come from maps now (the worker's; shared encoders live on in them)
-            release_free_memory()  # the previous map is gone now: return its memory
-        except (MapFileError, EmptySceneError, ReasonerError, ConfigError) as err:
-            self.get_logger().warning(f"map {self.map_dir} (save {version}) not loaded: {err}",
-                                      throttle_duration_sec=10.0)
-            with self._lock:
-                self._map["error"] = str(err)
-            return
-        with self._lock:
-            self._map.update(version=version, objects=len(mapper.objects), points=int(snap.scene.points.shape[0]),
-                             frames=mapper.frames, loaded_at=self.get_clock().now().nanoseconds * 1e-9, error="",
-                             loads=self._map["loads"] + 1, input="map")
-        self.get_logger().info(f"map save {version} loaded: {mapper.frames} frames, {len(mapper.objects)} objects "
-                               f"({time.monotonic() - t0:.2f} s)")
-
     def _call(self, fn: Callable[[Reasoner], Any]) -> tuple[Any, str]:
         """Runs in the worker: the newest map (else the newest camera view), then fn(reasoner).
         Returns (fn's value, what it answered about: '' for the map, else a note on the view)."""
@@ -300,36 +267,6 @@ class ReasonerNode(Node):
         snap = self._reasoner.map
         note = view_note(snap.frame_id) if snap and snap.is_frame else ""
         return value, note
-
-    def _refresh_view(self) -> None:
-        """With no map loaded: makes the newest camera view the reasoner's input (worker thread)."""
-        reasoner = self._reasoner
-        if self._view is None:
-            return
-        try:
-            view = self._view.newest(self.cfg.frame_input.max_age_s, self._view_topics)
-        except ViewError as err:
-            reasoner.map = None  # a stale view must not answer for the present
-            raise ReasonerError(f"no map yet (the mapper has not saved one) and {err}") from err
-        if reasoner.map is not None and reasoner.map.version == view.version:
-            return
-        fin = self.cfg.frame_input
-        try:
-            if self._view_encoder is None:
-                import dataclasses
-
-                from llm3d_core.encoders import shared_image_encoder
-
-                # On the CPU, as maps load (device="cpu"): then the view and the maps share one
-                # EfficientNet + MiniLM (~360 MB) instead of holding two.
-                self._view_encoder = shared_image_encoder(dataclasses.replace(fin.encoder, device="cpu"))
-            scene = view_scene(view, self._view_encoder, fin, self._reasoner.model.config.num_points,
-                               self._reasoner.model.config.seed)
-            reasoner.set_frame(scene, view.version, view_frame_id(view, fin))
-        except ViewError as err:
-            raise ReasonerError(f"no map yet, and {err}") from err
-        with self._lock:
-            self._map["input"] = "camera view"
 
     # ------------------------------------------------------------ requests (executor threads; they wait)
     def _run(self, kind: str, fn: Callable[[Reasoner], Any]) -> tuple[bool, str, Any]:
@@ -441,228 +378,7 @@ class ReasonerNode(Node):
         response.steps = list(value) if ok else []
         return response
 
-    # ------------------------------------------------------------ navigation
-    def _robot_pose(self) -> tuple[float, float, float] | None:
-        """(x, y, yaw) of base_frame in map_frame from TF, or None when TF has none."""
-        try:
-            T = self.tf.lookup_matrix(self.cfg.map_frame, self.cfg.base_frame, 0, self.cfg.tf_timeout_s)
-        except TransformError:
-            return None
-        return float(T[0, 3]), float(T[1, 3]), math.atan2(float(T[1, 0]), float(T[0, 0]))
-
-    def _navigate(self, goal_handle) -> NavigateTo.Result:
-        cfg = self.cfg
-        request, result = goal_handle.request, NavigateTo.Result()
-        result.final_pose.header.frame_id = cfg.map_frame
-        instruction = request.instruction.strip()[:80]
-        with self._lock:  # a newer goal preempts older ones: their loops see the number change
-            self._navigation_number += 1
-            number = self._navigation_number
-            self._navigation_instruction = instruction
-
-        def finish(success: bool, message: str, how: str) -> NavigateTo.Result:
-            result.success, result.message = success, message
-            try:
-                getattr(goal_handle, how)()  # succeed | abort | canceled
-            except Exception:  # the context went down under us (Ctrl-C): nobody is left to tell
-                if not self._shutting_down():
-                    raise
-                message = f"{message} (the result could not be sent: ROS is shutting down)"
-            line = f"navigate_to '{instruction}': {message}"
-            # Separate call sites: rclpy refuses one call site logging at two severities.
-            if success:
-                self.get_logger().info(line)
-            else:
-                self.get_logger().warning(line)
-            return result
-
-        distance = float(request.success_distance)
-        if not math.isfinite(distance) or distance > cfg.max_success_distance:
-            with self._lock:
-                self._count("navigate", False, 0.0)
-            return finish(False, f"success_distance {distance} is absurd: give a value in (0, "
-                                 f"{cfg.max_success_distance}] m, or <= 0 for the default "
-                                 f"{cfg.default_success_distance} m", "abort")
-        if distance <= 0:
-            distance = cfg.default_success_distance
-        self._feedback(goal_handle, float("nan"), "grounding")
-        pose = self._robot_pose()
-        if pose is None:
-            self.get_logger().warning(f"no robot pose ({cfg.map_frame} -> {cfg.base_frame}) in TF: choosing a goal "
-                                      "without a reachability check", throttle_duration_sec=10.0)
-        robot_xy = None if pose is None else pose[:2]
-        ok, message, value = self._run(
-            "navigate", lambda r: r.navigation_goal(request.instruction, robot_xy, GOAL_SHARE_OF_SUCCESS * distance))
-        if not ok:
-            return finish(False, message, "abort")
-        preempted = self._preempted_by(number)
-        if preempted:  # a newer goal arrived while this one was grounded: publish nothing
-            return finish(False, preempted, "abort")
-        target, goal = value
-        try:
-            result.target = grounded_to_object3d(target)
-        except ConversionError as err:
-            return finish(False, str(err), "abort")
-        self._markers_pub.publish(grounding_markers(request.instruction.strip(), [target], cfg.map_frame,
-                                                    self.get_clock().now().to_msg()))
-        if pose is not None and box_footprint_distance(pose[:2], target.box)[0] <= distance:
-            result.final_pose = self._pose_stamped(pose)
-            return finish(True, f"already within {distance:.2f} m of target {target.id} '{target.label}'", "succeed")
-
-        stamp = self.get_clock().now().to_msg()
-        self._goal_pub.publish(goal_to_pose_stamped(goal, cfg.map_frame, stamp))
-        self.get_logger().info(f"goal ({goal.x:.2f}, {goal.y:.2f}, yaw {goal.yaw:.2f}) published for target "
-                               f"{target.id} '{target.label}', {goal.target_distance:.2f} m from it")
-        with self._lock:
-            self._navigations += 1
-        try:
-            return self._follow(goal_handle, number, stamp_to_ns(stamp), goal, target, distance, result, finish)
-        finally:
-            with self._lock:
-                self._navigations -= 1
-
-    def _follow(self, goal_handle, number: int, published_ns: int, goal, target, distance: float,
-                result: NavigateTo.Result, finish: Callable[[bool, str, str], NavigateTo.Result]) -> NavigateTo.Result:
-        """Feedback until the robot is within `distance` of the target, or one of the endings of the
-        module docstring: the base gave up, no progress, timeout, preempted, cancelled, shutdown."""
-        cfg = self.cfg
-        started = time.monotonic()
-        best_to_goal, last_progress = math.inf, started  # progress: the best distance to the goal shrank
-        where = "no robot pose in TF"
-        while True:
-            if goal_handle.is_cancel_requested:
-                self._stop_robot()
-                return finish(False, "cancelled; the robot was told to stop", "canceled")
-            if self._shutting_down():
-                return finish(False, "the reasoner is shutting down", "abort")
-            preempted = self._preempted_by(number)
-            if preempted:  # the newer goal's pose already replaced ours downstream: no stop command
-                return finish(False, preempted, "abort")
-            base = self._base_verdict(published_ns)
-            if base:
-                return finish(False, f"{base} ({where})", "abort")
-            pose = self._robot_pose()
-            now = time.monotonic()
-            if pose is not None:
-                result.final_pose = self._pose_stamped(pose)
-                to_goal = math.hypot(goal.x - pose[0], goal.y - pose[1])
-                self._feedback(goal_handle, to_goal, "moving")
-                to_target = float(box_footprint_distance(pose[:2], target.box)[0])
-                where = f"{to_target:.2f} m from target {target.id} '{target.label}'"
-                if to_target <= distance:
-                    return finish(True, f"arrived: {where}", "succeed")
-                if to_goal < best_to_goal - cfg.progress_min_m:
-                    best_to_goal, last_progress = to_goal, now
-            if now - last_progress > cfg.progress_timeout_s:
-                self._stop_robot()
-                return finish(False, f"no progress: the robot got no {cfg.progress_min_m:g} m closer to the goal in "
-                                     f"{cfg.progress_timeout_s:g} s ({where}); the base may have refused the goal",
-                              "abort")
-            if now - started > cfg.navigate_timeout_s:
-                self._stop_robot()
-                return finish(False, f"timed out after {cfg.navigate_timeout_s:.0f} s ({where})", "abort")
-            time.sleep(cfg.feedback_period_s)
-
-    def _shutting_down(self) -> bool:
-        return self._stopping.is_set() or not rclpy.ok(context=self.context)
-
-    def _feedback(self, goal_handle, distance_remaining: float, state: str) -> None:
-        try:
-            goal_handle.publish_feedback(NavigateTo.Feedback(distance_remaining=distance_remaining, state=state))
-        except Exception:  # the context went down under us (Ctrl-C); the loop ends on its next check
-            if not self._shutting_down():
-                raise
-
-    def _preempted_by(self, number: int) -> str:
-        """Why navigation `number` is preempted ('' while it is the newest)."""
-        with self._lock:
-            if self._navigation_number == number:
-                return ""
-            return f"preempted by a newer navigate_to goal ('{self._navigation_instruction}')"
-
-    def _on_base_goals(self, msg: GoalStatusArray) -> None:
-        self._base_goals = msg
-
-    def _base_verdict(self, published_ns: int) -> str:
-        """'' unless the base ended the goal published at published_ns without reaching it."""
-        msg = self._base_goals
-        status = None if msg is None else newest_goal_status(msg, published_ns)
-        if status == GoalStatus.STATUS_ABORTED:
-            return f"the base aborted the goal (refused, unreachable or stuck; {self.cfg.goal_status_topic})"
-        if status == GoalStatus.STATUS_CANCELED:
-            return f"the base cancelled the goal (a newer goal or teleop took over; {self.cfg.goal_status_topic})"
-        return ""
-
-    def _pose_stamped(self, pose: tuple[float, float, float]) -> PoseStamped:
-        from llm3d_core.mapping.goals import GoalPose
-
-        return goal_to_pose_stamped(GoalPose(pose[0], pose[1], pose[2], 0.0), self.cfg.map_frame,
-                                    self.get_clock().now().to_msg())
-
-    def _stop_robot(self) -> None:
-        self._cmd_vel_pub.publish(Twist())
-
-    # ------------------------------------------------------------ map refresh and status (timer group)
-    def _update_view_input(self, map_saved: bool) -> None:
-        """Camera subscriptions while they can serve: the model is ready and no map is loaded or
-        loadable; they end once a map is loaded (timer group)."""
-        if self._view is None:
-            return
-        with self._lock:
-            mapped, ready, map_error = self._map["input"] == "map", self._model_state == "ready", self._map["error"]
-        want = ready and not mapped and not (map_saved and not map_error)
-        fin = self.cfg.frame_input
-        if want and not self._view_subs:
-            # No QoS event handlers on these: they are destroyed while the executor spins, and rclpy
-            # (kilted) adds event handlers to its wait set unguarded, so destroying one at that moment
-            # raised InvalidHandle out of spin() and killed the node (seen under load, soak test).
-            events = SubscriptionEventCallbacks(use_default_callbacks=False)
-            self._view_subs = [
-                self.create_subscription(Image if fin.color_transport == "raw" else CompressedImage,
-                                         transport_topic(fin.color_topic, fin.color_transport), self._view.add_color,
-                                         SENSOR_QOS, callback_group=self._view_group, event_callbacks=events),
-                self.create_subscription(Image if fin.depth_transport == "raw" else CompressedImage,
-                                         transport_topic(fin.depth_topic, fin.depth_transport), self._view.add_depth,
-                                         SENSOR_QOS, callback_group=self._view_group, event_callbacks=events),
-                self.create_subscription(CameraInfo, fin.camera_info_topic, self._view.add_camera_info, SENSOR_QOS,
-                                         callback_group=self._view_group, event_callbacks=events)]
-            self.get_logger().info(f"no map yet: answering about the camera's current view ({self._view_topics})")
-        elif mapped and self._view_subs:
-            for sub in self._view_subs:
-                self.destroy_subscription(sub)
-            self._view_subs = []
-            self.get_logger().info("a map is loaded: answers refer to it; camera-view input off")
-
-    def _poll_map(self) -> None:
-        """Prefetches a new save in the worker, so the next request does not pay for loading it;
-        starts or ends the single-view input."""
-        version = saved_map_version(self.map_dir)
-        self._update_view_input(bool(version))
-        if self._map_job is not None and not self._map_job.done():
-            return
-        with self._lock:
-            changed = bool(version) and version != self._map["version"] and self._model_state == "ready"
-        if changed and not self._stopping.is_set():
-            try:
-                self._map_job = self._worker.submit(self._refresh_map)
-            except RuntimeError:  # the worker is shutting down
-                pass
-
-    def _on_mapper_status(self, msg: String) -> None:
-        try:
-            self._mapper_unsaved = bool(json.loads(msg.data)["saves"]["unsaved"])
-        except (ValueError, KeyError, TypeError):
-            self._mapper_unsaved = None
-
-    def _request_save(self) -> None:
-        """Asks the mapper to save when its map changed; asynchronous, one call in flight at most."""
-        client = self._save_client
-        if client is None or (self._save_future is not None and not self._save_future.done()):
-            return
-        if self._mapper_unsaved is False or not client.service_is_ready():
-            return
-        self._save_future = client.call_async(Trigger.Request())
-
+    # ------------------------------------------------------------ status (timer group)
     def _trim_when_idle(self) -> None:
         """Returns freed memory to the OS when no request waits (a trim takes the allocator's locks)."""
         with self._lock:
