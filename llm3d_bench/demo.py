@@ -338,7 +338,7 @@ def spread(items: list, k: int) -> list:
 def shortest_path_m(grid: Any, inst: Any, start_xy: np.ndarray, success_distance: float) -> float:
     """Geodesic metres from start_xy to the success region of instance `inst` on the navigation grid
     (inf when it cannot be reached): SPL's shortest path."""
-    from sim.datagen.generator import goal_cells
+    from sim.datagen.nav_goals import goal_cells
 
     try:
         cells = goal_cells(grid, inst, success_distance, grid.largest_component())

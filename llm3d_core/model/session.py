@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from llm3d_core.model.location_tokens import decode_box, decode_point
-from llm3d_core.model.modeling_llm3d import PrefixCache
+from llm3d_core.model.generation import PrefixCache
 from llm3d_core.model.scene import SceneInput
 
 if TYPE_CHECKING:

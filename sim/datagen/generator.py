@@ -33,6 +33,7 @@ from sim.config import AgentConfig
 from sim.datagen import language as L
 from sim.datagen import relations as R
 from sim.datagen.absent import absent_records
+from sim.datagen.nav_goals import goal_cells
 from sim.datagen.plans import RECIPES, PlanContext
 from sim.datagen.schema import TASKS
 from sim.navmesh import NavGrid, build_navgrid
@@ -43,7 +44,7 @@ ABSENT_STREAM = 7  # third key of the absent records' random stream
 HELDOUT_STREAM = 8  # third key of the held-out phrasing's stream (language.Phraser)
 PHRASINGS = ("templates", "heldout")
 
-__all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records", "goal_cells", "goal_heading"]
+__all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records"]
 
 
 @dataclass
@@ -442,30 +443,6 @@ def _plans(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig) -> list[dic
 
 
 # ----------------------------------------------------------------------------- navigation
-def goal_cells(grid: NavGrid, inst: Instance, radius: float, region: np.ndarray) -> np.ndarray:
-    """(K, 2) [row, col] of navigable cells of `region` whose centres lie within `radius` of the box footprint
-    (and at least 0.2 m from it, so the robot stops facing the object, not touching it)."""
-    lo, hi = inst.box_min[:2], inst.box_max[:2]
-    r0, c0 = grid.world_to_cell(lo - radius)[0]
-    r1, c1 = grid.world_to_cell(hi + radius)[0]
-    r0, c0 = max(r0, 0), max(c0, 0)
-    r1, c1 = min(r1, grid.shape[0] - 1), min(c1, grid.shape[1] - 1)
-    if r1 < r0 or c1 < c0:
-        return np.zeros((0, 2), np.int64)
-    rows, cols = np.mgrid[r0:r1 + 1, c0:c1 + 1]
-    cells = np.stack([rows.ravel(), cols.ravel()], 1)
-    cells = cells[region[cells[:, 0], cells[:, 1]]]
-    centres = grid.cell_to_world(cells)
-    gap = np.linalg.norm(np.maximum(np.maximum(lo - centres, centres - hi), 0.0), axis=1)
-    return cells[(gap <= radius - 0.01) & (gap >= 0.2)]
-
-
-def goal_heading(goal: list[float], box: list[float]) -> float:
-    """Yaw (radians, world frame) that makes a robot at `goal` face the centre of `box`."""
-    cx, cy = (box[0] + box[3]) / 2, (box[1] + box[4]) / 2
-    return float(np.arctan2(cy - goal[1], cx - goal[0]))
-
-
 def _navigate(facts: SceneFacts, make: RecordMaker, cfg: DatagenConfig, grid: NavGrid) -> list[dict]:
     ph = facts.ph
     try:
