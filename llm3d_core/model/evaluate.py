@@ -46,9 +46,27 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+# An answer that states its verdict first: "No, there is no giraffe here." / "0: there are no mugs here."
+_VERDICT = re.compile(r"\s*(yes|no|\d+)\s*[,:;.!]", re.IGNORECASE)
+
+
+def verdict(text: str) -> str | None:
+    """The leading yes / no / number of an answer that states it first and explains after a comma,
+    colon or full stop (the reasoner's map-checked refusals); None for any other answer."""
+    m = _VERDICT.match(text)
+    return m.group(1).lower() if m else None
+
+
 def exact_match(prediction: str, answers: list[str]) -> bool:
+    """EM@1 after normalisation. For yes/no and count questions (every reference a yes, no or a
+    number), an answer that states its verdict first and explains it counts by that verdict: "No,
+    there is no giraffe here." answers "Is there a giraffe?" as "no" does."""
     p = normalize_answer(prediction)
-    return any(p == normalize_answer(a) for a in answers)
+    refs = [normalize_answer(a) for a in answers]
+    if any(p == r for r in refs):
+        return True
+    short = refs and all(r in ("yes", "no") or r.isdigit() for r in refs)
+    return bool(short) and verdict(prediction) in refs
 
 
 def parse_steps(text: str) -> list[str]:

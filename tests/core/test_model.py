@@ -324,6 +324,11 @@ def test_metrics():
 
     assert normalize_answer("The Red, chair!") == "red chair"
     assert exact_match("a blue sofa.", ["Blue sofa"])
+    # yes/no and count questions: a verdict stated first, then explained, counts by the verdict
+    assert exact_match("No, there is no giraffe here.", ["no"]) and exact_match("0: there are no mugs here.", ["0"])
+    assert not exact_match("No, there is no giraffe here.", ["yes"]) and not exact_match("3: three mugs", ["2"])
+    assert not exact_match("No, there is no giraffe here.", ["no giraffe"])  # other answers stay strict
+    assert not exact_match("nothing: no giraffe", ["no"]) and not exact_match("no giraffe", ["no"])
     assert box_iou_3d([0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1]) == pytest.approx(1.0)
     assert box_iou_3d([0, 0, 0, 1, 1, 1], [0.5, 0, 0, 1.5, 1, 1]) == pytest.approx(1 / 3)
     assert step_accuracy(parse_steps("1. go to the sink\n2. open tap"), ["go to sink", "take cup"]) == 0.5
