@@ -87,6 +87,9 @@ class Llm3dModel(GenerationMixin, nn.Module):
         self.llm = llm
         torch.manual_seed(config.seed)
         self.scene_encoder = build_scene_encoder(self.config, hidden)
+        # LLMs that scale their token embeddings inside the embedding layer (Gemma: x sqrt(H)) get
+        # the scene prefix and location tokens at the same scale; 1.0 for SmolLM2 and Llama.
+        self.embed_scale = float(getattr(llm.get_input_embeddings(), "scalar_embed_scale", 1.0))
         # New vocabulary rows (3D-LLM sec. 3.4), initialised near the LLM's mean embedding.
         mean, std = emb.detach().float().mean(0), emb.detach().float().std()
         self.loc_embed = nn.Embedding(NUM_BINS, hidden)
@@ -150,7 +153,7 @@ class Llm3dModel(GenerationMixin, nn.Module):
         """Model-space ids (B, T) -> input embeddings (B, T, H); location ids use `loc_embed`."""
         is_loc = ids >= self.vocab  # (B, T)
         base = self.llm.get_input_embeddings()(ids.clamp(max=self.vocab - 1))  # (B, T, H)
-        loc = self.loc_embed((ids - self.vocab).clamp(min=0, max=NUM_BINS - 1))  # (B, T, H)
+        loc = self.loc_embed((ids - self.vocab).clamp(min=0, max=NUM_BINS - 1)) * self.embed_scale  # (B, T, H)
         return torch.where(is_loc[..., None], loc.to(base.dtype), base)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -168,6 +171,7 @@ class Llm3dModel(GenerationMixin, nn.Module):
                              "use a map built with the same encoder, or retrain with feature_dim={d}")
         scene = {k: v.to(self.device) for k, v in scene.items()}
         prefix, mask = self.scene_encoder(scene)  # (B, P, H), (B, P)
+        prefix = prefix * self.embed_scale
         # Object slots are padded at the end up to max_objects; a column no scene of the batch uses
         # would only cost LLM compute, so the prefix stops at the last slot in use.
         used = torch.nonzero(mask.any(dim=0)).flatten()

@@ -22,6 +22,27 @@ CHATML_TEMPLATE = (
 )
 
 
+# Gemma's turn format (<start_of_turn>user / model ... <end_of_turn>), for Gemma tokenizers that ship
+# without a chat template (the base GGUF): it has no system role, so the system text opens the first
+# user turn, as Gemma's own template does.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}<start_of_turn>user\n{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}{% if loop.index0 != 1 %}<start_of_turn>user\n{% endif %}"
+    "{{ m['content'] }}<end_of_turn>\n"
+    "{% else %}<start_of_turn>model\n{{ m['content'] }}<end_of_turn>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def default_template(tokenizer: "PreTrainedTokenizerBase") -> str:
+    """The tokenizer's chat template, else the turn format its special tokens imply (Gemma's or ChatML)."""
+    own = getattr(tokenizer, "chat_template", None)
+    if own:
+        return own
+    return GEMMA_TEMPLATE if "<start_of_turn>" in tokenizer.get_vocab() else CHATML_TEMPLATE
+
+
 def task_instruction(task: str, question: str) -> str:
     """The user text for one task; the wording tells the model which answer format to use."""
     q = (question or "").strip()
@@ -54,7 +75,7 @@ def render_prompt(tokenizer: "PreTrainedTokenizerBase", system: str, instruction
         messages.append({"role": "user", "content": (f"Scene: {SCENE_SENTINEL}\n" if i == 0 else "") + q})
         if a is not None:
             messages.append({"role": "assistant", "content": a})
-    template = getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
+    template = default_template(tokenizer)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, chat_template=template)
     before, sep, after = text.partition(SCENE_SENTINEL)
     if not sep:
@@ -64,10 +85,12 @@ def render_prompt(tokenizer: "PreTrainedTokenizerBase", system: str, instruction
 
 
 def end_of_turn_id(tokenizer: "PreTrainedTokenizerBase") -> int:
-    """The token that closes an assistant turn (<|im_end|> for ChatML models, else eos)."""
+    """The token that closes an assistant turn (<|im_end|> for ChatML models, <end_of_turn> for
+    Gemma's, else eos)."""
     vocab = tokenizer.get_vocab()
-    if "<|im_end|>" in vocab:
-        return int(vocab["<|im_end|>"])
+    for closer in ("<|im_end|>", "<end_of_turn>"):
+        if closer in vocab:
+            return int(vocab[closer])
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has neither <|im_end|> nor an eos token")
     return int(tokenizer.eos_token_id)

@@ -414,3 +414,30 @@ def test_scene_cache_round_trip_keeps_colours_and_refuses_an_old_format(tmp_path
     save_file(old, str(tmp_path / "old.safetensors"), metadata={"format": "1"})
     with pytest.raises(SceneCacheError, match="format"):
         SceneInput.load(tmp_path / "old.safetensors")
+
+
+def test_gemma_tokenizers_without_a_template_get_gemma_turns():
+    """A Gemma tokenizer without a chat template (the base GGUF) is prompted in Gemma's turn format:
+    the system text opens the first user turn, the scene is spliced into it, and <end_of_turn>
+    ends an answer; a ChatML tokenizer keeps ChatML."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from llm3d_core.model.prompting import end_of_turn_id, render_prompt
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"]
+    tok.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    gemma = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    ids = render_prompt(gemma, "Answer briefly.", "What color is the sofa?", [("Is there a sofa?", "yes")])
+    before, after = gemma.decode(ids.before_scene), gemma.decode(ids.after_scene)
+    assert before.startswith("<bos><start_of_turn>user") and "Answer briefly." in before and before.endswith("Scene: ")
+    assert after.endswith("What color is the sofa?<end_of_turn>\n<start_of_turn>model\n")
+    assert "<start_of_turn>model\nyes<end_of_turn>" in after
+    assert ids.before_scene[0] == gemma.bos_token_id and gemma.convert_ids_to_tokens(end_of_turn_id(gemma)) == "<end_of_turn>"
+    chatml = tiny_tokenizer()
+    assert chatml.convert_ids_to_tokens(end_of_turn_id(chatml)) == "<|im_end|>"
+    assert chatml.decode(render_prompt(chatml, "s", "q").after_scene).endswith("<|im_start|>assistant\n")
