@@ -39,8 +39,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--navigate", type=non_negative_int, default=None, help="navigation instructions per scene (default 10)")
     q.add_argument("--absent", type=non_negative_int, default=None, help="referring expressions per scene whose "
                    "target is absent, for the abstention head (default 0)")
-    q.add_argument("--phrasing", choices=("templates", "heldout"), default="templates",
-                   help="heldout: the same records asked in a grammar training never sees (held-out phrasing split)")
+    q.add_argument("--phrasing", choices=("templates", "heldout", "varied"), default="templates",
+                   help="heldout: the same records asked in a grammar training never sees (held-out phrasing split); "
+                   "varied: the same records, half asked in a wider training grammar with typing noise")
     help_ = ("render single views of a split's scenes (each facing one object) and write records about the objects "
              "each view shows, with boxes in the view's camera frame (UniVLG's 2D-3D co-training)")
     v = sub.add_parser("views", help=help_, description=help_)

@@ -41,8 +41,7 @@ from sim.scenes.catalog import CATALOG
 from sim.scenes.scene import Instance, Scene
 
 ABSENT_STREAM = 7  # third key of the absent records' random stream
-HELDOUT_STREAM = 8  # third key of the held-out phrasing's stream (language.Phraser)
-PHRASINGS = ("templates", "heldout")
+PHRASINGS = ("templates", "heldout", "varied")
 
 __all__ = ["TASKS", "DatagenConfig", "SceneFacts", "generate_records"]
 
@@ -62,7 +61,8 @@ class DatagenConfig:
     absent: int = 0  # referring expressions per scene whose target is absent (own random stream: the
     # other records stay as they were without them)
     # templates: the training grammar | heldout: the same records asked in a grammar training never
-    # sees, with casing/politeness/typo noise (language.HELDOUT_TEMPLATES)
+    # sees, with casing/politeness/typo noise (language.HELDOUT_TEMPLATES) | varied: the same records,
+    # half asked in a wider training grammar, with training noise (language.VARIED_TEMPLATES)
     phrasing: str = "templates"
 
     def __post_init__(self) -> None:
@@ -196,9 +196,8 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     places navigation goals."""
     config = config or DatagenConfig()
     rng = scene_rng(scene, config.seed)
-    heldout = np.random.default_rng([int(scene_key(scene)), int(config.seed), HELDOUT_STREAM]) \
-        if config.phrasing == "heldout" else None
-    facts = SceneFacts(scene, L.Phraser(rng, heldout))
+    phraser = L.scene_phraser(rng, scene_key(scene), config.seed, config.phrasing)
+    facts = SceneFacts(scene, phraser)
     make = RecordMaker(scene, scene.split or "")
     if not facts.insts:
         raise ValueError(f"scene {scene.scene_id} has no annotated instances to generate language from")
@@ -212,7 +211,7 @@ def generate_records(scene: Scene, config: DatagenConfig | None = None, grid: Na
     out += _dialogs(facts, make, config)
     if config.absent:
         absent_rng = np.random.default_rng([int(scene_key(scene)), int(config.seed), ABSENT_STREAM])
-        absent_facts = SceneFacts(scene, L.Phraser(absent_rng, heldout))
+        absent_facts = SceneFacts(scene, L.Phraser(absent_rng, phraser.heldout, phraser.varied))
         out += absent_records(absent_facts, make, config)
     return out
 
