@@ -42,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no data file {args.data / (heldout + '.jsonl')} (`llm3d data generate --split ... "
                          f"--phrasing heldout --name {heldout}` writes it)")
     check_checkpoint(args.ckpt)
+    out = args.out or args.ckpt / f"eval_{args.split}.json"
+    try:  # before minutes of evaluation, not after them
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"argument --out: cannot write {out}: {err.strerror or err}") from None
+    if out.is_dir():
+        raise UsageError(f"argument --out: {out} is a folder; give the metrics JSON file to write")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llm3d_core.model.evaluate import evaluate, format_table
     from llm3d_core.model.modeling_llm3d import Llm3dModel
@@ -49,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = {**({"device": args.device} if args.device else {}),
                  **({"llm_dtype": args.llm_dtype} if args.llm_dtype else {})} or None
     model = Llm3dModel.from_pretrained(args.ckpt, device=args.device, overrides=overrides)
-    out = args.out or args.ckpt / f"eval_{args.split}.json"
     metrics = evaluate(model, args.data, args.split, args.limit, args.task, out.with_suffix(".predictions.jsonl"),
                        meteor=not args.no_meteor, skip_missing_scenes=args.skip_missing_scenes)
     out.write_text(json.dumps(metrics, indent=1))

@@ -19,6 +19,7 @@ from llm3d_cli import (  # noqa: F401  (they register their subcommands)
     demo_cmd,
     doctor,
     eval_cmd,
+    graft_cmd,
     ground_cmd,
     map_cmd,
     navigate_cmd,

@@ -93,3 +93,50 @@ def read_checkpoint_config(folder: str | Path, overrides: dict[str, Any] | None 
         return config_from_dict(Llm3dConfig, params, "checkpoint")
     except (KeyError, TypeError, ConfigError) as err:
         raise CheckpointError(f"{path}: invalid model config: {err}") from err
+
+
+HEAD_PREFIXES = ("pointer.", "mask_head.")  # parts trained on a frozen model's LLM states (stages 2-4)
+
+
+def graft_checkpoint(heads_from: str | Path, trunk_from: str | Path, out: str | Path) -> dict[str, Any]:
+    """A checkpoint that is `heads_from` (its config, heads, calibration files) with every tensor that
+    `trunk_from` trained (LoRA, scene encoder, location tokens; everything but HEAD_PREFIXES) taken
+    from `trunk_from`: a retrained stage 1 under heads trained on the previous one's states.
+
+    The heads read the LLM's hidden states, so a graft is only as good as those states are unchanged:
+    evaluate it (grounding, absence) before shipping it. Returns what was taken from where."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    heads_from, trunk_from, out = Path(heads_from), Path(trunk_from), Path(out)
+    read_checkpoint_config(heads_from), read_checkpoint_config(trunk_from)  # both must be checkpoints
+    states = {}
+    for folder in (heads_from, trunk_from):
+        try:
+            states[folder] = load_file(str(folder / WEIGHTS_NAME))
+        except (FileNotFoundError, SafetensorError, OSError) as err:
+            raise CheckpointError(f"{folder / WEIGHTS_NAME}: missing or corrupt weights file ({err})") from err
+    base, trunk = states[heads_from], states[trunk_from]
+    taken = sorted(n for n in trunk if not n.startswith(HEAD_PREFIXES))
+    foreign = [n for n in taken if n not in base or tuple(base[n].shape) != tuple(trunk[n].shape)]
+    if foreign:
+        raise CheckpointError(f"{trunk_from}: tensors {foreign[:5]} are not in {heads_from} with the same shape: "
+                              "the two checkpoints are not the same model")
+    if not taken:
+        raise CheckpointError(f"{trunk_from}: no trained tensors outside the heads to graft")
+    state = {**base, **{n: trunk[n] for n in taken}}
+    meta = json.loads((heads_from / CONFIG_NAME).read_text())
+    extra = {k: v for k, v in meta.items() if k not in ("format", "model_type", "config", "weights", "keys")}
+    graft = {"heads_from": str(heads_from), "trunk_from": str(trunk_from), "taken": len(taken),
+             "kept": len(state) - len(taken)}
+    out.mkdir(parents=True, exist_ok=True)
+    for side in sorted(heads_from.glob("*_state.json")):  # calibration and history of the heads
+        if side.name != "trainer_state.json":
+            (out / f".{side.name}.tmp").write_bytes(side.read_bytes())
+            os.replace(out / f".{side.name}.tmp", out / side.name)
+    trainer = trunk_from / "trainer_state.json"  # the trunk's training history
+    if trainer.is_file():
+        (out / ".trainer_state.json.tmp").write_bytes(trainer.read_bytes())
+        os.replace(out / ".trainer_state.json.tmp", out / "trainer_state.json")
+    save_checkpoint(state, meta["config"], out, extra={**extra, "graft": graft})
+    return graft

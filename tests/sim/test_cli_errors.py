@@ -82,6 +82,12 @@ CASES = [
     (["plan", "make coffee", "--timeout", "0"], "argument --timeout: must be a number > 0"),
     (["navigate", ""], "argument instruction: must not be empty"),
     (["navigate", "go to the sofa", "--success-distance", "-1"], "argument --success-distance"),
+    # graft
+    (["graft", "--heads", "{tmp}/missing", "--trunk", "{tmp}/bad_ckpt", "--out", "{tmp}/g"],
+     "argument --heads: {tmp}/missing is not an llm3d checkpoint"),
+    (["graft", "--heads", "{tmp}/bad_ckpt", "--trunk", "{tmp}/bad_ckpt", "--out", "{tmp}/g"], "config.json is corrupt"),
+    (["graft", "--heads", "{tmp}/bad_ckpt", "--trunk", "{tmp}/bad_ckpt", "--out", "{tmp}/bad_ckpt"],
+     "argument --out: {tmp}/bad_ckpt already holds a checkpoint"),
     # train
     (["train", "--out", "{tmp}/t"], "one of the arguments --data --bags is required"),
     (["train", "--data", "{tmp}/missing", "--out", "{tmp}/t"], "argument --data: no such data folder"),
@@ -97,6 +103,9 @@ CASES = [
     (["eval", "--data", "{tmp}/data", "--ckpt", "{tmp}/bad_ckpt", "--task", "juggle"],
      "argument --task: invalid choice"),
     (["eval", "--data", "{tmp}/data", "--ckpt", "{tmp}/bad_ckpt", "--limit", "-1"], "argument --limit"),
+    (["eval", "--data", "{tmp}/data", "--ckpt", "{tmp}/bad_ckpt", "--out", "{tmp}/junk.bin/eval.json"],
+     "argument --out: cannot write {tmp}/junk.bin/eval.json"),
+    (["eval", "--data", "{tmp}/data", "--ckpt", "{tmp}/bad_ckpt", "--out", "{tmp}/empty"], "{tmp}/empty is a folder"),
     # bench
     (["bench", "juggle"], "argument what: invalid choice"),
     (["bench", "render", "--seed", "900001", "--out", "{tmp}/bench"], "argument --seed: seed 900001"),
