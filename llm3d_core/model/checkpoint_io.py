@@ -39,9 +39,26 @@ def save_checkpoint(state: dict[str, torch.Tensor], config: dict[str, Any], fold
     tmp = folder / f".{WEIGHTS_NAME}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "model_type": "llm3d"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    (folder / f".{CONFIG_NAME}.tmp").write_text(json.dumps(meta, indent=1))
-    os.replace(folder / f".{CONFIG_NAME}.tmp", folder / CONFIG_NAME)
+    _write_atomic(folder / CONFIG_NAME, json.dumps(meta, indent=1).encode())
     return folder
+
+
+def read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model.safetensors (CheckpointError naming the file when missing or corrupt)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights))
+    except (FileNotFoundError, SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` through a hidden temporary file beside it, so readers see old or new."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def load_trainable_into(model: "nn.Module", weights: Path, missing_ok: tuple[str, ...] = (),
@@ -50,13 +67,7 @@ def load_trainable_into(model: "nn.Module", weights: Path, missing_ok: tuple[str
     `missing_ok` may be absent (a part added on top of an older checkpoint, e.g. the object pointer,
     then starts fresh). Tensors of the file starting with a prefix in `skip` are not loaded and their
     parts start fresh (a warm start that swaps a part, e.g. another scene encoder on the same LoRA)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights))
-    except (FileNotFoundError, SafetensorError, OSError) as err:
-        raise CheckpointError(f"{weights}: missing or corrupt weights file ({err})") from err
+    state = read_weights(weights)
     if skip:
         state = {n: t for n, t in state.items() if not n.startswith(skip)}
         missing_ok = (*missing_ok, *skip)
@@ -105,18 +116,9 @@ def graft_checkpoint(heads_from: str | Path, trunk_from: str | Path, out: str | 
 
     The heads read the LLM's hidden states, so a graft is only as good as those states are unchanged:
     evaluate it (grounding, absence) before shipping it. Returns what was taken from where."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     heads_from, trunk_from, out = Path(heads_from), Path(trunk_from), Path(out)
     read_checkpoint_config(heads_from), read_checkpoint_config(trunk_from)  # both must be checkpoints
-    states = {}
-    for folder in (heads_from, trunk_from):
-        try:
-            states[folder] = load_file(str(folder / WEIGHTS_NAME))
-        except (FileNotFoundError, SafetensorError, OSError) as err:
-            raise CheckpointError(f"{folder / WEIGHTS_NAME}: missing or corrupt weights file ({err})") from err
-    base, trunk = states[heads_from], states[trunk_from]
+    base, trunk = read_weights(heads_from / WEIGHTS_NAME), read_weights(trunk_from / WEIGHTS_NAME)
     taken = sorted(n for n in trunk if not n.startswith(HEAD_PREFIXES))
     foreign = [n for n in taken if n not in base or tuple(base[n].shape) != tuple(trunk[n].shape)]
     if foreign:
@@ -132,11 +134,9 @@ def graft_checkpoint(heads_from: str | Path, trunk_from: str | Path, out: str | 
     out.mkdir(parents=True, exist_ok=True)
     for side in sorted(heads_from.glob("*_state.json")):  # calibration and history of the heads
         if side.name != "trainer_state.json":
-            (out / f".{side.name}.tmp").write_bytes(side.read_bytes())
-            os.replace(out / f".{side.name}.tmp", out / side.name)
+            _write_atomic(out / side.name, side.read_bytes())
     trainer = trunk_from / "trainer_state.json"  # the trunk's training history
     if trainer.is_file():
-        (out / ".trainer_state.json.tmp").write_bytes(trainer.read_bytes())
-        os.replace(out / ".trainer_state.json.tmp", out / "trainer_state.json")
+        _write_atomic(out / trainer.name, trainer.read_bytes())
     save_checkpoint(state, meta["config"], out, extra={**extra, "graft": graft})
     return graft
