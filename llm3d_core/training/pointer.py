@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm3d_core.model.checkpoint_io import HEAD_PREFIXES, WEIGHTS_NAME, read_weights
 from llm3d_core.model.data import SceneStore, ground_label, read_records
 from llm3d_core.model.location_tokens import encode_box
 from llm3d_core.model.object_pointer import object_inputs
@@ -50,14 +51,12 @@ def referring_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def weights_hash(model_dir: str | Path, skip: tuple[str, ...] = ("pointer.", "mask_head.")) -> "hashlib._Hash":
+def weights_hash(model_dir: str | Path, skip: tuple[str, ...] = HEAD_PREFIXES) -> "hashlib._Hash":
     """SHA-256 over the checkpoint's tensors but those starting with a prefix in `skip` (default: the
     pointer's and the mask head's, which the extracted states do not depend on, so retraining the
     pointer reuses them). Read once per run, extended per record file."""
-    from safetensors.torch import load_file
-
     h = hashlib.sha256()
-    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    weights = read_weights(Path(model_dir) / WEIGHTS_NAME)
     for name in sorted(k for k in weights if not k.startswith(skip)):
         h.update(name.encode())
         h.update(weights[name].float().numpy().tobytes())
