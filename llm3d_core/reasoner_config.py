@@ -74,7 +74,7 @@ class ReasonerConfig:
     check_presence: bool = True
     map_evidence: bool = True
     evidence_min_confidence: float = 0.5
-    unlabelled_absent_p: float = 0.9
+    unlabelled_absent_p: float = 0.35
     color_min_share: float = 0.1
     relation_check: bool = True
     relation_near_m: float = 1.0
