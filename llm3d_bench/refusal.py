@@ -6,8 +6,7 @@ or proximity relation its box does not stand in (llm3d_core.spatial). Each check
 refuse absent targets without refusing present ones the model grounds correctly. On each test
 scene's map (the embodied benchmark's, read from its map cache when there) the same reasoner
 (grounding 'model', as the embodied benchmark's 3D-LLM row) answers, with the checks off, with the
-colour check, with both, and with both and the map's labels (a category no map object is labelled
-with refused from P(absent) `reasoner.unlabelled_absent_p`, below the head's own threshold):
+colour check and with both:
 
 - the embodied benchmark's own requests: its absent navigation targets (must publish no goal),
   its groundings and navigation goals (Acc@0.25 of the grounded target; refusals);
@@ -23,11 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from llm3d_core.reasoner_config import ReasonerConfig
-
-# (name, colour_min_share, relation_check, unlabelled_absent_p); 1.0 leaves an unlabelled category to the head.
-SETTINGS = (("checks off", 0.0, False, 1.0), ("colour", 0.1, False, 1.0), ("colour + relation", 0.1, True, 1.0),
-            ("colour + relation + labels", 0.1, True, ReasonerConfig.unlabelled_absent_p))
+SETTINGS = (("checks off", 0.0, False), ("colour", 0.1, False), ("colour + relation", 0.1, True))
 GROUPS = ("absent", "ground", "navigate", "relational absent", "relational present")
 
 
@@ -85,9 +80,8 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
         start = np.array([sim.agent.x, sim.agent.y])
         progress(f"{scene.scene_id}: map {'from the cache' if cached else 'built'}, "
                  + ", ".join(f"{len(v)} {k}" for k, v in requests.items()))
-        for name, share, relation, unlabelled_p in SETTINGS:
-            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation,
-                                    unlabelled_absent_p=unlabelled_p)
+        for name, share, relation in SETTINGS:
+            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation)
             reasoner = Reasoner(model, config)
             reasoner.set_map(mapper, scene.scene_id)
             for group, recs in requests.items():
@@ -103,7 +97,7 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """setting -> group -> n, refused share and (present groups) Acc@0.25."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, *_ in SETTINGS:
+    for name, _, _ in SETTINGS:
         for group in GROUPS:
             sel = [r for r in rows if r["setting"] == name and r["group"] == group]
             if sel:

@@ -272,18 +272,6 @@ class MapEvidence:
         mention = self._category_of(noun)
         return mention is not None and mention.category not in self.held and mention.category in self.labelable
 
-    def unlabelled_target(self, request: str) -> str | None:
-        """The name of the category a referring request asks for (its first category word: "the
-        laptop that is black", "go to the chair next to the sink" -> "laptop", "chair") when no map
-        object is labelled with it though the mapper could (`unlabelled`); otherwise None."""
-        if not self.active:
-            return None
-        found = find_mentions(request, self.vocabulary)
-        if not found:
-            return None
-        first = found[0]
-        return first.name if first.category not in self.held and first.category in self.labelable else None
-
     # -------------------------------------------------------------- questions
     def answer(self, question: str, answer: str) -> str:
         """`answer` made to agree with the map: counts and existence of confidently held

@@ -351,15 +351,6 @@ class Reasoner:
             if answer.absent:  # the absence head: no map object matches (model/absence.py)
                 raise ReasonerError(f"nothing in the map matches '{query}' (P(absent) {answer.absent_prob:.2f} >= "
                                     f"{self.model.config.pointer.absent_threshold:.2f})")
-            # As in `ask`: a category no map object is labelled with is refused on less of the
-            # head's certainty (ReasonerConfig.unlabelled_absent_p); a robot sent to "the
-            # microwave" of a map without one drove to the likeliest other object.
-            evidence = snap.evidence(self.config.evidence_min_confidence) if self.config.map_evidence else None
-            unlabelled = evidence.unlabelled_target(query) if evidence is not None else None
-            floor = self.config.unlabelled_absent_p
-            if unlabelled is not None and answer.absent_prob is not None and answer.absent_prob >= floor:
-                raise ReasonerError(f"nothing in the map matches '{query}': no map object is labelled "
-                                    f"{unlabelled!r} (P(absent) {answer.absent_prob:.2f} >= {floor:.2f})")
             model_box, model_label, logits = answer.box, answer.label, answer.object_logits
             # A single view has no dense map sample: 'auto' answers it with the location tokens.
             if self.uses_mask_head and not (snap.is_frame and self.config.box_source == "auto"):

@@ -47,11 +47,9 @@ class ReasonerConfig:
             object's label is evidence for map_evidence.
         unlabelled_absent_p: a thing of a category no map object is labelled with (though the
             mapper could label it) is refused from this absence-head probability on, below the
-            head's own threshold: by `ask` (with map_evidence and check_presence) and by `ground`
-            and navigation (with map_evidence; the request's first category word is its target).
-            1 turns it off. Calibrated on the val maps for the shipped head
-            (scripts/calibrate_unlabelled.py): the lowest value that refuses at most 3 points more
-            of the present categories than the head alone (the labels alone refused 58 % of them).
+            head's own threshold (with map_evidence and check_presence; 1 turns it off). Calibrated
+            on the val maps: the lowest value that refuses at most 3 points more of the present
+            categories than the head alone (the labels alone refused 58 % of them).
         color_min_share: a request naming its target's colour ("the purple mug") is refused when
             the object it would get shows that colour on less than this share of its voxels
             (llm3d_core.colors; 0 turns the check off). On the held-out test maps no object showed

@@ -25,10 +25,9 @@ def test_summary_and_rows():
     assert table[1][4] == "–"  # no navigation requests in these rows
 
 
-@pytest.mark.parametrize("name, share, relation, unlabelled_p", SETTINGS)
-def test_settings_are_reasoner_configs(name, share, relation, unlabelled_p):
+@pytest.mark.parametrize("name, share, relation", SETTINGS)
+def test_settings_are_reasoner_configs(name, share, relation):
     from llm3d_core.reasoner import ReasonerConfig
 
-    cfg = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation,
-                         unlabelled_absent_p=unlabelled_p)
-    assert cfg.relation_check == relation and cfg.unlabelled_absent_p == unlabelled_p and name
+    cfg = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation)
+    assert cfg.relation_check == relation and name

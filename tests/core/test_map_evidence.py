@@ -91,11 +91,6 @@ def test_count_and_existence_questions_are_answered_from_a_confident_map():
     assert ev.holds("chairs") and ev.holds("chair") and not ev.holds("bottle") and not ev.holds("red chair")
     assert ev.answer("What colour is the chair?", "red") == "red"  # other answers pass unchanged
     assert parse_count("There are 2 chairs.") == 2 and parse_count("three") == 3 and parse_count("many") is None
-    # A referring request's target is its first category word; only an unlabelled one is named.
-    assert ev.unlabelled_target("Go to the box next to the chair.") == "box"
-    assert ev.unlabelled_target("the cardboard box that is red") == "cardboard box"
-    assert ev.unlabelled_target("the chair next to the box") is None  # the target is labelled
-    assert ev.unlabelled_target("the giraffe") is None and ev.unlabelled_target("something to sit on") is None
 
 
 def test_a_map_without_labels_is_no_evidence():
@@ -103,7 +98,6 @@ def test_a_map_without_labels_is_no_evidence():
     assert not ev.active
     assert ev.answer("Describe the scene.", KITCHEN_CAPTION) == KITCHEN_CAPTION
     assert ev.direct_answer("How many boxes are there?") is None and not ev.unlabelled("boxes")
-    assert ev.unlabelled_target("the box") is None
     unscored = MapEvidence([_obj(0, "sink", score=None)])  # a label without scores is taken as stated
     assert unscored.trusted == {"sink"}
     assert is_scene_caption("Give a summary of this scene.", "") and not is_scene_caption("Describe the highlighted "
