@@ -48,8 +48,10 @@ class ReasonerConfig:
         unlabelled_absent_p: a thing of a category no map object is labelled with (though the
             mapper could label it) is refused from this absence-head probability on, below the
             head's own threshold (with map_evidence and check_presence; 1 turns it off). Calibrated
-            on the val maps: the lowest value that refuses at most 3 points more of the present
-            categories than the head alone (the labels alone refused 58 % of them).
+            on the val maps for the shipped head (scripts/calibrate_unlabelled.py): the lowest value
+            that refuses at most 3 points more of the present categories than the head alone (the
+            labels alone refused 58 % of them). `ground` and navigation do not use it: on the
+            refusal benchmark it refused no absent target more and 4 % more present navigation ones.
         color_min_share: a request naming its target's colour ("the purple mug") is refused when
             the object it would get shows that colour on less than this share of its voxels
             (llm3d_core.colors; 0 turns the check off). On the held-out test maps no object showed
