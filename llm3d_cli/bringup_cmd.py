@@ -32,6 +32,7 @@ from llm3d_cli.registry import command
 from llm3d_cli.usage import UsageError, non_negative_float, non_negative_int
 
 STOP_GRACE_S = 15.0  # a node flushes and saves on SIGINT; give it time before SIGKILL
+STACK_DUMP_S = 1.0  # after SIGUSR1 to a node that outlived the grace period: time to print its stacks
 CONFIG_ERROR = 2  # a node's exit code for invalid parameters: restarting it cannot help
 
 
@@ -71,7 +72,14 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S)
         try:
             proc.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            print(f"llm3d bringup: {name} did not stop within {grace_s:.0f} s; killing it", file=sys.stderr)
+            print(f"llm3d bringup: {name} did not stop within {grace_s:.0f} s; its threads' stacks follow; "
+                  "killing it", file=sys.stderr, flush=True)
+            if hasattr(signal, "SIGUSR1"):
+                proc.send_signal(signal.SIGUSR1)  # the node's faulthandler prints where each thread waits
+                try:
+                    proc.wait(STACK_DUMP_S)
+                except subprocess.TimeoutExpired:
+                    pass
             proc.kill()
             proc.wait()
 

@@ -9,6 +9,7 @@ start-up errors are the user's (exit code 2 with a message instead of a tracebac
 from __future__ import annotations
 
 import faulthandler
+import signal
 import sys
 from collections.abc import Callable
 from typing import Protocol
@@ -32,6 +33,10 @@ def run_node(make_node: Callable[[], StartableNode], node_name: str, argv: list[
     # A crash inside a native library (rclpy, Open3D, torch, numba) then prints every thread's Python
     # stack to stderr, which the launcher's log keeps, instead of a bare exit code -11.
     faulthandler.enable()
+    # A node that hangs on shutdown is sent SIGUSR1 before SIGKILL (llm3d bringup): every thread's
+    # stack then shows where it waits.
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=argv if argv is not None else sys.argv)
     node: StartableNode | None = None
     executor = None
