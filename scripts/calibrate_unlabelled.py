@@ -4,7 +4,10 @@
 category is refused by the absence head alone (P(absent) >= the checkpoint's threshold) or, when
 no map object carries its label (MapEvidence.unlabelled), from a lower P(absent). The value
 printed is the lowest that refuses at most `--max-extra` more of the present categories than the
-head alone; the table shows absent and present categories refused for each candidate.
+head alone; the table shows absent and present categories refused for each candidate. These are
+the head's and the gate's verdicts on every (map, category) pair: `Reasoner.ask` answers a category
+the map labels confidently from the map first and never refuses it, which lowers the absolute
+present rates but not the gate's extra refusals (an unlabelled category is never confidently held).
 
     .venv/bin/python scripts/calibrate_unlabelled.py --data data --split val --ckpt checkpoints/llm3d-objects
 """

@@ -2,6 +2,7 @@
 tiny model, and what a question presumes (llm3d_core.presence)."""
 
 import json
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -230,15 +231,11 @@ def test_a_relation_the_map_does_not_show_is_refused(shipped_reasoner):
     assert reasoner.ask("What colour is the book on the nightstand?")[0] == "There is no book on the nightstand here."
     # With the head's threshold out of reach, the map's boxes refuse it and say why.
     why = "nothing in the map matches .*the book it would be \\(object \\d+\\) is not on the nightstand"
-    pointer = reasoner.model.config.pointer
-    reasoner.model.config.pointer = replace(pointer, absent_threshold=1.0)
-    try:
+    with _absence_head_threshold(reasoner, 1.0):
         with pytest.raises(ReasonerError, match=why):
             reasoner.ground("the book on the nightstand")
         with pytest.raises(ReasonerError, match=why):
             reasoner.navigation_goal("Go to the book on the nightstand.", None)
-    finally:
-        reasoner.model.config.pointer = pointer
     # Held relations: the microwave on the desk (a table) and the one mug on a shelf of three.
     for query, category, support in (("the microwave oven sitting on the desk", "microwave", "table"),
                                      ("the mug on the shelving unit", "mug", "shelf")):
@@ -247,10 +244,20 @@ def test_a_relation_the_map_does_not_show_is_refused(shipped_reasoner):
         box = reasoner.ground(query, 1)[0].box
         assert box_iou_3d(box, np.concatenate([truth.box_min, truth.box_max])) >= 0.25, query
     # relation_check false turns the check off (the head's threshold still out of reach).
-    reasoner.model.config.pointer = replace(pointer, absent_threshold=1.0)
     reasoner.config.relation_check = False
     try:
-        assert reasoner.ground("the book on the nightstand", 1)
+        with _absence_head_threshold(reasoner, 1.0):
+            assert reasoner.ground("the book on the nightstand", 1)
     finally:
         reasoner.config.relation_check = True
+
+
+@contextmanager
+def _absence_head_threshold(reasoner, threshold: float):
+    """The reasoner's model with pointer.absent_threshold set to `threshold` inside the block."""
+    pointer = reasoner.model.config.pointer
+    reasoner.model.config.pointer = replace(pointer, absent_threshold=threshold)
+    try:
+        yield
+    finally:
         reasoner.model.config.pointer = pointer
