@@ -73,7 +73,10 @@ class MapperNodeConfig(CameraInputConfig):
             fuses 3-7 frames/s (README), i.e. drops 77-91 %; 0.8 flags fusion keeping under one
             image in five, or colour and depth that do not pair.
         map_path: folder ~/save_map and autosave write (relative to the working directory).
-        autosave_period_s: save the map every N seconds when it changed (0: off).
+        autosave_period_s: save the map every N seconds when it changed (0: off). Bounds what a
+            crash (SIGKILL, power loss) can lose; saves are incremental, so a period costs little.
+        save_on_exit: save the map on a clean stop (SIGINT/SIGTERM, `llm3d bringup` stopping) when
+            it holds frames no save has written yet, so a restart resumes where the robot was.
         resume: load the map at map_path on start when one is there (a restarted or respawned
             mapper continues from its last save). Whenever a map there is not resumed (resume
             false, or it cannot be loaded), it is never overwritten: the first save renames the
@@ -105,7 +108,8 @@ class MapperNodeConfig(CameraInputConfig):
     frame_timeout_s: float = 3.0
     max_drop_ratio: float = 0.8
     map_path: str = "llm3d_map"
-    autosave_period_s: float = 0.0
+    autosave_period_s: float = 60.0
+    save_on_exit: bool = True
     resume: bool = True
     warn_period_s: float = 5.0
     device: str = ""

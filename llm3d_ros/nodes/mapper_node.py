@@ -226,11 +226,16 @@ class MapperNode(Node):
         self._worker.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stops the worker after the frame it is fusing (joins it)."""
+        """Stops the worker after the frame it is fusing (joins it), then saves what no save has
+        written yet (`save_on_exit`)."""
         self._stop.set()
         self._queue.close()
         if self._worker.is_alive():
             self._worker.join(timeout_s)
+        if self.cfg.save_on_exit and self._unsaved:
+            ok, message = self._save("save on exit")
+            # print as well: at SIGINT the ROS logger may already be shut down with the context
+            print(f"{self.get_name()}: {message}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------ callbacks (executor threads; cheap)
     def _on_color(self, msg: Image) -> None:

@@ -249,6 +249,41 @@ def test_a_map_that_is_not_resumed_is_kept_aside_not_overwritten(seven_scenes, t
     assert rc == 0, bringup.output
 
 
+def test_a_clean_stop_saves_what_no_save_has_written(seven_scenes, tmp_path):
+    """Ctrl-C (SIGINT through `llm3d bringup`) with autosave off and no ~/save_map call: the frames
+    fused so far are saved on exit (`save_on_exit`), so the restarted mapper resumes them."""
+    from llm3d_core.data.frames import SevenScenesFrames
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+
+    frames = SevenScenesFrames(seven_scenes)
+    map_path = tmp_path / "map"
+    params = tmp_path / "params.yaml"
+    params.write_text(SMALL_MAPPER.format(map_path=map_path).replace("autosave_period_s: 0.5", "autosave_period_s: 0.0"))
+    bringup = Bringup("--params-file", str(params), "--device", "cpu")
+    harness = Harness()
+    try:
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
+                           "the mapper's subscriptions and first status", bringup)
+        deadline = time.monotonic() + 60.0
+        i = 0
+        while harness.status["map"]["frames"] < 3 and time.monotonic() < deadline:
+            harness.publish_frame(frames[i % 10], harness.now_ns())
+            harness.spin_for(0.4)
+            i += 1
+        harness.spin_until(lambda: harness.status["queue"] == 0, 30.0, "the worker to drain its queue", bringup)
+        harness.spin_for(0.5)  # a status after the last fusion
+        fused = harness.status["map"]["frames"]
+        assert fused >= 3 and harness.status["saves"]["count"] == 0 and harness.status["saves"]["unsaved"]
+        assert not map_path.exists()
+    finally:
+        harness.close()
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
+    assert re.search(rf"saved \d+ voxels from {fused} frames to {re.escape(str(map_path))}", bringup.output), \
+        bringup.output
+    assert FeatureFusionMapper.load(map_path).frames == fused
+
+
 def test_mapper_fuses_real_frames_saves_and_survives_bad_input(seven_scenes, tmp_path):
     from llm3d_core.data.frames import SevenScenesFrames
     from llm3d_core.mapping.mapper import FeatureFusionMapper
