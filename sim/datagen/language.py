@@ -104,15 +104,12 @@ class Phraser:
         return _typed(text[0].upper() + text[1:], self.heldout, HELDOUT_OPENERS, swap)
 
     def train_noise(self, text: str) -> str:
-        """Training noise, unlike the held-out noise in kind: a wrapper (TRAIN_WRAPPERS), its own
-        openers, all lower case without the final mark, or one letter of a long word dropped or doubled."""
+        """Training noise, unlike the held-out noise in kind: its own openers, all lower case
+        without the final mark, or one letter of a long word dropped or doubled."""
         def drop_or_double(w: str, r: np.random.Generator) -> str:
             k = int(r.integers(1, len(w) - 1))
             return w[:k] + w[k + 1:] if r.random() < 0.5 else w[:k] + w[k] + w[k:]
 
-        if self.varied.random() < WRAPPED_SHARE:
-            wrapper = TRAIN_WRAPPERS[int(self.varied.integers(len(TRAIN_WRAPPERS)))]
-            text = wrapper.format(q=text, q_=text[0].lower() + text[1:])
         return _typed(text, self.varied, TRAIN_OPENERS, drop_or_double)
 
 
@@ -242,87 +239,47 @@ VARIED_SHARE = 0.5  # share of questions (and referring expressions) asked in th
 VARIED_TEMPLATES: dict[tuple[str, ...], tuple[str, ...]] = {
     COLOR_Q: ("Which color is {ref}?", "Do you know the colour of {ref}?", "Name the colour of {ref}.",
               "{ref}: what colour is it?", "Tell me which color {ref} has.", "What is the color of {ref}?",
-              "Can you say what colour {ref} is?",
-              "Colour of {ref}?", "In what colour is {ref}?", "Say the color of {ref}.", "{ref} has which colour?"),
-    CATEGORY_Q: ("What object is {ref}?", "Tell me what {ref} is.", "Which kind of thing is {ref}?",
-                 "What do you call {ref}?", "Which object category is {ref}?", "{ref}: what is it?", "Identify {ref}.",
-                 "What sort of object is {ref}?"),
+              "Can you say what colour {ref} is?"),
+    CATEGORY_Q: ("What object is {ref}?", "Tell me what {ref} is.", "Which kind of thing is {ref}?"),
     SIZE_Q: ("Small, medium or large: how big is {ref}?", "Is {ref} a small, a medium or a large object?",
              "Which size is {ref}: small, medium or large?", "Tell me if {ref} is small, medium or large.",
-             "Do you think {ref} is small, medium or large?",
-             "What is the size of {ref}: small, medium or large?",
-             "How would you size {ref}: small, medium or large?", "Pick the size of {ref}: small, medium or large."),
+             "Do you think {ref} is small, medium or large?"),
     COUNT_Q: ("How many {things} do you see?", "How many {things} are here?", "Tell me how many {things} there are.",
               "Do you know how many {things} there are?", "What's the count of {things}?",
-              "Count all the {things} in the room.", "How many {things} does this scene contain?",
-              "{things}: how many are there?", "How many {things} can be found here?",
-              "What number of {things} is in the room?", "Give me the number of {things}.", "How many {things} exist in this room?"),
+              "Count all the {things} in the room.", "How many {things} does this scene contain?"),
     COUNT_ON_Q: ("How many objects are placed on {ref}?", "Tell me how many things are on {ref}.",
-                 "Count what is on {ref}.", "How many items can you see on {ref}?",
-                 "{ref}: how many things are on it?", "What number of items is on {ref}?",
-                 "How many things have been put on {ref}?"),
+                 "Count what is on {ref}.", "How many items can you see on {ref}?"),
     EXISTS_Q: ("Do we have {a_thing} here?", "Is there {a_thing} in this room?", "Can you see {a_thing}?",
                "Tell me if there is {a_thing}.", "Does the room contain {a_thing}?", "Have you seen {a_thing} here?",
-               "Is {a_thing} in the room?",
-               "Is {a_thing} around?", "Is there {a_thing} somewhere?", "Do you notice {a_thing}?",
-               "Can you find {a_thing} in the room?", "Does the scene have {a_thing}?", "Would there be {a_thing} here?",
-               "Have we got {a_thing}?"),
+               "Is {a_thing} in the room?"),
     SUPPORT_Q: ("What is {ref} on top of?", "Which object is {ref} on?", "What does {ref} stand on?",
-                "Tell me what {ref} is placed on.", "What holds up {ref}?",
-                "{ref} is on what?", "On which object is {ref}?", "Where does {ref} sit?", "What supports {ref}?"),
+                "Tell me what {ref} is placed on.", "What holds up {ref}?"),
     ON_TOP_Q: ("What is placed on {ref}?", "What do you see on {ref}?", "Which thing is on top of {ref}?",
-               "Tell me what is on {ref}.", "What has been put on {ref}?",
-               "What sits on top of {ref}?", "On {ref}, what is there?", "Which item is placed on {ref}?"),
+               "Tell me what is on {ref}.", "What has been put on {ref}?"),
     NEAR_Q: ("Is {a} beside {b}?", "Is {a} near to {b}?", "Are {a} and {b} close together?",
-             "Does {a} stand next to {b}?", "Tell me if {a} is near {b}.",
-             "{a} and {b}: are they close?", "Is {a} in the vicinity of {b}?",
-             "Do {a} and {b} stand close to each other?"),
+             "Does {a} stand next to {b}?", "Tell me if {a} is near {b}."),
     BETWEEN_Q: ("What object sits between {a} and {b}?", "What is placed between {a} and {b}?",
-                "Tell me what is between {a} and {b}.", "Which thing can be found between {a} and {b}?",
-                "{a} and {b}: what is between them?", "What is found in between {a} and {b}?",
-                "Which item stands between {a} and {b}?"),
+                "Tell me what is between {a} and {b}.", "Which thing can be found between {a} and {b}?"),
     VIEW_LR_Q: ("When you stand in front of {anchor}, facing it, is {ref} to the left or to the right?",
                 "Facing the front of {anchor}, is {ref} left or right of you?",
-                "Seen from the front of {anchor}, is {ref} on your left side or your right side?",
-                "If I stand at the front of {anchor} looking at it, is {ref} left or right?",
-                "With {anchor} in front of you, facing its front, is {ref} on the left or the right?",
-                "Left or right: where is {ref} when you face {anchor} from the front?",
-                "Imagine facing {anchor} from its front. Is {ref} on your left or your right?"),
+                "Seen from the front of {anchor}, is {ref} on your left side or your right side?"),
     BIGGER_Q: ("Which one is bigger, {a} or {b}?", "Which of {a} and {b} is larger?",
-               "Tell me which is bigger: {a} or {b}.", "Between {a} and {b}, which is larger?",
-               "{a} or {b}: which is bigger?", "Comparing {a} and {b}, which is bigger?",
-               "Which is the bigger one, {a} or {b}?", "Looking at {a} and {b}, which one is larger?"),
+               "Tell me which is bigger: {a} or {b}.", "Between {a} and {b}, which is larger?"),
     TALLER_Q: ("Which one is taller, {a} or {b}?", "Which of {a} and {b} is taller?",
-               "Tell me which is taller: {a} or {b}.", "Between {a} and {b}, which is higher?",
-               "{a} or {b}: which is taller?", "Comparing {a} and {b}, which is taller?",
-               "Which is the taller one, {a} or {b}?", "Looking at {a} and {b}, which one is higher?"),
+               "Tell me which is taller: {a} or {b}.", "Between {a} and {b}, which is higher?"),
     CLOSER_Q: ("Which one is closer to {x}, {a} or {b}?", "Which of {a} and {b} is nearer to {x}?",
-               "Tell me which is closer to {x}: {a} or {b}.", "Between {a} and {b}, which is closer to {x}?",
-               "{a} or {b}: which is closer to {x}?", "Comparing {a} and {b}, which is nearer to {x}?",
-               "Which is the closer one to {x}, {a} or {b}?", "Looking at {a} and {b}, which one is closer to {x}?"),
+               "Tell me which is closer to {x}: {a} or {b}.", "Between {a} and {b}, which is closer to {x}?"),
     AFFORD_Q: ("Which object can I use to {verb}?", "Tell me what I can use to {verb}.", "What would help me {verb}?",
-               "Anything here I can use to {verb}?", "I'd like to {verb}. What can I use?",
-               "If I want to {verb}, what do I use?", "To {verb}, which object do I need?",
-               "Is there anything I could use to {verb}?", "What should I use to {verb}?",
-               "Which object in the room helps me {verb}?", "I have to {verb}. Is there something for that?"),
+               "Anything here I can use to {verb}?", "I'd like to {verb}. What can I use?"),
     CAPTION_SCENE_Q: ("What do you see in this room?", "Give me a description of the room.", "Describe this place.",
-                      "What does the room contain?", "Can you describe the scene?",
-                      "What is in this place?", "Describe the room for me.", "Give an overview of the room.",
-                      "Tell me what this room holds."),
+                      "What does the room contain?", "Can you describe the scene?"),
     CAPTION_OBJECT_Q: ("Describe the object in the box.", "What is the highlighted object?",
-                       "Tell me what this object is.", "Give a caption for the highlighted object.",
-                       "What do you see in the box?", "Describe this object.", "Which object is highlighted? Describe it."),
+                       "Tell me what this object is.", "Give a caption for the highlighted object."),
     PLAN_Q: ("How can I {goal}?", "List the steps to {goal}.", "Tell me how to {goal}.",
-             "What steps do I need to {goal}?", "Help me {goal}.",
-             "Steps to {goal}?", "How would I {goal}?", "Explain how to {goal}.", "I'd like to {goal}. How?"),
+             "What steps do I need to {goal}?", "Help me {goal}."),
     NAV_Q: ("Drive to {ref}.", "Please go to {ref}.", "Move to {ref}.", "Can you go to {ref}?",
-            "Get to {ref} and stop.", "Approach {ref}.",
-            "Go over to {ref}.", "Go and stand next to {ref}.", "Navigate over to {ref}.", "Make your way to {ref}."),
+            "Get to {ref} and stop.", "Approach {ref}."),
 }
 VARIED_REQUESTS = ("Find {ref}.", "Locate {ref}.", "Which object is {ref}?", "I need {ref}.", "Look for {ref}.",
-                   "Highlight {ref}.", "Where can I find {ref}?", "Search for {ref}.", "Get me {ref}.", "Please locate {ref}.")
+                   "Highlight {ref}.")
 TRAIN_OPENERS = ("Hi, ", "Robot, ", "OK, ", "So, ", "Hello, ")
-# Whole-question wrappers people add (thanks, an indirect lead-in), for some varied questions; {q} is
-# the question, {q_} the same with a lower-case first letter.
-TRAIN_WRAPPERS = ("{q} Thanks.", "{q} Thank you!", "Tell me, {q_}", "I wonder, {q_}", "Can you help me? {q}")
-WRAPPED_SHARE = 0.1
