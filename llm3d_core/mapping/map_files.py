@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from llm3d_core.config import config_from_dict, config_to_dict
+from llm3d_core.durable import durable_replace, fsync_file
 from llm3d_core.mapping.objects import MapObject
 from llm3d_core.mapping.tsdf import TsdfVolume
 from llm3d_core.version import __version__
@@ -43,7 +43,8 @@ def save_map(mapper: "FeatureFusionMapper", path: str | Path) -> Path:
     only the voxel chunks that changed since its last save and names the others' existing
     files again, so a live map's save costs about what changed, not the whole map.
     `map.json` names the files and is replaced last, in one atomic rename, which commits the
-    save. Files named by the save before stay until the next save (a reader that took the old
+    save; the data files and the manifest are fsynced before it and the folder after it, so a
+    power cut leaves the last committed save readable (llm3d_core.durable). Files named by the save before stay until the next save (a reader that took the old
     manifest can still finish); files no manifest names are removed.
     """
     from safetensors.torch import save_file
@@ -91,10 +92,12 @@ def save_map(mapper: "FeatureFusionMapper", path: str | Path) -> Path:
                 "frames": mapper.frames, "feature_dim": mapper.encoder.out_dim, "text_dim": mapper.text_dim,
                 "config": config_to_dict(mapper.config), "tracker": mapper.tracker.state(),
                 "trajectory": [[round(v, 4) for v in p] for p in mapper.visited_path()]}
+        for f in written:  # the data reaches the disk before the manifest that names it (durable.py)
+            fsync_file(f)
         manifest_tmp = path / f".map.json.{save_id}.tmp"
         written.append(manifest_tmp)
         manifest_tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(manifest_tmp, path / "map.json")  # the commit point
+        durable_replace(manifest_tmp, path / "map.json")  # the commit point
     except BaseException:
         for f in written:
             f.unlink(missing_ok=True)

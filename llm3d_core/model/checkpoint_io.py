@@ -7,12 +7,12 @@ of another format, tensors that do not match the configured model."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from llm3d_core.durable import durable_replace
 from llm3d_core.model.configuration_llm3d import Llm3dConfig
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def save_checkpoint(state: dict[str, torch.Tensor], config: dict[str, Any], fold
             "weights": WEIGHTS_NAME, "keys": sorted(state), **(extra or {})}
     tmp = folder / f".{WEIGHTS_NAME}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "model_type": "llm3d"})
-    os.replace(tmp, folder / WEIGHTS_NAME)
+    durable_replace(tmp, folder / WEIGHTS_NAME)
     _write_atomic(folder / CONFIG_NAME, json.dumps(meta, indent=1).encode())
     return folder
 
@@ -55,10 +55,11 @@ def read_weights(weights: Path) -> dict[str, torch.Tensor]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` through a hidden temporary file beside it, so readers see old or new."""
+    """Writes `data` to `path` through a hidden temporary file beside it, so readers see old or new
+    (and a power cut the old or the new: llm3d_core.durable)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 def load_trainable_into(model: "nn.Module", weights: Path, missing_ok: tuple[str, ...] = (),

@@ -78,6 +78,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from llm3d_core.config import ConfigError  # noqa: E402
 from llm3d_core.device import release_free_memory  # noqa: E402
+from llm3d_core.durable import fsync_dir  # noqa: E402
 from llm3d_core.geometry import FrameError  # noqa: E402
 from llm3d_core.mapping.goals import NavigationMap  # noqa: E402
 from llm3d_core.mapping.mapper import FeatureFusionMapper, MapFileError  # noqa: E402
@@ -217,6 +218,7 @@ class MapperNode(Node):
             n += 1
         if self.map_path.exists():
             os.replace(self.map_path, target)  # one rename: a reader sees the old map or none, never half
+            fsync_dir(self.map_path.parent)
             self._previous_map = str(target)
             self.get_logger().warning(f"the map that was at {self.map_path} is kept at {target}")
         self._keep_aside = False

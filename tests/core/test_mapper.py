@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,6 +212,51 @@ def test_save_load_answers_identically_and_is_atomic(mapper_factory, tmp_path):
     mapper.save(out)
     assert {p.name for p in out.iterdir()} == second | named() | {"map.json"}
     assert "keyframes" in names[0] and names[0] not in {p.name for p in out.iterdir()}
+
+
+def test_a_save_reaches_the_disk_before_its_manifest_commits_it(mapper_factory, tmp_path, monkeypatch):
+    """Power-cut safety (llm3d_core.durable): every file map.json names is fsynced before the rename
+    that commits it, and the folder after it; a crash between leaves the previous save readable."""
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    mapper = mapper_factory()
+    for f in box_scene_frames():
+        mapper.integrate(f)
+    out = tmp_path / "map"
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    mapper.save(out)
+    commit = events.index(("replace", str(out / "map.json")))
+    synced = {Path(p).name for kind, p in events[:commit] if kind == "fsync"}
+    files = json.loads((out / "map.json").read_text())["files"]
+    named = {n for v in files.values() for n in (v if isinstance(v, list) else [v])}
+    assert named and named <= synced, named - synced
+    assert any(Path(p).name.startswith(".map.json.") for kind, p in events[:commit] if kind == "fsync")
+    assert ("fsync", str(out.resolve())) in events[commit:]  # the rename itself
+
+    # A save that dies before its commit (here: the manifest's rename fails) leaves the last one.
+    before = (out / "map.json").read_text()
+    mapper.integrate(plane_frame(2.01, t=9.0))
+
+    def failing_replace(src, dst) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="power cut"):
+        mapper.save(out)
+    assert (out / "map.json").read_text() == before
+    assert FeatureFusionMapper.load(out).frames == mapper.frames - 1
 
 
 def test_saves_write_only_the_voxel_chunks_that_changed(mapper_factory, tmp_path, monkeypatch):
