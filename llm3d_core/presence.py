@@ -25,7 +25,8 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(rx))
     ("color", r"^(?:what|which) colou?r (?:is|are) (?P<x>.+)$"),
     ("color", r"^which colou?r (?:does|do) (?P<x>.+) have$"),
     ("color", r"^(?:what|which) colou?r (?P<x>.+?) (?:is|are)$"),
-    ("color", r"^(?:tell me )?the colou?r of (?P<x>.+)$"),
+    # "what's / I'd like to know / tell me the colour of X", not a yes/no question ("is the colour of X red")
+    ("color", r"^(?!(?:is|are|was|were|does|do|did|can|could|would|will|has|have)\b)(?:.* )?the colou?r of (?P<x>.+)$"),
     ("count", rf"^how many (?P<x>.+?) (?:are there|are in (?:the|this) (?:scene|room)|can you see|do you see|are here)$"),
     ("count", r"^count the (?P<x>.+)$"),
     ("where", rf"^where (?:is|are) (?P<x>.+?){_PLACE}$"),

@@ -7,7 +7,7 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
   turns as `dialog` with the session's history. Sessions are bounded (least recently used evicted)
   and expire after `session_ttl_s` idle. Answers follow the map's object list where it is
   confident (`map_evidence`, llm3d_core.map_evidence): counts and scene captions name only what
-  the map holds, with its counts.
+  the map holds, with its counts; "what colour is X" is answered from X's fused colours in the map.
 - `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
   the model's box matched to the map objects by 3D IoU, and the mapper's open-vocabulary object
   query (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
@@ -191,6 +191,8 @@ class Reasoner:
             unlabelled = evidence is not None and evidence.unlabelled(presumed.noun)
             if self._is_absent(presumed.query, self.config.unlabelled_absent_p if unlabelled else None):
                 direct = presumed.refusal()
+        if direct is None and presumed is not None and presumed.kind == "color":
+            direct = self._map_color(presumed.query)
         if direct is not None:
             session.history.append((question, direct))
             self._keep(session_id, session, now)
@@ -244,6 +246,27 @@ class Reasoner:
             return True
         picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
         return picked is None
+
+    def _map_color(self, query: str) -> str | None:
+        """The colour of the object `query` refers to, read from the map (None: let the model answer).
+
+        The model names colours poorly (15 % on the held-out test scenes: a 135M LLM reading object
+        tokens); the map keeps each voxel's fused colour. The object is the one `ground` returns,
+        and its colour is named only when one term covers color_answer_min_share of its voxels."""
+        from llm3d_core.colors import dominant_color
+
+        if self.config.color_answer_min_share <= 0:
+            return None
+        mapper = self._require_map().mapper
+        try:
+            found = self.ground(query, 1)
+        except ReasonerError:
+            return None
+        obj = next((o for o in mapper.objects if found and o.id == found[0].id), None)
+        if obj is None:
+            return None
+        name, share = dominant_color(mapper.object_rgb(obj))
+        return name if name is not None and share >= self.config.color_answer_min_share else None
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
         """Why `obj` cannot be what `query` asks for by its colour (llm3d_core.colors), or None."""

@@ -275,15 +275,19 @@ class FeatureFusionMapper:
         slots = self.voxels.active_slots()
         return self.voxels.centers(slots).numpy(), self.voxels.colors[slots].cpu().numpy()
 
+    def object_rgb(self, obj: MapObject) -> np.ndarray:
+        """The fused colours (S, 3) in [0, 1] of the voxels at `obj`'s sample points (S may be 0)."""
+        if not len(obj.sample):
+            return np.zeros((0, 3))
+        slots, found = self.voxels.lookup(torch.from_numpy(np.asarray(obj.sample, dtype=np.float64)), neighbors=True)
+        return self.voxels.colors[slots[found]].cpu().numpy()
+
     def object_colors(self, obj: MapObject) -> dict[str, float]:
         """The colour terms `obj` shows (llm3d_core.colors.color_shares): its sample points' voxel
         colours; {} when none of them is in the feature map."""
         from llm3d_core.colors import color_shares
 
-        if not len(obj.sample):
-            return {}
-        slots, found = self.voxels.lookup(torch.from_numpy(np.asarray(obj.sample, dtype=np.float64)), neighbors=True)
-        return color_shares(self.voxels.colors[slots[found]].cpu().numpy())  # (S, 3) in [0, 1]
+        return color_shares(self.object_rgb(obj))
 
     @property
     def objects(self) -> list[MapObject]:
