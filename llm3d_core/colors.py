@@ -78,11 +78,16 @@ def compatible_terms(rgb: np.ndarray, top: int = 2, scale: tuple[float, float] =
     return out
 
 
+def _finite(rgb: np.ndarray) -> np.ndarray:
+    """Colours (any shape ending in 3) as (N, 3) float64, rows with a NaN or inf dropped."""
+    c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    return c[np.isfinite(c).all(1)]
+
+
 def color_shares(rgb: np.ndarray, top: int = 2) -> dict[str, float]:
     """The share of an object's colours (N, 3) in [0, 1] compatible with each term, largest first
     (terms no colour is compatible with are left out). Empty without colours."""
-    c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
-    c = c[np.isfinite(c).all(1)]
+    c = _finite(rgb)
     if not len(c):
         return {}
     share = compatible_terms(c, top).mean(0)  # (T,)
@@ -99,8 +104,7 @@ def dominant_color(rgb: np.ndarray, scale: tuple[float, float] = NAMING_SCALE) -
     the scales tried on the 10 val maps' colour questions (the asked object's colours), (0.5, 1.2)
     named 77.5 % right, (0.45, 1.6) 65 %, none (1, 1) 20 % (rendered surfaces are darker than
     their paint); docs/model.md "Colours from the map"."""
-    c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
-    c = c[np.isfinite(c).all(1)]
+    c = _finite(rgb)
     if not len(c):
         return None, 0.0
     nearest = compatible_terms(c, top=1, scale=scale).argmax(1)  # (N,) index of each colour's term

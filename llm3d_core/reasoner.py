@@ -262,7 +262,7 @@ class Reasoner:
             found = self.ground(query, 1)
         except ReasonerError:
             return None
-        obj = next((o for o in mapper.objects if found and o.id == found[0].id), None)
+        obj = next((o for o in mapper.objects if o.id == found[0].id), None) if found else None
         if obj is None:
             return None
         name, share = dominant_color(mapper.object_rgb(obj))

@@ -5,7 +5,8 @@ list answers counts and existence where it is confident, the absence head refuse
 does not hold, colour questions are answered from the map's fused colours. This script asks every
 QA record of a split (and, with --heldout, the same records in the held-out phrasing) through one
 Reasoner per map and prints EM@1 by question type, side by side; `--set name=value` changes a
-ReasonerConfig field (e.g. `--set color_answer_min_share=0` for the model's own colours).
+ReasonerConfig field, the value read as YAML (e.g. `--set color_answer_min_share=0` for the model's
+own colours, `--set goals.clearance=0.2` for a nested one).
 
     .venv/bin/python scripts/reasoner_qa.py --split test --heldout [--qtype color] [--set name=value]
 """
@@ -16,24 +17,15 @@ import argparse
 import collections
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _value(text: str):
-    """'0.5' -> 0.5, 'true' -> True, 'x' -> 'x' (for --set)."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return float(text) if any(c in text for c in ".e") else int(text)
-    except ValueError:
-        return text
-
-
 def main() -> None:
+    from llm3d_core.config import config_from_dict
     from llm3d_core.mapping.mapper import FeatureFusionMapper
     from llm3d_core.model.evaluate import exact_match
     from llm3d_core.progress import progress_bar
@@ -49,10 +41,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON with every answer")
     args = ap.parse_args()
 
-    config = ReasonerConfig()
-    for item in args.set:
-        name, _, value = item.partition("=")
-        config = replace(config, **{name: _value(value)})
+    overrides = {name: yaml.safe_load(value) for name, _, value in (item.partition("=") for item in args.set)}
+    config = config_from_dict(ReasonerConfig, overrides, "--set")
     phrasings = {"templates": args.data / f"{args.split}.jsonl"}
     if args.heldout:
         phrasings["held-out"] = args.data / f"{args.split}_heldout.jsonl"

@@ -44,8 +44,9 @@ def save_map(mapper: "FeatureFusionMapper", path: str | Path) -> Path:
     files again, so a live map's save costs about what changed, not the whole map.
     `map.json` names the files and is replaced last, in one atomic rename, which commits the
     save; the data files and the manifest are fsynced before it and the folder after it, so a
-    power cut leaves the last committed save readable (llm3d_core.durable). Files named by the save before stay until the next save (a reader that took the old
-    manifest can still finish); files no manifest names are removed.
+    power cut leaves the last committed save readable (llm3d_core.durable). Files named by the
+    save before stay until the next save (a reader that took the old manifest can still finish);
+    files no manifest names are removed.
     """
     from safetensors.torch import save_file
 

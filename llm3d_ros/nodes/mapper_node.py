@@ -235,7 +235,7 @@ class MapperNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout_s)
         if self.cfg.save_on_exit and self._unsaved:
-            ok, message = self._save("save on exit")
+            _, message = self._save("save on exit")  # a failed save is counted and logged by _save
             # print as well: at SIGINT the ROS logger may already be shut down with the context
             print(f"{self.get_name()}: {message}", file=sys.stderr, flush=True)
 
