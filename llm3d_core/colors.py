@@ -37,6 +37,7 @@ COLOR_SYNONYMS: dict[str, str] = {
 _NAMES = tuple(COLOR_TERMS)
 NAMING_SCALE = (0.5, 1.2)  # brightness factors dominant_color allows (see there)
 _RGB = np.array([COLOR_TERMS[n] for n in _NAMES], dtype=np.float64) / 255.0  # (T, 3)
+_BLACK = _NAMES.index("black")
 _FORMS = sorted([*COLOR_TERMS, *COLOR_SYNONYMS], key=len, reverse=True)
 _WORD = re.compile(r"\b(" + "|".join(re.escape(f) for f in _FORMS) + r")\b", re.IGNORECASE)
 # Where a referring expression turns from its target to an anchor: colours after this describe
@@ -68,13 +69,18 @@ def compatible_terms(rgb: np.ndarray, top: int = 2, scale: tuple[float, float] =
     """Which colour terms each colour could be: (N, 3) in [0, 1] -> (N, T) bool, T = len(COLOR_TERMS).
 
     For each term the colour's distance to the term's RGB scaled by the best factor in `scale`
-    (light and shading change brightness, much less hue); the `top` nearest terms are compatible."""
+    (light and shading change brightness, much less hue); the `top` nearest terms are compatible.
+    Black is the one term that names a brightness rather than a hue, so it is no candidate for a
+    colour brighter than black's paint under the brightest light `scale` allows (brightest channel
+    above 0.137 x scale[1]): without that, with the brightness free, a mid-grey laptop "could be"
+    black and "go to the black laptop" drove to it."""
     c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)  # (N, 3)
     k = np.clip(c @ _RGB.T / (_RGB ** 2).sum(1), *scale)  # (N, T) best brightness factor per term
     dist = np.linalg.norm(c[:, None, :] - k[..., None] * _RGB[None], axis=2)  # (N, T)
     order = np.argsort(dist, axis=1)[:, :top]  # (N, top)
     out = np.zeros(dist.shape, dtype=bool)
     np.put_along_axis(out, order, True, axis=1)
+    out[c.max(1) > _RGB[_BLACK].max() * scale[1], _BLACK] = False  # (no other term takes its place)
     return out
 
 

@@ -40,6 +40,7 @@ from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
 from llm3d_core.presence import normalize_text, presumed_thing
 from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
+from llm3d_core.sizes import size_class, size_question_ref
 from llm3d_core.spatial import holds, parse_relation
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
 # map the other instances of "the shelf", "the chair", "the trash can" came 8.2-8.6 below the first
 # pick and the nearest other category 10-14 below.
 ANCHOR_LOGIT_GAP = 9.0
+GROUND_MEMO = 64  # ground answers kept per map (Reasoner._ground_answer)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Reasoner:
         self.map: MapSnapshot | None = None
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._oneshot: "Llm3dSession | None" = None  # history-free session of the current map (ground, plan)
+        self._grounded: OrderedDict[tuple, Any] = OrderedDict()  # (query, threshold) -> the one-shot ground answer
 
     # ------------------------------------------------------------------ map
     def set_map(self, mapper: "FeatureFusionMapper", version: str) -> MapSnapshot:
@@ -102,6 +105,7 @@ class Reasoner:
         self._check_input(scene, "map")
         self.map = MapSnapshot(mapper, scene, version, self.config.goals)
         self._oneshot = None
+        self._grounded.clear()
         return self.map
 
     def set_frame(self, scene: "SceneInput", version: str, frame_id: str) -> MapSnapshot:
@@ -111,6 +115,7 @@ class Reasoner:
         self._check_input(scene, "view")
         self.map = MapSnapshot(NoMapObjects(), scene, version, self.config.goals, frame_id)
         self._oneshot = None
+        self._grounded.clear()
         return self.map
 
     def _check_input(self, scene: "SceneInput", what: str) -> None:
@@ -134,6 +139,25 @@ class Reasoner:
         if self._oneshot is None:
             self._oneshot = self.model.session(snap.scene, snap.version)
         return self._oneshot
+
+    def _ground_answer(self, query: str) -> Any:
+        """The model's `ground` answer to `query` on the current map (model/session.py Answer).
+
+        Kept for the map's lifetime (GROUND_MEMO answers, least recently used dropped): one request
+        grounds the same text more than once (a colour question checks presence, then reads the
+        colour of what `ground` returns; a relation's anchor is grounded for every candidate
+        target), and greedy decoding on the same map gives the same answer each time."""
+        # The answer's "absent" verdict is taken at the head's threshold of the time it was asked.
+        key = (query, self.model.config.pointer.absent_threshold if self.model.pointer is not None else None)
+        hit = self._grounded.get(key)
+        if hit is not None:
+            self._grounded.move_to_end(key)
+            return hit
+        answer = self._oneshot_session().ask(query, "ground", remember=False)
+        self._grounded[key] = answer
+        while len(self._grounded) > GROUND_MEMO:
+            self._grounded.popitem(last=False)
+        return answer
 
     def check_text(self, text: str, what: str) -> str:
         """The text NFKC-normalised, emoji and control characters dropped, whitespace collapsed
@@ -193,6 +217,8 @@ class Reasoner:
                 direct = presumed.refusal()
         if direct is None and presumed is not None and presumed.kind == "color":
             direct = self._map_color(presumed.query)
+        if direct is None and self.config.size_answer and (ref := size_question_ref(question)) is not None:
+            direct = self._map_size(ref)
         if direct is not None:
             session.history.append((question, direct))
             self._keep(session_id, session, now)
@@ -230,7 +256,7 @@ class Reasoner:
         if self.model.pointer is None or self.model.pointer.absence is None or not self._require_map().mapper.objects:
             return False
         try:
-            answer = self._oneshot_session().ask(query, "ground", remember=False)
+            answer = self._ground_answer(query)
         except (LocationDecodeError, InputTooLongError):
             return False
         if min_prob is not None and answer.absent_prob is not None and answer.absent_prob >= min_prob:
@@ -267,6 +293,22 @@ class Reasoner:
             return None
         name, share = dominant_color(mapper.object_rgb(obj))
         return name if name is not None and share >= self.config.color_answer_min_share else None
+
+    def _map_size(self, query: str) -> str | None:
+        """The size class of the object `query` refers to, from its map box (None: let the model
+        answer). The 3D-LLM reads sizes off its object tokens and lost 27 of 70 points on a phrasing
+        it never saw; the map measured the box (llm3d_core.sizes)."""
+        mapper = self._require_map().mapper
+        if not mapper.objects:
+            return None
+        try:
+            found = self.ground(query, 1)
+        except ReasonerError:
+            return None
+        if not found or found[0].id < 0:
+            return None
+        box = found[0].box  # (6,) the map object's box (the mask head's own box with box_source: mask)
+        return size_class(float(np.max(box[3:] - box[:3])), self.config.size_limits_m)
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
         """Why `obj` cannot be what `query` asks for by its colour (llm3d_core.colors), or None."""
@@ -314,7 +356,7 @@ class Reasoner:
         if relation is None or not objects:
             return first, None
         try:
-            answer = self._oneshot_session().ask(relation.anchor_query, "ground", remember=False)
+            answer = self._ground_answer(relation.anchor_query)
         except (LocationDecodeError, InputTooLongError):
             return first, None
         # The absence head's verdict on the bare anchor is not used: on the benchmark's test maps it
@@ -368,7 +410,7 @@ class Reasoner:
         model_box, model_label, mask_box, logits = None, "", False, None
         if use_model:
             try:
-                answer = self._oneshot_session().ask(query, "ground", remember=False)
+                answer = self._ground_answer(query)
             except (LocationDecodeError, InputTooLongError) as err:
                 raise ReasonerError(f"the model could not ground '{query}': {err}") from err
             if answer.absent:  # the absence head: no map object matches (model/absence.py)

@@ -36,6 +36,18 @@ def test_shaded_paint_still_shows_its_colour_and_not_far_ones():
         assert red.get(far, 0) == 0, (far, red)
 
 
+def test_black_is_only_what_is_dark():
+    """Black names a brightness, not a hue: a grey laptop rendered at a fifth to a third of full
+    brightness is not black (the benchmark drove "go to the black laptop" to one), while black paint
+    lit up to the brightest factor the check allows still is."""
+    grey = np.linspace(0.25, 0.35, 40)[:, None].repeat(3, 1)  # (40, 3) a lit mid-grey surface
+    assert "black" not in color_shares(grey) and missing_colors("the black laptop", color_shares(grey), 0.1)
+    black = np.asarray(COLOR_TERMS["black"], float) / 255 * np.linspace(0.3, 1.55, 40)[:, None]  # (40, 3)
+    assert color_shares(black).get("black", 0) == 1.0
+    navy = np.asarray(COLOR_TERMS["navy"], float) / 255 * np.linspace(0.5, 1.0, 40)[:, None]
+    assert color_shares(navy).get("navy", 0) == 1.0  # the dark hue next to black keeps its name
+
+
 def test_missing_colours_needs_evidence():
     shares = {"red": 0.8, "orange": 0.6}
     assert missing_colors("the purple mug", shares, 0.1) == ["purple"]
