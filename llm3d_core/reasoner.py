@@ -7,7 +7,8 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
   turns as `dialog` with the session's history. Sessions are bounded (least recently used evicted)
   and expire after `session_ttl_s` idle. Answers follow the map's object list where it is
   confident (`map_evidence`, llm3d_core.map_evidence): counts and scene captions name only what
-  the map holds, with its counts; "what colour is X" is answered from X's fused colours in the map.
+  the map holds, with its counts; "what colour is X" is answered from X's fused colours in the map,
+  "is X small, medium or large" and "which is bigger / taller / closer to X, A or B" from the boxes.
 - `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
   the model's box matched to the map objects by 3D IoU, and the mapper's open-vocabulary object
   query (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llm3d_core.comparisons import Comparison, box_measure, parse_comparison
 from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
 from llm3d_core.presence import normalize_text, presumed_thing
@@ -219,6 +221,8 @@ class Reasoner:
             direct = self._map_color(presumed.query)
         if direct is None and self.config.size_answer and (ref := size_question_ref(question)) is not None:
             direct = self._map_size(ref)
+        if direct is None and self.config.compare_answer and (comparison := parse_comparison(question)) is not None:
+            direct = self._map_compare(comparison)
         if direct is not None:
             session.history.append((question, direct))
             self._keep(session_id, session, now)
@@ -273,6 +277,17 @@ class Reasoner:
         picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
         return picked is None
 
+    def _map_object(self, query: str) -> Grounded | None:
+        """The map object `ground` returns for `query`, or None when it refuses, finds nothing or the
+        map has no objects (then the model answers a question about it)."""
+        if not self._require_map().mapper.objects:
+            return None
+        try:
+            found = self.ground(query, 1)
+        except ReasonerError:
+            return None
+        return found[0] if found and found[0].id >= 0 else None
+
     def _map_color(self, query: str) -> str | None:
         """The colour of the object `query` refers to, read from the map (None: let the model answer).
 
@@ -284,11 +299,8 @@ class Reasoner:
         if self.config.color_answer_min_share <= 0:
             return None
         mapper = self._require_map().mapper
-        try:
-            found = self.ground(query, 1)
-        except ReasonerError:
-            return None
-        obj = next((o for o in mapper.objects if o.id == found[0].id), None) if found else None
+        found = self._map_object(query)
+        obj = next((o for o in mapper.objects if o.id == found.id), None) if found is not None else None
         if obj is None:
             return None
         name, share = dominant_color(mapper.object_rgb(obj))
@@ -298,17 +310,29 @@ class Reasoner:
         """The size class of the object `query` refers to, from its map box (None: let the model
         answer). The 3D-LLM reads sizes off its object tokens and lost 27 of 70 points on a phrasing
         it never saw; the map measured the box (llm3d_core.sizes)."""
-        mapper = self._require_map().mapper
-        if not mapper.objects:
+        found = self._map_object(query)
+        if found is None:
             return None
-        try:
-            found = self.ground(query, 1)
-        except ReasonerError:
-            return None
-        if not found or found[0].id < 0:
-            return None
-        box = found[0].box  # (6,) the map object's box (the mask head's own box with box_source: mask)
+        box = found.box  # (6,) the map object's box (the mask head's own box with box_source: mask)
         return size_class(float(np.max(box[3:] - box[:3])), self.config.size_limits_m)
+
+    def _map_compare(self, comparison: Comparison) -> str | None:
+        """The category word of the one of comparison.a and comparison.b that is bigger, taller or
+        closer to comparison.to, measured on their map boxes (None: let the model answer)."""
+        found: list[Grounded] = []
+        for query in (q for q in (comparison.a, comparison.b, comparison.to) if q):
+            if (obj := self._map_object(query)) is None:
+                return None  # the rest need not be grounded
+            found.append(obj)
+        a, b = found[0], found[1]
+        if a.id == b.id:  # both read as one object: the map cannot tell them apart
+            return None
+        anchor = found[2].box if comparison.kind == "closer" else None
+        ma, mb = box_measure(comparison.kind, a.box, anchor), box_measure(comparison.kind, b.box, anchor)
+        if ma == mb:
+            return None
+        winner, ref = (a, comparison.a) if ma > mb else (b, comparison.b)
+        return winner.label or ref.split(" ", 1)[1]
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
         """Why `obj` cannot be what `query` asks for by its colour (llm3d_core.colors), or None."""

@@ -68,6 +68,10 @@ class ReasonerConfig:
             questions and 42.5 % in the held-out phrasing (docs/model.md).
         size_limits_m: the largest box side (metres) below which an object is small, and below
             which it is medium; larger is large (the data generator's classes).
+        compare_answer: "which is bigger / taller / closer to X, A or B?" (llm3d_core.comparisons)
+            is answered from the map: A, B (and X) grounded as `ground` does, their boxes' volume,
+            height or gap to X compared; the answer is the winner's category word. The model
+            answers when one of them is refused or both are the same map object.
         relation_check: a request stating its target's support or proximity ("the cabinet on the
             desk", "the chair next to the microwave") is checked on the map's boxes
             (llm3d_core.spatial): the anchor is grounded on its own, and when the object the request
@@ -93,6 +97,7 @@ class ReasonerConfig:
     color_answer_min_share: float = 0.5
     size_answer: bool = True
     size_limits_m: tuple[float, float] = (0.35, 1.0)
+    compare_answer: bool = True
     relation_check: bool = True
     relation_near_m: float = 1.0
     goals: GoalConfig = field(default_factory=GoalConfig)

@@ -325,6 +325,37 @@ def test_sizes_are_answered_from_the_map(shipped_reasoner):
         reasoner.config.size_answer = True
 
 
+def test_comparisons_are_answered_from_the_map(shipped_reasoner):
+    """#22: "which is bigger / taller, A or B?" compares A's and B's map boxes, however it is asked;
+    compare_answer false gives it back to the model."""
+    from llm3d_core.comparisons import box_measure
+    from llm3d_core.reasoner import ReasonerError
+
+    reasoner, scene = shipped_reasoner
+    counts: dict[str, int] = {}
+    for inst in scene.instances:
+        counts[inst.category] = counts.get(inst.category, 0) + 1
+    grounded = {}
+    for cat in sorted(c for c, n in counts.items() if n == 1):
+        query = f"the {cat.replace('_', ' ')}"
+        try:
+            grounded[query] = reasoner.ground(query, 1)[0]
+        except ReasonerError:
+            continue
+    assert len(grounded) >= 2, "too few unique objects grounded on the test map"
+    (qa, a), (qb, b) = list(grounded.items())[:2]
+    for kind, questions in (("bigger", (f"Which is bigger, {qa} or {qb}?", f"Of {qa} and {qb}, which takes up more space?")),
+                            ("taller", (f"Is {qa} or {qb} taller?", f"which one is higher: {qa} or {qb}"))):
+        want = a.label if box_measure(kind, a.box) > box_measure(kind, b.box) else b.label
+        assert [reasoner.ask(q)[0] for q in questions] == [want, want], (kind, questions)
+    question = f"Which is bigger, {qa} or {qb}?"
+    reasoner.config.compare_answer = False
+    try:
+        assert reasoner.ask(question)[0] == reasoner._oneshot_session().ask(question, "qa", remember=False).text
+    finally:
+        reasoner.config.compare_answer = True
+
+
 def test_one_colour_question_grounds_its_thing_once(shipped_reasoner, monkeypatch):
     """The presence check and the colour read ground the same text: the second reads the first's
     answer (Reasoner._ground_answer), and a new map asks the model again."""
