@@ -294,66 +294,63 @@ def test_colours_are_answered_from_the_map(shipped_reasoner):
         reasoner.config.color_answer_min_share = shipped
 
 
-def test_sizes_are_answered_from_the_map(shipped_reasoner):
-    """#22: "is X small, medium or large?" reads X's map box, however it is asked (the model alone
-    lost 27 of 70 points on the held-out phrasing); size_answer false gives it back to the model."""
+def _unique_grounded(reasoner, scene) -> dict:
+    """"the <category>" -> what `ground` returns, for the scene's categories with one instance that
+    the reasoner does not refuse."""
     from llm3d_core.reasoner import ReasonerError
-    from llm3d_core.sizes import size_class
 
-    reasoner, scene = shipped_reasoner
     counts: dict[str, int] = {}
     for inst in scene.instances:
         counts[inst.category] = counts.get(inst.category, 0) + 1
-    asked = []
+    out = {}
     for cat in sorted(c for c, n in counts.items() if n == 1):
         query = f"the {cat.replace('_', ' ')}"
         try:
-            found = reasoner.ground(query, 1)[0]
+            out[query] = reasoner.ground(query, 1)[0]
         except ReasonerError:
             continue
+    return out
+
+
+def _assert_model_answers(reasoner, field: str, question: str) -> None:
+    """With ReasonerConfig.<field> off, `ask` gives `question` to the model (the field is restored)."""
+    setattr(reasoner.config, field, False)
+    try:
+        assert reasoner.ask(question)[0] == reasoner._oneshot_session().ask(question, "qa", remember=False).text
+    finally:
+        setattr(reasoner.config, field, True)
+
+
+def test_sizes_are_answered_from_the_map(shipped_reasoner):
+    """#22: "is X small, medium or large?" reads X's map box, however it is asked (the model alone
+    lost 27 of 70 points on the held-out phrasing); size_answer false gives it back to the model."""
+    from llm3d_core.sizes import size_class
+
+    reasoner, scene = shipped_reasoner
+    grounded = _unique_grounded(reasoner, scene)
+    assert len(grounded) >= 3, "too few unique objects grounded on the test map"
+    for query, found in grounded.items():
         want = size_class(float((found.box[3:] - found.box[:3]).max()), reasoner.config.size_limits_m)
         answers = [reasoner.ask(q)[0] for q in (f"Is {query} small, medium or large?",
                                                 f"Hey, would you call {query} small, meduim or large")]
         assert answers == [want, want], (query, answers)
-        asked.append(query)
-    assert len(asked) >= 3, "too few unique objects grounded on the test map"
-    question = f"Is {asked[0]} small, medium or large?"
-    reasoner.config.size_answer = False
-    try:
-        assert reasoner.ask(question)[0] == reasoner._oneshot_session().ask(question, "qa", remember=False).text
-    finally:
-        reasoner.config.size_answer = True
+    _assert_model_answers(reasoner, "size_answer", f"Is {next(iter(grounded))} small, medium or large?")
 
 
 def test_comparisons_are_answered_from_the_map(shipped_reasoner):
     """#22: "which is bigger / taller, A or B?" compares A's and B's map boxes, however it is asked;
     compare_answer false gives it back to the model."""
     from llm3d_core.comparisons import box_measure
-    from llm3d_core.reasoner import ReasonerError
 
     reasoner, scene = shipped_reasoner
-    counts: dict[str, int] = {}
-    for inst in scene.instances:
-        counts[inst.category] = counts.get(inst.category, 0) + 1
-    grounded = {}
-    for cat in sorted(c for c, n in counts.items() if n == 1):
-        query = f"the {cat.replace('_', ' ')}"
-        try:
-            grounded[query] = reasoner.ground(query, 1)[0]
-        except ReasonerError:
-            continue
+    grounded = _unique_grounded(reasoner, scene)
     assert len(grounded) >= 2, "too few unique objects grounded on the test map"
     (qa, a), (qb, b) = list(grounded.items())[:2]
     for kind, questions in (("bigger", (f"Which is bigger, {qa} or {qb}?", f"Of {qa} and {qb}, which takes up more space?")),
                             ("taller", (f"Is {qa} or {qb} taller?", f"which one is higher: {qa} or {qb}"))):
         want = a.label if box_measure(kind, a.box) > box_measure(kind, b.box) else b.label
         assert [reasoner.ask(q)[0] for q in questions] == [want, want], (kind, questions)
-    question = f"Which is bigger, {qa} or {qb}?"
-    reasoner.config.compare_answer = False
-    try:
-        assert reasoner.ask(question)[0] == reasoner._oneshot_session().ask(question, "qa", remember=False).text
-    finally:
-        reasoner.config.compare_answer = True
+    _assert_model_answers(reasoner, "compare_answer", f"Which is bigger, {qa} or {qb}?")
 
 
 def test_one_colour_question_grounds_its_thing_once(shipped_reasoner, monkeypatch):
