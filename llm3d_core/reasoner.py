@@ -40,10 +40,14 @@ import numpy as np
 from llm3d_core.comparisons import Comparison, box_measure, parse_comparison
 from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
+from llm3d_core.map_evidence import build_vocabulary, find_mentions
+from llm3d_core.naming import CATEGORIES, PointerNames, pointer_names
 from llm3d_core.presence import normalize_text, presumed_thing
 from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
+from llm3d_core.relation_questions import RelationQuestion, between, near, parse_relation_question, resting_on, supporter
 from llm3d_core.sizes import size_class, size_question_ref
 from llm3d_core.spatial import holds, parse_relation
+from llm3d_core.vocabulary import article
 
 if TYPE_CHECKING:
     from llm3d_core.mapping.mapper import FeatureFusionMapper
@@ -62,6 +66,7 @@ _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
 # pick and the nearest other category 10-14 below.
 ANCHOR_LOGIT_GAP = 9.0
 GROUND_MEMO = 64  # ground answers kept per map (Reasoner._ground_answer)
+CATEGORY_NAMES = build_vocabulary()  # the catalog's categories and their other names ("couch" is the sofa)
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Reasoner:
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._oneshot: "Llm3dSession | None" = None  # history-free session of the current map (ground, plan)
         self._grounded: OrderedDict[tuple, Any] = OrderedDict()  # (query, threshold) -> the one-shot ground answer
+        self._names: PointerNames | None = None  # the current map's objects named by the pointer, when asked
 
     # ------------------------------------------------------------------ map
     def set_map(self, mapper: "FeatureFusionMapper", version: str) -> MapSnapshot:
@@ -108,6 +114,7 @@ class Reasoner:
         self.map = MapSnapshot(mapper, scene, version, self.config.goals)
         self._oneshot = None
         self._grounded.clear()
+        self._names = None
         return self.map
 
     def set_frame(self, scene: "SceneInput", version: str, frame_id: str) -> MapSnapshot:
@@ -118,6 +125,7 @@ class Reasoner:
         self.map = MapSnapshot(NoMapObjects(), scene, version, self.config.goals, frame_id)
         self._oneshot = None
         self._grounded.clear()
+        self._names = None
         return self.map
 
     def _check_input(self, scene: "SceneInput", what: str) -> None:
@@ -160,6 +168,27 @@ class Reasoner:
         while len(self._grounded) > GROUND_MEMO:
             self._grounded.popitem(last=False)
         return answer
+
+    def _pointer_names(self) -> PointerNames | None:
+        """The current map's objects named by the object pointer (llm3d_core.naming), computed on
+        first use per map: one ground pass per catalog category (22; about 7 s on 2 CPU cores).
+        None without a pointer or map objects, or when a pass gives no object logits."""
+        from llm3d_core.model.location_tokens import LocationDecodeError
+        from llm3d_core.model.modeling_llm3d import InputTooLongError
+
+        snap = self._require_map()
+        if self._names is not None or self.model.pointer is None or not snap.mapper.objects:
+            return self._names
+
+        def logits(query: str) -> np.ndarray | None:
+            try:  # not through the ground memo: 22 naming passes would evict the requests' answers
+                answer = self._oneshot_session().ask(query, "ground", remember=False)
+            except (LocationDecodeError, InputTooLongError):
+                return None
+            return None if answer.object_logits is None else answer.object_logits.float().numpy()
+
+        self._names = pointer_names(logits, snap.scene.object_ids.tolist())
+        return self._names
 
     def check_text(self, text: str, what: str) -> str:
         """The text NFKC-normalised, emoji and control characters dropped, whitespace collapsed
@@ -223,6 +252,8 @@ class Reasoner:
             direct = self._map_size(ref)
         if direct is None and self.config.compare_answer and (comparison := parse_comparison(question)) is not None:
             direct = self._map_compare(comparison)
+        if direct is None and self.config.relation_answer and (relation := parse_relation_question(question)):
+            direct = self._map_relation(relation)
         if direct is not None:
             session.history.append((question, direct))
             self._keep(session_id, session, now)
@@ -272,7 +303,8 @@ class Reasoner:
         first = _overlapped(answer.box, objects)
         if first is None:
             return False
-        if self._color_mismatch(query, mapper, objects[first]) is not None:
+        if self._color_mismatch(query, mapper, objects[first]) is not None \
+                or self._category_mismatch(query, objects[first]) is not None:
             return True
         picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
         return picked is None
@@ -333,6 +365,48 @@ class Reasoner:
             return None
         winner, ref = (a, comparison.a) if ma > mb else (b, comparison.b)
         return winner.label or ref.split(" ", 1)[1]
+
+    def _map_relation(self, question: RelationQuestion) -> str | None:
+        """The answer to a relation question read from the map (llm3d_core.relation_questions): "yes"
+        or "no" for near, else the pointer's name of the object found; None lets the model answer."""
+        found: list[Grounded] = []
+        for query in (q for q in (question.a, question.b) if q):
+            if (obj := self._map_object(query)) is None:
+                return None
+            found.append(obj)
+        if len(found) == 2 and found[0].id == found[1].id:  # both read as one object
+            return None
+        objects = list(self._require_map().mapper.objects)
+        boxes = [np.concatenate([o.box_min, o.box_max]) for o in objects]  # (6,) each
+        index = {o.id: i for i, o in enumerate(objects)}
+        first = index[found[0].id]
+        if question.kind == "near":
+            return near(boxes[first], boxes[index[found[1].id]], self.config.relation_near_m)
+        if question.kind == "support":
+            other = supporter(boxes[first], boxes, first)
+        elif question.kind == "on_top":
+            other = resting_on(boxes[first], boxes, first, [o.num_points for o in objects])
+        else:
+            second = index[found[1].id]
+            other = between(boxes[first], boxes[second], boxes, (first, second))
+        names = self._pointer_names() if other is not None else None
+        return names.name(objects[other].id) if names is not None else None
+
+    def _category_mismatch(self, query: str, obj: Any) -> str | None:
+        """Why `obj` cannot be what `query` asks for by its category (ReasonerConfig.category_check_gap),
+        or None. The category asked for is the first catalog name in the request ("the chair next
+        to the microwave" asks for a chair)."""
+        if self.config.category_check_gap <= 0:
+            return None
+        mentions = find_mentions(query, CATEGORY_NAMES)
+        if not mentions or mentions[0].category not in CATEGORIES:
+            return None
+        names = self._pointer_names()
+        gap = names.gap(obj.id, mentions[0].category) if names is not None else None
+        if gap is None or gap <= self.config.category_check_gap:
+            return None
+        return (f"nothing in the map matches '{query}': the object it would be (object {obj.id}) looks like "
+                f"{article(names.name(obj.id))}, not {article(mentions[0].name)} (the model's pointer: {gap:.1f} logits apart)")
 
     def _color_mismatch(self, query: str, mapper: Any, obj: Any) -> str | None:
         """Why `obj` cannot be what `query` asks for by its colour (llm3d_core.colors), or None."""
@@ -499,9 +573,11 @@ class Reasoner:
             if mask_box and i == match:
                 box = model_box  # the mask's own box is the head's answer (UniVLG); the id names its object
             results.append(Grounded(int(obj.id), label, float(scores[i]), box, source))
-        # The colour a request names is checked on the object a robot would be sent to: the
-        # pointer ranks objects and rarely refuses "the purple mug" beside a red one (colors.py).
-        if results and (why := self._color_mismatch(query, snap.mapper, objects[order[0]])) is not None:
+        # The colour and the category a request names are checked on the object a robot would be
+        # sent to: the pointer ranks objects and rarely refuses "the purple mug" beside a red one
+        # (colors.py), or "the microwave" on a map whose monitor is the likeliest microwave.
+        if results and (why := self._color_mismatch(query, snap.mapper, objects[order[0]])
+                        or self._category_mismatch(query, objects[order[0]])) is not None:
             raise ReasonerError(why)
         return results
 

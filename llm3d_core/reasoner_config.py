@@ -72,6 +72,19 @@ class ReasonerConfig:
             is answered from the map: A, B (and X) grounded as `ground` does, their boxes' volume,
             height or gap to X compared; the answer is the winner's category word. The model
             answers when one of them is refused or both are the same map object.
+        relation_answer: "what is X on?", "what is on X?", "what is between A and B?" and "is A near
+            B?" (llm3d_core.relation_questions) are answered from the map: the objects named are
+            grounded as `ground` does, the relation read on the map's boxes, and the object found
+            named by the object pointer (llm3d_core.naming; the first such question on a map pays
+            one ground pass per catalog category, about 7 s on 2 CPU cores). The model answers when
+            an object is refused or the boxes hold no such relation.
+        category_check_gap: a request naming a catalog category ("the microwave") is refused when
+            the object it would get is, by the object pointer's names of the map's objects
+            (llm3d_core.naming), another category whose request points at it this many logits
+            harder than the named one's ("the monitor it would be looks like a monitor, not a
+            microwave"). Calibrated on the val maps (docs/model.md); 0 turns it off. The first
+            checked request on a map pays the naming (one ground pass per category, about 7 s on
+            2 CPU cores).
         relation_check: a request stating its target's support or proximity ("the cabinet on the
             desk", "the chair next to the microwave") is checked on the map's boxes
             (llm3d_core.spatial): the anchor is grounded on its own, and when the object the request
@@ -98,6 +111,8 @@ class ReasonerConfig:
     size_answer: bool = True
     size_limits_m: tuple[float, float] = (0.35, 1.0)
     compare_answer: bool = True
+    relation_answer: bool = True
+    category_check_gap: float = 5.0
     relation_check: bool = True
     relation_near_m: float = 1.0
     goals: GoalConfig = field(default_factory=GoalConfig)
@@ -122,5 +137,7 @@ class ReasonerConfig:
                 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in limits) and 0 < limits[0] < limits[1]):
             raise ValueError(f"size_limits_m must be two sizes in metres, small < medium, got {limits!r}")
         self.size_limits_m = (float(limits[0]), float(limits[1]))
+        if not (isinstance(self.category_check_gap, (int, float)) and 0 <= self.category_check_gap < 1e6):
+            raise ValueError(f"category_check_gap must be a logit gap >= 0 (0 = off), got {self.category_check_gap!r}")
         if not (isinstance(self.relation_near_m, (int, float)) and 0 < self.relation_near_m < 100):
             raise ValueError(f"relation_near_m must be a distance in metres in (0, 100), got {self.relation_near_m!r}")
