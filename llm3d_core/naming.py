@@ -66,5 +66,9 @@ def pointer_names(object_logits: Callable[[str], "np.ndarray | None"], object_id
         logits = object_logits(f"the {category}")
         if logits is None:
             return None
-        rows.append(np.asarray(logits, dtype=np.float64)[: len(object_ids)])
-    return PointerNames(tuple(categories), tuple(int(i) for i in object_ids), np.stack(rows))
+        rows.append(np.asarray(logits, dtype=np.float64).reshape(-1))
+    # The pointer reads at most the model's object-token budget: objects past it get no name (the
+    # 74-object kitchen map gives it 48), and padded slots past the map's objects none either.
+    width = min(len(object_ids), *(len(r) for r in rows))
+    return PointerNames(tuple(categories), tuple(int(i) for i in object_ids[:width]),
+                        np.stack([r[:width] for r in rows]))

@@ -401,6 +401,12 @@ class Reasoner:
         mentions = find_mentions(query, CATEGORY_NAMES)
         if not mentions or mentions[0].category not in CATEGORIES:
             return None
+        # The mapper's own confident label agreeing wins (as the map's evidence overrules the absence
+        # head): the pointer was trained on procedural objects only, the labels on real photographs.
+        confidence = (obj.label_scores or {}).get(obj.label, 0.0 if obj.label_scores else 1.0)  # as map_evidence
+        if obj.label and confidence >= self.config.evidence_min_confidence and any(
+                m.category == mentions[0].category for m in find_mentions(obj.label, CATEGORY_NAMES)):
+            return None
         names = self._pointer_names()
         gap = names.gap(obj.id, mentions[0].category) if names is not None else None
         if gap is None or gap <= self.config.category_check_gap:

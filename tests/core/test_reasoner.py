@@ -240,6 +240,9 @@ def test_a_colour_the_object_does_not_show_is_refused(sim_reasoner):
     for bad in (0.0, -1.0, float("nan"), "1"):
         with pytest.raises(ValueError, match="relation_near_m"):
             ReasonerConfig(relation_near_m=bad)
+    for bad in (-1.0, float("nan"), float("inf"), "5"):
+        with pytest.raises(ValueError, match="category_check_gap"):
+            ReasonerConfig(category_check_gap=bad)
     for bad in ((1.0, 0.35), (0.0, 1.0), (0.35,), "0.35 1.0", (0.35, float("inf"))):
         with pytest.raises(ValueError, match="size_limits_m"):
             ReasonerConfig(size_limits_m=bad)

@@ -69,3 +69,6 @@ def test_pointer_names_take_each_objects_highest_category():
     assert names.gap(7, "mug") == 0.0 and names.gap(7, "table") == pytest.approx(5.0)
     assert names.name(99) is None and names.gap(7, "giraffe") is None
     assert pointer_names(lambda q: None, [7]) is None  # a pass without object logits names nothing
+    # More map objects than the pointer's slots (the model reads a bounded number): the rest get no name.
+    capped = pointer_names(lambda q: np.array(logits.get(q, [-1.0, -1.0])[:2]), [7, 8, 9])
+    assert capped.name(8) == "table" and capped.name(9) is None and capped.gap(9, "mug") is None
