@@ -1,12 +1,13 @@
 """`llm3d bench refusal`: what the reasoner's map checks refuse, and what they cost, on held-out maps.
 
 The absence head (model/absence.py) refuses things the map does not hold; the map checks refuse
-what the head lets through: a colour the object does not show (llm3d_core.colors) and a support
-or proximity relation its box does not stand in (llm3d_core.spatial). Each check is meant to
+what the head lets through: a colour the object does not show (llm3d_core.colors), a support
+or proximity relation its box does not stand in (llm3d_core.spatial) and a category the object
+pointer names it otherwise (llm3d_core.naming). Each check is meant to
 refuse absent targets without refusing present ones the model grounds correctly. On each test
 scene's map (the embodied benchmark's, read from its map cache when there) the same reasoner
-(grounding 'model', as the embodied benchmark's 3D-LLM row) answers, with the checks off, with the
-colour check and with both:
+(grounding 'model', as the embodied benchmark's 3D-LLM row) answers, with the checks off, then
+adding the colour, the relation and the category check one by one:
 
 - the embodied benchmark's own requests: its absent navigation targets (must publish no goal),
   its groundings and navigation goals (Acc@0.25 of the grounded target; refusals);
@@ -22,7 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-SETTINGS = (("checks off", 0.0, False), ("colour", 0.1, False), ("colour + relation", 0.1, True))
+# (name, colour share, relation check, category check gap): each check added to the ones before.
+SETTINGS = (("checks off", 0.0, False, 0.0), ("colour", 0.1, False, 0.0), ("colour + relation", 0.1, True, 0.0),
+            ("colour + relation + category", 0.1, True, 5.0))
 GROUPS = ("absent", "ground", "navigate", "relational absent", "relational present")
 
 
@@ -80,8 +83,9 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
         start = np.array([sim.agent.x, sim.agent.y])
         progress(f"{scene.scene_id}: map {'from the cache' if cached else 'built'}, "
                  + ", ".join(f"{len(v)} {k}" for k, v in requests.items()))
-        for name, share, relation in SETTINGS:
-            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation)
+        for name, share, relation, gap in SETTINGS:
+            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation,
+                                    category_check_gap=gap)
             reasoner = Reasoner(model, config)
             reasoner.set_map(mapper, scene.scene_id)
             for group, recs in requests.items():
@@ -97,7 +101,7 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """setting -> group -> n, refused share and (present groups) Acc@0.25."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, _, _ in SETTINGS:
+    for name, *_ in SETTINGS:
         for group in GROUPS:
             sel = [r for r in rows if r["setting"] == name and r["group"] == group]
             if sel:

@@ -8,12 +8,16 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
   and expire after `session_ttl_s` idle. Answers follow the map's object list where it is
   confident (`map_evidence`, llm3d_core.map_evidence): counts and scene captions name only what
   the map holds, with its counts; "what colour is X" is answered from X's fused colours in the map,
-  "is X small, medium or large" and "which is bigger / taller / closer to X, A or B" from the boxes.
+  "is X small, medium or large" and "which is bigger / taller / closer to X, A or B" from the boxes,
+  "what is X on / on X / between A and B" and "is A near B" from the boxes too, the object found
+  named by the object pointer (llm3d_core.naming, llm3d_core.relation_questions).
 - `ground`: objects a text refers to, best first. Two sources of evidence, selected by `grounding`:
   the model's box matched to the map objects by 3D IoU, and the mapper's open-vocabulary object
   query (cosine similarity in the MiniLM text space; only for maps with text-aligned features).
   The model's box comes from its location tokens (3D-LLM section 3.4) or, with `box_source: mask`,
   from UniVLG's mask head (Jain et al. 2025, sec. 3: the box of the points of the decoded mask).
+  The object a request would get is refused ("nothing in the map matches …") when the absence head
+  says so, or when it does not show the colour, the relation or the category the request names.
 - `plan`: numbered steps from the model's `plan` task.
 - `navigation_goal`: grounds the target, then picks a reachable free pose facing it on the map's
   occupancy grid (`llm3d_core.mapping.goals`).

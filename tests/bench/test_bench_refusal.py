@@ -25,9 +25,17 @@ def test_summary_and_rows():
     assert table[1][4] == "–"  # no navigation requests in these rows
 
 
-@pytest.mark.parametrize("name, share, relation", SETTINGS)
-def test_settings_are_reasoner_configs(name, share, relation):
+@pytest.mark.parametrize("name, share, relation, gap", SETTINGS)
+def test_settings_are_reasoner_configs(name, share, relation, gap):
     from llm3d_core.reasoner import ReasonerConfig
 
-    cfg = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation)
-    assert cfg.relation_check == relation and name
+    cfg = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation, category_check_gap=gap)
+    assert cfg.relation_check == relation and cfg.category_check_gap == gap and name
+
+
+def test_the_first_setting_has_every_check_off_and_the_last_the_shipped_ones():
+    from llm3d_core.reasoner import ReasonerConfig
+
+    shipped = ReasonerConfig()
+    assert SETTINGS[0][1:] == (0.0, False, 0.0)
+    assert SETTINGS[-1][1:] == (shipped.color_min_share, shipped.relation_check, shipped.category_check_gap)
