@@ -307,11 +307,13 @@ class Reasoner:
         first = _overlapped(answer.box, objects)
         if first is None:
             return False
-        if self._color_mismatch(query, mapper, objects[first]) is not None \
-                or self._category_mismatch(query, objects[first]) is not None:
+        if self._color_mismatch(query, mapper, objects[first]) is not None:
             return True
+        # As `ground` picks: the relation's candidate, else the first of the named category.
         picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
-        return picked is None
+        if picked == first:
+            picked = self._category_pick(query, objects, first, answer.object_logits)
+        return picked is None or self._category_mismatch(query, objects[picked]) is not None
 
     def _map_object(self, query: str) -> Grounded | None:
         """The map object `ground` returns for `query`, or None when it refuses, finds nothing or the
@@ -396,12 +398,25 @@ class Reasoner:
         names = self._pointer_names() if other is not None else None
         return names.name(objects[other].id) if names is not None else None
 
-    def _category_mismatch(self, query: str, obj: Any) -> str | None:
-        """Why `obj` cannot be what `query` asks for by its category (ReasonerConfig.category_check_gap),
-        or None. The category asked for is the first catalog name in the request ("the chair next
-        to the microwave" asks for a chair)."""
+    def _category_pick(self, query: str, objects: list, first: int, logits: Any) -> int | None:
+        """`first` when it is the category `query` names (or the check is off), else the pointer's
+        next likeliest object that is and stands in the named relation ("the monitor nearest to the
+        toilet" pointed at the toilet first), else None."""
+        if self._category_mismatch(query, objects[first]) is None:
+            return first
+        # A candidate must be named the category outright (no gap): one merely close to it is what
+        # the absence check exists to refuse ("the couch" onto a chair-like thing on a map without one).
+        return next((c for c in self._candidates(logits, objects, first)[1:]
+                     if self._category_mismatch(query, objects[c], max_gap=0.0) is None
+                     and self._relation_pick(query, objects, c, None, fallback=[c])[0] == c), None)
+
+    def _category_mismatch(self, query: str, obj: Any, max_gap: float | None = None) -> str | None:
+        """Why `obj` cannot be what `query` asks for by its category (ReasonerConfig.category_check_gap,
+        or `max_gap` instead), or None. The category asked for is the first catalog name in the
+        request ("the chair next to the microwave" asks for a chair)."""
         if self.config.category_check_gap <= 0:
             return None
+        max_gap = self.config.category_check_gap if max_gap is None else max_gap
         mentions = find_mentions(query, CATEGORY_NAMES)
         if not mentions or mentions[0].category not in CATEGORIES:
             return None
@@ -413,7 +428,7 @@ class Reasoner:
             return None
         names = self._pointer_names()
         gap = names.gap(obj.id, mentions[0].category) if names is not None else None
-        if gap is None or gap <= self.config.category_check_gap:
+        if gap is None or gap <= max_gap:
             return None
         return (f"nothing in the map matches '{query}': the object it would be (object {obj.id}) looks like "
                 f"{article(names.name(obj.id))}, not {article(mentions[0].name)} (the model's pointer: {gap:.1f} logits apart)")
@@ -567,6 +582,10 @@ class Reasoner:
         picked, why = self._relation_pick(query, objects, order[0], logits, fallback=order[:3])
         if why is not None:
             raise ReasonerError(why)
+        renamed = ""
+        if picked == order[0] and (chosen := self._category_pick(query, objects, picked, logits)) not in (None, picked):
+            picked, renamed = chosen, find_mentions(query, CATEGORY_NAMES)[0].name  # the category it passed as
+        # (with no object of the named category among the candidates, the check below refuses)
         if picked != order[0]:
             order.remove(picked)
             order.insert(0, picked)
@@ -579,6 +598,8 @@ class Reasoner:
             # The model's category word names its own pick better than the map's label (an ImageNet
             # classifier's guess through ConSE); other objects keep the map's label.
             label = model_label if (model_label and i == named) else obj.label
+            if renamed and i == named:  # the model's word named the object it pointed at first
+                label = renamed
             box = np.concatenate([obj.box_min, obj.box_max]).astype(np.float64)
             if mask_box and i == match:
                 box = model_box  # the mask's own box is the head's answer (UniVLG); the id names its object

@@ -432,6 +432,32 @@ def test_a_category_the_pointer_names_otherwise_is_refused(shipped_reasoner):
         reasoner.config.category_check_gap = 5.0
 
 
+def test_a_pick_of_another_category_gives_way_to_the_named_one(shipped_reasoner, tmp_path):
+    """#22: on held-out test scene 11009 the pointer answers "the chair closest to the sofa" with the
+    sofa; the category check refuses that pick, and its next likeliest object that the pointer names
+    a chair is returned instead, labelled so."""
+    from llm3d_core.geometry import box_iou_3d
+    from llm3d_core.mapping.mapper import FeatureFusionMapper
+    from llm3d_core.reasoner import saved_map_version
+    from sim.datagen.maps import build_scene_map, map_mapper_config, map_sim_config
+    from sim.scenes import generate_scene
+
+    reasoner, _ = shipped_reasoner
+    previous = reasoner.map
+    scene = generate_scene(11009)
+    build_scene_map(scene, tmp_path / "map", 3, sim_config=map_sim_config(), mapper_config=map_mapper_config(device="cpu"))
+    reasoner.set_map(FeatureFusionMapper.load(tmp_path / "map", device="cpu"), saved_map_version(tmp_path / "map"))
+    try:
+        chairs = [np.concatenate([i.box_min, i.box_max]) for i in scene.instances if i.category == "chair"]
+        query = "the chair closest to the sofa"
+        first = reasoner._oneshot_session().ask(query, "ground", remember=False)
+        assert max(box_iou_3d(reasoner.map.scene.object_boxes.numpy()[first.object_index], c) for c in chairs) < 0.25
+        found = reasoner.ground(query, 1)[0]
+        assert found.label == "chair" and max(box_iou_3d(found.box, c) for c in chairs) >= 0.25
+    finally:
+        reasoner.set_map(previous.mapper, previous.version)
+
+
 def test_one_colour_question_grounds_its_thing_once(shipped_reasoner, monkeypatch):
     """The presence check and the colour read ground the same text: the second reads the first's
     answer (Reasoner._ground_answer), and a new map asks the model again."""
