@@ -223,7 +223,7 @@ class MapEvidence:
         counts: dict[str, list[int]] = {}
         for obj in objects:
             category = by_name[_label_key(obj.label)]
-            score = (obj.label_scores or {}).get(obj.label, 1.0 if not obj.label_scores else 0.0)
+            score = label_confidence(obj)
             entry = counts.setdefault(category, [0, 0])
             entry[0] += 1
             entry[1] += score >= min_confidence
@@ -374,6 +374,11 @@ class MapEvidence:
         if m is None or m.group("n") is None or m.start("rest") != mentions[0].start or mentions[0].end != len(item):
             return None
         return mentions[0].category
+
+
+def label_confidence(obj) -> float:
+    """The score of a map object's own label (1.0 for an object that carries a label but no scores)."""
+    return (obj.label_scores or {}).get(obj.label, 1.0 if not obj.label_scores else 0.0)
 
 
 def is_scene_caption(question: str, answer: str) -> bool:

@@ -6,12 +6,12 @@ The mapper's labels come from an ImageNet classifier through ConSE (llm3d_core.m
 name 8 % of the val maps' objects with their true category; the object pointer (3D-LLM §3.3's
 location output, read as Chat-Scene's object identifiers) was trained on the same object tokens to
 find "the mug" among the others, and read backwards it names 79 % of them (233 objects of the 10 val
-maps, `llm3d_core.naming`'s probe in docs/model.md). A category's logits rank objects against each
+maps; docs/model.md, "Map objects named by the pointer"). A category's logits rank objects against each
 other; an object's logits across categories are compared raw, since every request is decoded the
 same way over the same map: normalising per request (softmax or z-score over objects) named 60-67 %.
 
 Used where the answer is a map object's name and the question did not name it: what a thing stands
-on, what lies between two things (llm3d_core.relation_answers); and where a request names a category
+on, what lies between two things (llm3d_core.relation_questions); and where a request names a category
 the object it would get does not look like (the reasoner's category check).
 """
 

@@ -44,7 +44,7 @@ import numpy as np
 from llm3d_core.comparisons import Comparison, box_measure, parse_comparison
 from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
-from llm3d_core.map_evidence import build_vocabulary, find_mentions
+from llm3d_core.map_evidence import build_vocabulary, find_mentions, label_confidence
 from llm3d_core.naming import CATEGORIES, PointerNames, pointer_names
 from llm3d_core.presence import normalize_text, presumed_thing
 from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
@@ -400,8 +400,9 @@ class Reasoner:
 
     def _category_pick(self, query: str, objects: list, first: int, logits: Any) -> int | None:
         """`first` when it is the category `query` names (or the check is off), else the pointer's
-        next likeliest object that is and stands in the named relation ("the monitor nearest to the
-        toilet" pointed at the toilet first), else None."""
+        next likeliest object that the pointer names that category outright and that stands in any
+        relation `query` states ("the monitor nearest to the toilet" pointed at the toilet first),
+        else None."""
         if self._category_mismatch(query, objects[first]) is None:
             return first
         # A candidate must be named the category outright (no gap): one merely close to it is what
@@ -422,8 +423,7 @@ class Reasoner:
             return None
         # The mapper's own confident label agreeing wins (as the map's evidence overrules the absence
         # head): the pointer was trained on procedural objects only, the labels on real photographs.
-        confidence = (obj.label_scores or {}).get(obj.label, 0.0 if obj.label_scores else 1.0)  # as map_evidence
-        if obj.label and confidence >= self.config.evidence_min_confidence and any(
+        if obj.label and label_confidence(obj) >= self.config.evidence_min_confidence and any(
                 m.category == mentions[0].category for m in find_mentions(obj.label, CATEGORY_NAMES)):
             return None
         names = self._pointer_names()

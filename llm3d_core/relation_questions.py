@@ -2,7 +2,7 @@
 "what is between the bed and the sofa?", "is the lamp near the chair?".
 
 The 3D-LLM answers these from its object tokens, worst of all question types after colours (test
-EM: support 12.5 %, between 15 %: it must both find the objects and name a third one). The map has
+EM on the templates: support 12.5 %, between 15 %: it must both find the objects and name a third one). The map has
 the boxes, and the object pointer names map objects far better than the mapper's labels
 (llm3d_core.naming: 79 % against 8 % on the val maps), so the reasoner grounds the objects a question
 names, reads the relation on their boxes in the data generator's terms (sim/datagen/relations.py,

@@ -356,7 +356,7 @@ def test_comparisons_are_answered_from_the_map(shipped_reasoner):
 def test_relation_questions_are_answered_from_the_map(shipped_reasoner):
     """#22: "what is X on?", "what is on X?" and "is A near B?" are read on the map's boxes, and the
     object found is named by the pointer (llm3d_core.naming: the model alone got 12.5 % of the test
-    support questions); relation_answer false gives them back to the model."""
+    templates' support questions); relation_answer false gives them back to the model."""
     from llm3d_core.reasoner import ReasonerError
     from llm3d_core.relation_questions import RelationQuestion, near
 
@@ -393,9 +393,10 @@ def test_relation_questions_are_answered_from_the_map(shipped_reasoner):
 
 
 def test_a_category_the_pointer_names_otherwise_is_refused(shipped_reasoner):
-    """#22: "go to the fridge" on a map without one: the pointer's likeliest fridge is an object it
-    names a cabinet, many logits apart, and the request is refused saying so, with the absence head
-    out of reach; unique objects the map holds and the pointer grounds right are not refused by it."""
+    """#22: asked for a category the scene lacks, the pointer's likeliest object is one it names
+    another category, many logits apart, and the request is refused saying so (by ground and
+    navigation, with the absence head out of reach); unique objects the map holds and the pointer
+    grounds right are not refused by it; category_check_gap 0 turns the check off."""
     from llm3d_core.geometry import box_iou_3d
     from llm3d_core.naming import CATEGORIES
     from llm3d_core.reasoner import ReasonerError
