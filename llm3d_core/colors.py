@@ -12,6 +12,12 @@ brighter or darker with the light and the surface's angle to it.
 A voxel "could be" a colour when that colour is among its `top` nearest terms after the best
 brightness scaling, so neighbouring terms (navy/blue, beige/white, orange/brown) are not told
 apart: the check refuses an object only when the named colour is far from what it shows.
+
+Brightness is left free, but saturation ((max - min) / max of the channels) is not: light changes
+how bright a surface looks far more than how grey it looks, so a voxel is no candidate for a term
+whose paint is much more or much less saturated than the voxel. Without that, a near-black chair
+"could be" brown (dark brown scaled to half brightness lies as close to it as black does) and
+"go to the brown chair" drove to a black one; a beige shelf "could be" grey.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import re
 from collections.abc import Mapping
 
 import numpy as np
+
+from llm3d_core.known_things import target_phrase
 
 # Colour terms: canonical name -> sRGB (0-255) of the term's typical surface. The generator's
 # scenes paint objects with these same values (sim.scenes.catalog.PALETTE reads them from here).
@@ -38,16 +46,17 @@ _NAMES = tuple(COLOR_TERMS)
 NAMING_SCALE = (0.5, 1.2)  # brightness factors dominant_color allows (see there)
 _RGB = np.array([COLOR_TERMS[n] for n in _NAMES], dtype=np.float64) / 255.0  # (T, 3)
 _BLACK = _NAMES.index("black")
+_SATURATION = (_RGB.max(1) - _RGB.min(1)) / _RGB.max(1)  # (T,) each term's paint saturation
+# How much less / more saturated than a term's paint a voxel may be and still be that term. The
+# data generator's renders keep a paint's saturation to +-0.01 (white light; brown 0.63, beige
+# 0.26, the greys 0); a camera's white balance and mixed light tint greys and fade colours, so the
+# allowance is wide: a colour down to 0.35 below its term (brown from 0.28), a grey up to 0.2
+# above it, and any voxel whose channels differ by less than CHROMA_FLOOR counts as grey (dark
+# voxels' saturation is noise: (20, 20, 27) is 0.26 saturated).
+SATURATION_TOL = (0.35, 0.2)
+CHROMA_FLOOR = 0.04
 _FORMS = sorted([*COLOR_TERMS, *COLOR_SYNONYMS], key=len, reverse=True)
 _WORD = re.compile(r"\b(" + "|".join(re.escape(f) for f in _FORMS) + r")\b", re.IGNORECASE)
-# Where a referring expression turns from its target to an anchor: colours after this describe
-# the anchor ("the mug on the blue table"), not the target.
-_ANCHOR = re.compile(r"\b(?:on|in|inside|at|under|underneath|below|above|over|near|nearest|closest|beside|"
-                     r"next|behind|between|left|right|front|by|against|with|from|to|of)\b", re.IGNORECASE)
-# The target starts at the first determiner ("go to the purple mug": not at "to").
-_DETERMINER = re.compile(r"\b(?:the|a|an|any|some)\b", re.IGNORECASE)
-
-
 def color_words(text: str) -> list[str]:
     """The colour terms `text` names, canonical, each once, in order ("grey and navy blue" -> ["gray", "navy"])."""
     return list(dict.fromkeys(COLOR_SYNONYMS.get(m.lower(), m.lower()) for m in _WORD.findall(text)))
@@ -58,11 +67,8 @@ def target_color_words(expression: str) -> list[str]:
 
     "the purple mug" -> ["purple"]; "the fridge that is grey" -> ["gray"]; "the mug on the blue
     table" -> [] (blue is the table's); "go to the white mug" -> ["white"]. The target's words run
-    from the first determiner to the next relation word (on, next to, left of, …)."""
-    det = _DETERMINER.search(expression)
-    start = det.end() if det else 0
-    cut = _ANCHOR.search(expression, start)
-    return color_words(expression[start:cut.start()] if cut else expression[start:])
+    from the first determiner to the next relation word (llm3d_core.known_things.target_phrase)."""
+    return color_words(target_phrase(expression))
 
 
 def compatible_terms(rgb: np.ndarray, top: int = 2, scale: tuple[float, float] = (0.45, 1.6)) -> np.ndarray:
@@ -73,13 +79,20 @@ def compatible_terms(rgb: np.ndarray, top: int = 2, scale: tuple[float, float] =
     Black is the one term that names a brightness rather than a hue, so it is no candidate for a
     colour brighter than black's paint under the brightest light `scale` allows (brightest channel
     above 0.137 x scale[1]): without that, with the brightness free, a mid-grey laptop "could be"
-    black and "go to the black laptop" drove to it."""
+    black and "go to the black laptop" drove to it. Nor is a term whose saturation is far from
+    the colour's (SATURATION_TOL): it drops out of the `top` nearest, and no farther term takes
+    its place (a beige shelf does not become "pink" because grey and white dropped out)."""
     c = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)  # (N, 3)
     k = np.clip(c @ _RGB.T / (_RGB ** 2).sum(1), *scale)  # (N, T) best brightness factor per term
     dist = np.linalg.norm(c[:, None, :] - k[..., None] * _RGB[None], axis=2)  # (N, T)
+    chroma = c.max(1) - c.min(1)  # (N,)
+    sat = np.where(chroma >= CHROMA_FLOOR, chroma / np.maximum(c.max(1), 1e-9), 0.0)  # (N,)
+    diff = sat[:, None] - _SATURATION[None]  # (N, T) > 0: the voxel is more saturated than the term
+    allowed = (diff >= -SATURATION_TOL[0]) & (diff <= SATURATION_TOL[1])  # (N, T)
     order = np.argsort(dist, axis=1)[:, :top]  # (N, top)
     out = np.zeros(dist.shape, dtype=bool)
     np.put_along_axis(out, order, True, axis=1)
+    out &= allowed
     out[c.max(1) > _RGB[_BLACK].max() * scale[1], _BLACK] = False  # (no other term takes its place)
     return out
 

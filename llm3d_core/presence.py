@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from llm3d_core.vocabulary import singular
+from llm3d_core.vocabulary import article, singular
 
 _PLACE = r"(?: (?:in|inside|around) (?:the|this) (?:scene|room|place|map|house|area)| here| around)?"
 _A = r"(?:a |an |any |some |the )?"
@@ -32,6 +32,39 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(rx))
     ("where", rf"^where (?:is|are) (?P<x>.+?){_PLACE}$"),
     ("where", rf"^(?:can you |could you |please )?(?:find|locate|show me) {_A}(?P<x>.+?){_PLACE}$"),
 ))
+# Existence asked in other words: a yes/no question (its opener), no definite thing before the
+# indefinite one ("is the mug on a table" asks about the mug), and a word of presence before the
+# thing ("any chance there's a lamp", "can you spot a cup", "would I find a fridge") or after it
+# ("is a toilet present", "… anywhere", "… in this room"). "Could a person sit on the sofa?" has
+# none and goes to the model; so does a question with a question word, a comparison or an action
+# ("can I sit on a chair here" asks what a chair affords).
+_YES_NO = re.compile(r"^(?:is|are|can|could|would|will|do|does|did|have|has|any|might|may|spot|see|notice)\b")
+_INDEFINITE = re.compile(r"\b(?:a|an|any|some)\s+")
+_CUE_BEFORE = re.compile(r"\b(?:there(?:'s|s| is| are| be)|spot|find|see|notice|have|has|contain|contains|hold|holds)\b")
+_CUE_AFTER = re.compile(r"(?: (?:anywhere|present|around|nearby|here|in here|to be found|"
+                        r"in (?:the|this) (?:scene|room|place|map|house|area)))+$")
+_NOT_EXISTENCE = re.compile(r"\b(?:what|which|how|where|why|who|colou?r|than|bigger|smaller|larger|taller|shorter|"
+                            r"closer|farther|further|many|much|sit|put|place|use|fit|go|stand|lie|move|open|"
+                            r"cook|wash|sleep|read|watch|store|throw|work|reach|carry)\b")
+
+
+def _existence(q: str) -> "Presumed | None":
+    """An existence question not in PATTERNS' forms (q lower case, no final punctuation), or None."""
+    opener = _YES_NO.match(q)
+    if opener is None or (m := _INDEFINITE.search(q, opener.end())) is None:
+        return None
+    before, thing = q[:m.start()], q[m.end():]
+    if re.search(r"\bthe\b", before):
+        return None
+    after = _CUE_AFTER.search(thing)
+    if after is not None:
+        thing = thing[:after.start()]
+    thing = thing.strip(" ,")
+    if (after is None and not _CUE_BEFORE.search(before)) or not thing or _NOT_EXISTENCE.search(f"{before} {thing}"):
+        return None
+    return None if thing.split()[0] in _PRONOUNS else Presumed("exists", thing)
+
+
 _POLITE = re.compile(r"^(?:(?:hey|hi|ok|okay|so|please|robot)[, ]+)*(?:(?:can|could) you (?:please )?)?(?:tell me )?")
 _PRONOUNS = {"it", "them", "this", "that", "these", "those", "they", "one", "something", "anything", "objects",
              "things", "items"}
@@ -51,6 +84,11 @@ class Presumed:
         object, and the absence head read "the cardboard boxes" as absent on a map holding four while
         it found "the cardboard box" there."""
         return f"the {singular(self.noun) if self.kind == 'count' else self.noun}"
+
+    def confirmation(self) -> str:
+        """The answer to an existence question when a map object matches."""
+        return f"Yes, there are {self.noun} here." if singular(self.noun) != self.noun else \
+            f"Yes, there is {article(self.noun)} here."
 
     def refusal(self) -> str:
         """The answer when no map object matches."""
@@ -85,4 +123,4 @@ def presumed_thing(question: str) -> Presumed | None:
             if not noun or noun in _PRONOUNS or noun.split()[0] in _PRONOUNS:
                 return None
             return Presumed(kind, noun)
-    return None
+    return _existence(q)

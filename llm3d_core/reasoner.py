@@ -17,7 +17,8 @@ What the `llm3d_reasoner` node (and any other front end) calls, without rclpy:
   The model's box comes from its location tokens (3D-LLM section 3.4) or, with `box_source: mask`,
   from UniVLG's mask head (Jain et al. 2025, sec. 3: the box of the points of the decoded mask).
   The object a request would get is refused ("nothing in the map matches …") when the absence head
-  says so, or when it does not show the colour, the relation or the category the request names.
+  says so, or when it does not show the colour, the relation or the category the request names;
+  a request for a kind of thing the model never learned ("the skateboard") is refused outright.
 - `plan`: numbered steps from the model's `plan` task.
 - `navigation_goal`: grounds the target, then picks a reachable free pose facing it on the map's
   occupancy grid (`llm3d_core.mapping.goals`).
@@ -44,6 +45,7 @@ import numpy as np
 from llm3d_core.comparisons import Comparison, box_measure, parse_comparison
 from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
+from llm3d_core.known_things import correct_typos, unknown_target
 from llm3d_core.map_evidence import build_vocabulary, find_mentions, label_confidence
 from llm3d_core.naming import CATEGORIES, PointerNames, pointer_names
 from llm3d_core.presence import normalize_text, presumed_thing
@@ -196,7 +198,8 @@ class Reasoner:
 
     def check_text(self, text: str, what: str) -> str:
         """The text NFKC-normalised, emoji and control characters dropped, whitespace collapsed
-        (llm3d_core.presence.normalize_text); ReasonerError when empty or longer than max_question_chars."""
+        (llm3d_core.presence.normalize_text), typing slips in category and colour names corrected
+        (llm3d_core.known_things); ReasonerError when empty or longer than max_question_chars."""
         if text and len(text) > 4 * self.config.max_question_chars:  # before normalising a huge text
             raise ReasonerError(f"the {what} has {len(text)} characters; at most {self.config.max_question_chars} "
                                 "are accepted")
@@ -206,7 +209,7 @@ class Reasoner:
         if len(text) > self.config.max_question_chars:
             raise ReasonerError(f"the {what} has {len(text)} characters; at most {self.config.max_question_chars} "
                                 "are accepted")
-        return text
+        return correct_typos(text, CATEGORY_NAMES) if self.config.correct_typos else text
 
     # ------------------------------------------------------------------ dialog
     @property
@@ -250,6 +253,10 @@ class Reasoner:
             unlabelled = evidence is not None and evidence.unlabelled(presumed.noun)
             if self._is_absent(presumed.query, self.config.unlabelled_absent_p if unlabelled else None):
                 direct = presumed.refusal()
+            elif presumed.kind == "exists" and self.config.exists_answer and self._checks_presence():
+                # "Is there …" says what `ground` would do: the model alone said "no" to 12 of 30
+                # present things asked in a phrasing it never saw.
+                direct = presumed.confirmation()
         if direct is None and presumed is not None and presumed.kind == "color":
             direct = self._map_color(presumed.query)
         if direct is None and self.config.size_answer and (ref := size_question_ref(question)) is not None:
@@ -285,6 +292,11 @@ class Reasoner:
         while len(self._sessions) > self.config.max_sessions:
             self._sessions.popitem(last=False)
 
+    def _checks_presence(self) -> bool:
+        """True when `_is_absent` can judge a request: the model has an absence head and the map objects."""
+        return (self.model.pointer is not None and self.model.pointer.absence is not None
+                and bool(self._require_map().mapper.objects))
+
     def _is_absent(self, query: str, min_prob: float | None = None) -> bool:
         """True when the absence head says no map object matches `query` (False without the head,
         without map objects, or when the model cannot ground it: then the model answers as usual).
@@ -292,7 +304,9 @@ class Reasoner:
         from llm3d_core.model.location_tokens import LocationDecodeError
         from llm3d_core.model.modeling_llm3d import InputTooLongError
 
-        if self.model.pointer is None or self.model.pointer.absence is None or not self._require_map().mapper.objects:
+        if self._unknown_target(query) is not None:
+            return True
+        if not self._checks_presence():
             return False
         try:
             answer = self._ground_answer(query)
@@ -314,6 +328,13 @@ class Reasoner:
         if picked == first:
             picked = self._category_pick(query, objects, first, answer.object_logits)
         return picked is None or self._category_mismatch(query, objects[picked]) is not None
+
+    def _unknown_target(self, query: str) -> str | None:
+        """Why `query` asks for no kind of thing the model knows (ReasonerConfig.unknown_target), or None."""
+        if not self.config.unknown_target or (phrase := unknown_target(query, CATEGORY_NAMES)) is None:
+            return None
+        return (f"nothing in the map matches '{query}': '{phrase}' names no kind of object the model was trained to "
+                f"find ({', '.join(CATEGORIES)})")
 
     def _map_object(self, query: str) -> Grounded | None:
         """The map object `ground` returns for `query`, or None when it refuses, finds nothing or the
@@ -521,6 +542,8 @@ class Reasoner:
 
         query = self.check_text(query, "query")
         snap = self._require_map()
+        if (why := self._unknown_target(query)) is not None:
+            raise ReasonerError(why)
         limit = max_results if max_results > 0 else self.config.max_results
         mode = self.config.grounding
         use_map = mode in ("map", "both") and snap.mapper.text_dim > 0 and bool(snap.mapper.objects)

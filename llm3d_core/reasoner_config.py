@@ -85,6 +85,19 @@ class ReasonerConfig:
             microwave"). Calibrated on the val maps (docs/model.md); 0 turns it off. The first
             checked request on a map pays the naming (one ground pass per category, about 7 s on
             2 CPU cores).
+        exists_answer: "is there a lamp?" (and "any chance there's a lamp", "is a lamp present",
+            llm3d_core.presence) is answered "yes" when the presence check passes, i.e. when `ground`
+            would return an object for it (with check_presence; "no" when it refuses, as before).
+            False: the model answers what the check does not refuse.
+        unknown_target: a request whose target names no kind of thing the model was trained to
+            find (no catalog category or synonym, even allowing a typo, and no generic word like
+            "thing"; llm3d_core.known_things) is refused before the model runs: "the skateboard"
+            found a cabinet. `ask` answers existence, colour and count questions about it with
+            "there is no …". False: the model and its absence head decide, as for any request.
+        correct_typos: a typing slip in a category or colour name (two letters swapped, or in
+            a longer word one dropped or added: "latpop", "teelvision") is read as the name in
+            every question, query and instruction before the model sees it
+            (llm3d_core.known_things.correct_typos).
         relation_check: a request stating its target's support or proximity ("the cabinet on the
             desk", "the chair next to the microwave") is checked on the map's boxes
             (llm3d_core.spatial): the anchor is grounded on its own, and when the object the request
@@ -113,6 +126,9 @@ class ReasonerConfig:
     compare_answer: bool = True
     relation_answer: bool = True
     category_check_gap: float = 5.0
+    unknown_target: bool = True
+    correct_typos: bool = True
+    exists_answer: bool = True
     relation_check: bool = True
     relation_near_m: float = 1.0
     goals: GoalConfig = field(default_factory=GoalConfig)

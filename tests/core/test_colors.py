@@ -55,3 +55,20 @@ def test_missing_colours_needs_evidence():
     assert missing_colors("the mug", shares, 0.1) == []
     assert missing_colors("the purple mug", {}, 0.1) == []  # colours unknown: nothing to refuse on
     assert color_shares(np.zeros((0, 3))) == {} and color_shares(np.full((3, 3), np.nan)) == {}
+
+
+def test_saturation_tells_apart_what_brightness_cannot():
+    """Light changes how bright a surface looks, hardly how grey: a near-black chair is not brown
+    (the benchmark's "go to the brown chair" drove to one), a beige shelf is not grey, while a
+    dim dark-brown wood and a grey tinted by the camera's white balance keep their names."""
+    near_black = np.full((30, 3), 26 / 255)
+    assert "brown" not in color_shares(near_black) and color_shares(near_black)["black"] == 1.0
+    beige = np.tile(np.array([[136, 123, 101]]) / 255, (30, 1))
+    assert "gray" not in color_shares(beige) and color_shares(beige)["beige"] == 1.0
+    assert missing_colors("the shelf that is gray", color_shares(beige), 0.1) == ["gray"]
+    dark_wood = np.tile(np.array([[60, 45, 33]]) / 255, (30, 1))  # saturation 0.45, well below brown's paint
+    assert color_shares(dark_wood).get("brown", 0) == 1.0
+    tinted_grey = np.tile(np.array([[150, 150, 168]]) / 255, (30, 1))  # a bluish cast: saturation 0.11
+    assert color_shares(tinted_grey).get("gray", 0) == 1.0
+    noisy_black = np.tile(np.array([[18, 20, 27]]) / 255, (30, 1))  # saturation 0.33 but channels 9/255 apart
+    assert color_shares(noisy_black).get("black", 0) == 1.0
