@@ -2,12 +2,13 @@
 
 The absence head (model/absence.py) refuses things the map does not hold; the map checks refuse
 what the head lets through: a colour the object does not show (llm3d_core.colors), a support
-or proximity relation its box does not stand in (llm3d_core.spatial) and a category the object
-pointer names it otherwise (llm3d_core.naming). Each check is meant to
+or proximity relation its box does not stand in (llm3d_core.spatial), a category the object
+pointer names it otherwise (llm3d_core.naming) and a kind of thing the model never learned
+(llm3d_core.known_things). Each check is meant to
 refuse absent targets without refusing present ones the model grounds correctly. On each test
 scene's map (the embodied benchmark's, read from its map cache when there) the same reasoner
 (grounding 'model', as the embodied benchmark's 3D-LLM row) answers, with the checks off, then
-adding the colour, the relation and the category check one by one:
+adding the colour, the relation, then the category and unknown-kind checks:
 
 - the embodied benchmark's own requests: its absent navigation targets (must publish no goal),
   its groundings and navigation goals (Acc@0.25 of the grounded target; refusals);
@@ -23,9 +24,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-# (name, colour share, relation check, category check gap): each check added to the ones before.
-SETTINGS = (("checks off", 0.0, False, 0.0), ("colour", 0.1, False, 0.0), ("colour + relation", 0.1, True, 0.0),
-            ("colour + relation + category", 0.1, True, 5.0))
+# (name, ReasonerConfig fields): each check added to the ones before; the last row is the shipped
+# reasoner. Typing slips are corrected in every row (input, not a check).
+_OFF = {"color_min_share": 0.0, "relation_check": False, "category_check_gap": 0.0, "unknown_target": False}
+SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("checks off", _OFF),
+    ("colour", {**_OFF, "color_min_share": 0.1}),
+    ("colour + relation", {**_OFF, "color_min_share": 0.1, "relation_check": True}),
+    ("colour + relation + category + unknown kinds",
+     {"color_min_share": 0.1, "relation_check": True, "category_check_gap": 5.0, "unknown_target": True}))
 GROUPS = ("absent", "ground", "navigate", "relational absent", "relational present")
 
 
@@ -83,9 +90,8 @@ def run_refusal_bench(cfg: Any, model: Any, cache: Path | None, device: str | No
         start = np.array([sim.agent.x, sim.agent.y])
         progress(f"{scene.scene_id}: map {'from the cache' if cached else 'built'}, "
                  + ", ".join(f"{len(v)} {k}" for k, v in requests.items()))
-        for name, share, relation, gap in SETTINGS:
-            config = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation,
-                                    category_check_gap=gap)
+        for name, fields in SETTINGS:
+            config = ReasonerConfig(grounding="model", **fields)
             reasoner = Reasoner(model, config)
             reasoner.set_map(mapper, scene.scene_id)
             for group, recs in requests.items():

@@ -2,6 +2,9 @@
 from" and "Before any map exists"): the mapper's newest save, loaded in the worker, or, before any
 map, the camera's newest view with the subscriptions that feed it.
 
+After a map loads, the worker names its objects with the object pointer one pass at a time between
+requests (Reasoner.warm_names), so the first request that needs the names does not wait for them.
+
 A mixin of ReasonerNode, kept in its own file: it uses the node's config (`cfg`), `map_dir`, lock,
 worker (`_worker`, `_reasoner`, `_map`, `_map_job`, `_model_state`), view input (`_view`,
 `_view_subs`, `_view_group`, `_view_topics`, `_view_encoder`) and the mapper's save client
@@ -61,6 +64,35 @@ class MapInputs:
                              loads=self._map["loads"] + 1, input="map")
         self.get_logger().info(f"map save {version} loaded: {mapper.frames} frames, {len(mapper.objects)} objects "
                                f"({time.monotonic() - t0:.2f} s)")
+        self._submit_warm_names(version, time.monotonic())
+
+    def _submit_warm_names(self, version: str, t0: float) -> None:
+        """Queues the next naming pass of map save `version` behind whatever the worker holds."""
+        if self._stopping.is_set():
+            return
+        try:
+            self._worker.submit(self._warm_names, version, t0)
+        except RuntimeError:  # the worker is shutting down
+            pass
+
+    def _warm_names(self, version: str, t0: float) -> None:
+        """One naming pass of the loaded map (Reasoner.warm_names), then the next is queued: a
+        request that arrives meanwhile runs after at most one pass (0.3 s on 2 cores) and finds the
+        names made instead of paying 22 passes (about 7 s). Stops when another map is loaded
+        (worker thread; never raises: a failed pass leaves the naming to the request that needs it)."""
+        reasoner = self._reasoner
+        if reasoner is None or self._stopping.is_set() or reasoner.map is None or reasoner.map.version != version:
+            return
+        try:
+            done = reasoner.warm_names(1)
+        except Exception as err:  # noqa: BLE001 - the worker must survive anything a pass raises
+            self.get_logger().warning(f"naming the objects of map save {version} ahead failed: {err!r}")
+            return
+        if done and reasoner.names_ready:
+            self.get_logger().info(f"map save {version}: objects named by the pointer "
+                                   f"({time.monotonic() - t0:.1f} s, between requests)")
+        else:
+            self._submit_warm_names(version, t0)
 
     def _refresh_view(self) -> None:
         """With no map loaded: makes the newest camera view the reasoner's input (worker thread)."""

@@ -25,17 +25,19 @@ def test_summary_and_rows():
     assert table[1][4] == "–"  # no navigation requests in these rows
 
 
-@pytest.mark.parametrize("name, share, relation, gap", SETTINGS)
-def test_settings_are_reasoner_configs(name, share, relation, gap):
+@pytest.mark.parametrize("name, fields", SETTINGS)
+def test_settings_are_reasoner_configs(name, fields):
     from llm3d_core.reasoner import ReasonerConfig
 
-    cfg = ReasonerConfig(grounding="model", color_min_share=share, relation_check=relation, category_check_gap=gap)
-    assert cfg.relation_check == relation and cfg.category_check_gap == gap and name
+    cfg = ReasonerConfig(grounding="model", **fields)
+    assert all(getattr(cfg, k) == v for k, v in fields.items()) and name
 
 
 def test_the_first_setting_has_every_check_off_and_the_last_the_shipped_ones():
     from llm3d_core.reasoner import ReasonerConfig
 
     shipped = ReasonerConfig()
-    assert SETTINGS[0][1:] == (0.0, False, 0.0)
-    assert SETTINGS[-1][1:] == (shipped.color_min_share, shipped.relation_check, shipped.category_check_gap)
+    checks = ("color_min_share", "relation_check", "category_check_gap", "unknown_target")
+    assert set(SETTINGS[0][1]) == set(SETTINGS[-1][1]) == set(checks)
+    assert not any(SETTINGS[0][1].values())  # 0 / False: off
+    assert all(SETTINGS[-1][1][k] == getattr(shipped, k) for k in checks)

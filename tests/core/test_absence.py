@@ -226,7 +226,7 @@ def test_a_thing_the_model_never_learned_is_refused_before_it_runs(shipped_reaso
 
 def test_existence_follows_what_ground_finds_in_any_words(shipped_reasoner):
     """#22: "is there …" in words the templates never use is answered as `ground` decides (the model
-    alone said "no" to 12 of 30 present things asked so), typing slips in names read as the name."""
+    alone said "no" to 16 of 40 present things asked so), typing slips in names read as the name."""
     reasoner, _ = shipped_reasoner
     reasoner.ground("the microwave oven sitting on the desk", 1)  # the scene's microwave is found
     assert reasoner.ask("Is a microwave oven present?")[0] == "Yes, there is a microwave oven here."
@@ -513,6 +513,43 @@ def test_a_pick_of_another_category_gives_way_to_the_named_one(shipped_reasoner,
         assert found.label == "chair" and max(box_iou_3d(found.box, c) for c in chairs) >= 0.25
     finally:
         reasoner.set_map(previous.mapper, previous.version)
+
+
+def test_names_made_ahead_one_pass_at_a_time_are_the_names_a_request_makes(shipped_reasoner, monkeypatch):
+    """The node names a new map's objects between requests, one pointer pass at a time
+    (Reasoner.warm_names): each call runs the passes asked for, and a request that needs the names
+    afterwards runs none; they are the names made in one go."""
+    from llm3d_core.naming import CATEGORIES
+    from llm3d_core.reasoner import ReasonerError
+
+    reasoner, _ = shipped_reasoner
+    snap = reasoner.map
+    reasoner.set_map(snap.mapper, snap.version + "-again")  # a new map version: no names yet
+    assert not reasoner.names_ready
+    passes = []
+    session = reasoner._oneshot_session()  # the map's one session: every pass goes through it
+    ask = session.ask
+
+    def counted(question, task, **kw):
+        passes.append(question)
+        return ask(question, task, **kw)
+
+    monkeypatch.setattr(session, "ask", counted)
+    assert reasoner.warm_names(5) is False and len(passes) == 5
+    while not reasoner.warm_names(4):
+        pass
+    assert reasoner.names_ready and len(passes) == len(CATEGORIES)
+    ahead = reasoner._pointer_names()
+    try:  # the category check reads the names
+        reasoner.ground("the laptop", 1)
+    except ReasonerError:
+        pass
+    assert passes[len(CATEGORIES):] == ["the laptop"]  # the request's own grounding pass only
+    monkeypatch.undo()
+    reasoner.set_map(snap.mapper, snap.version + "-once")
+    fresh = reasoner._pointer_names()
+    assert fresh.object_ids == ahead.object_ids and np.allclose(fresh.logits, ahead.logits, atol=1e-4)
+    reasoner.set_map(snap.mapper, snap.version)
 
 
 def test_one_colour_question_grounds_its_thing_once(shipped_reasoner, monkeypatch):
