@@ -124,12 +124,13 @@ def dominant_color(rgb: np.ndarray, scale: tuple[float, float] = NAMING_SCALE) -
     named 77.5 % right, (0.45, 1.6) 65 %, none (1, 1) 20 % (rendered surfaces are darker than
     their paint); docs/model.md "Colours from the map"."""
     c = _finite(rgb)
-    if not len(c):
+    nearest = compatible_terms(c, top=1, scale=scale)  # (N, T) each colour's one term, if any
+    named = nearest.any(1)  # (N,) False where the nearest term's saturation is far from the colour's
+    if not named.any():
         return None, 0.0
-    nearest = compatible_terms(c, top=1, scale=scale).argmax(1)  # (N,) index of each colour's term
-    counts = np.bincount(nearest, minlength=len(_NAMES))
+    counts = np.bincount(nearest[named].argmax(1), minlength=len(_NAMES))
     best = int(counts.argmax())
-    return _NAMES[best], float(counts[best]) / len(c)
+    return _NAMES[best], float(counts[best]) / len(c)  # (unnamed colours count against the share)
 
 
 def missing_colors(expression: str, shares: Mapping[str, float], min_share: float) -> list[str]:

@@ -72,3 +72,16 @@ def test_saturation_tells_apart_what_brightness_cannot():
     assert color_shares(tinted_grey).get("gray", 0) == 1.0
     noisy_black = np.tile(np.array([[18, 20, 27]]) / 255, (30, 1))  # saturation 0.33 but channels 9/255 apart
     assert color_shares(noisy_black).get("black", 0) == 1.0
+
+
+def test_a_colour_without_a_term_is_not_named_red():
+    """dominant_color names only colours that have a term: a dark grey just too bright to be black
+    (whose nearest term at the naming brightness is black) and a blue-grey too saturated for grey
+    have none. They were counted as the first term, red: three objects of the real kitchen map."""
+    from llm3d_core.colors import dominant_color
+
+    dark_grey = np.tile(np.array([[45, 42, 47]]) / 255, (20, 1))
+    assert dominant_color(dark_grey) == (None, 0.0)
+    mixed = np.concatenate([dark_grey, np.tile(np.array([[20, 20, 20]]) / 255, (10, 1))])
+    assert dominant_color(mixed) == ("black", pytest.approx(1 / 3))  # the unnamed count against the share
+    assert dominant_color(np.tile(np.array([[200, 40, 40]]) / 255, (5, 1)))[0] == "red"
