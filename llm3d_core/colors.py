@@ -57,6 +57,8 @@ SATURATION_TOL = (0.35, 0.2)
 CHROMA_FLOOR = 0.04
 _FORMS = sorted([*COLOR_TERMS, *COLOR_SYNONYMS], key=len, reverse=True)
 _WORD = re.compile(r"\b(" + "|".join(re.escape(f) for f in _FORMS) + r")\b", re.IGNORECASE)
+
+
 def color_words(text: str) -> list[str]:
     """The colour terms `text` names, canonical, each once, in order ("grey and navy blue" -> ["gray", "navy"])."""
     return list(dict.fromkeys(COLOR_SYNONYMS.get(m.lower(), m.lower()) for m in _WORD.findall(text)))

@@ -28,6 +28,11 @@ from llm3d_core.vocabulary import SYNONYMS
 CATEGORIES: tuple[str, ...] = tuple(sorted(names[0] for names in SYNONYMS.values()))
 
 
+def naming_request(category: str) -> str:
+    """The request whose pointer logits name objects `category`: "the <category>"."""
+    return f"the {category}"
+
+
 @dataclass(frozen=True)
 class PointerNames:
     """The pointer's logit of each map object for each category's request."""
@@ -63,7 +68,7 @@ def pointer_names(object_logits: Callable[[str], "np.ndarray | None"], object_id
     or None when the model gave none) for every category; None when any request gave none."""
     rows = []
     for category in categories:
-        logits = object_logits(f"the {category}")
+        logits = object_logits(naming_request(category))
         if logits is None:
             return None
         rows.append(np.asarray(logits, dtype=np.float64).reshape(-1))

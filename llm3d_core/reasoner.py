@@ -47,7 +47,7 @@ from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
 from llm3d_core.known_things import correct_typos, unknown_target
 from llm3d_core.map_evidence import build_vocabulary, find_mentions, label_confidence
-from llm3d_core.naming import CATEGORIES, PointerNames, pointer_names
+from llm3d_core.naming import CATEGORIES, PointerNames, naming_request, pointer_names
 from llm3d_core.presence import normalize_text, presumed_thing
 from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
 from llm3d_core.relation_questions import RelationQuestion, between, near, parse_relation_question, resting_on, supporter
@@ -221,7 +221,7 @@ class Reasoner:
         waits for one pass, 0.3 s, not 22). True when nothing is left to run."""
         if not self._uses_names() or self._names is not None:
             return True
-        todo = [q for q in (f"the {c}" for c in CATEGORIES) if q not in self._name_logits]
+        todo = [q for q in map(naming_request, CATEGORIES) if q not in self._name_logits]
         for query in todo[:passes]:
             self._naming_logits(query)
         if len(todo) > passes:

@@ -88,11 +88,11 @@ class MapInputs:
         except Exception as err:  # noqa: BLE001 - the worker must survive anything a pass raises
             self.get_logger().warning(f"naming the objects of map save {version} ahead failed: {err!r}")
             return
-        if done and reasoner.names_ready:
+        if not done:
+            self._submit_warm_names(version, t0)
+        elif reasoner.names_ready:  # (done without names: no pointer, or nothing reads them)
             self.get_logger().info(f"map save {version}: objects named by the pointer "
                                    f"({time.monotonic() - t0:.1f} s, between requests)")
-        else:
-            self._submit_warm_names(version, t0)
 
     def _refresh_view(self) -> None:
         """With no map loaded: makes the newest camera view the reasoner's input (worker thread)."""
