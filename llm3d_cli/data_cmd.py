@@ -39,6 +39,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--navigate", type=non_negative_int, default=None, help="navigation instructions per scene (default 10)")
     q.add_argument("--absent", type=non_negative_int, default=None, help="referring expressions per scene whose "
                    "target is absent, for the abstention head (default 0)")
+    q.add_argument("--absent-lookalike", type=float, default=None, help="share of the absent categories chosen "
+                   "among those with a look-alike in the scene (a tv where a monitor stands; default 0)")
     q.add_argument("--phrasing", choices=("templates", "heldout", "varied"), default="templates",
                    help="heldout: the same records asked in a grammar training never sees (held-out phrasing split); "
                    "varied: the same records, half asked in a wider training grammar with typing noise")
@@ -84,7 +86,8 @@ def _generate(args: argparse.Namespace) -> int:
     from sim.datagen.dataset import DatasetRequest, generate_dataset
     from sim.datagen.generator import DatagenConfig
 
-    counts = {k: getattr(args, k) for k in ("ground", "navigate", "absent") if getattr(args, k) is not None}
+    counts = {k: getattr(args, k) for k in ("ground", "navigate", "absent", "absent_lookalike")
+              if getattr(args, k) is not None}
     try:
         req = DatasetRequest(args.split, args.scenes, args.out, start=args.start, maps=args.maps,
                              frames_every=args.frames_every, width=args.width, height=args.height,

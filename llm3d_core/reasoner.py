@@ -49,7 +49,7 @@ from llm3d_core.known_things import correct_typos, unknown_target
 from llm3d_core.map_evidence import build_vocabulary, find_mentions, label_confidence
 from llm3d_core.naming import CATEGORIES, PointerNames, naming_request, pointer_names
 from llm3d_core.presence import normalize_text, presumed_thing
-from llm3d_core.reasoner_config import ReasonerConfig, ReasonerError
+from llm3d_core.reasoner_config import NothingMatchesError, ReasonerConfig, ReasonerError
 from llm3d_core.relation_questions import RelationQuestion, between, near, parse_relation_question, resting_on, supporter
 from llm3d_core.sizes import size_class, size_question_ref
 from llm3d_core.spatial import holds, parse_relation
@@ -349,18 +349,15 @@ class Reasoner:
             return True
         if answer.absent or answer.box is None:
             return answer.absent
-        mapper = self._require_map().mapper
-        objects = list(mapper.objects)
-        first = _overlapped(answer.box, objects)
-        if first is None:
-            return False
-        if self._color_mismatch(query, mapper, objects[first]) is not None:
+        # The map's colour, relation and category checks, on the object `ground` would return,
+        # picked as it picks (its first pick also weighs the map's scores).
+        try:
+            self.ground(query, 1)
+        except NothingMatchesError:
             return True
-        # As `ground` picks: the relation's candidate, else the first of the named category.
-        picked, _ = self._relation_pick(query, objects, first, answer.object_logits)
-        if picked == first:
-            picked = self._category_pick(query, objects, first, answer.object_logits)
-        return picked is None or self._category_mismatch(query, objects[picked]) is not None
+        except ReasonerError:  # e.g. the mask head found no points: the model answers as usual
+            return False
+        return False
 
     def _unknown_target(self, query: str) -> str | None:
         """Why `query` asks for no kind of thing the model knows (ReasonerConfig.unknown_target), or None."""
@@ -576,7 +573,7 @@ class Reasoner:
         query = self.check_text(query, "query")
         snap = self._require_map()
         if (why := self._unknown_target(query)) is not None:
-            raise ReasonerError(why)
+            raise NothingMatchesError(why)
         limit = max_results if max_results > 0 else self.config.max_results
         mode = self.config.grounding
         use_map = mode in ("map", "both") and snap.mapper.text_dim > 0 and bool(snap.mapper.objects)
@@ -593,7 +590,7 @@ class Reasoner:
             except (LocationDecodeError, InputTooLongError) as err:
                 raise ReasonerError(f"the model could not ground '{query}': {err}") from err
             if answer.absent:  # the absence head: no map object matches (model/absence.py)
-                raise ReasonerError(f"nothing in the map matches '{query}' (P(absent) {answer.absent_prob:.2f} >= "
+                raise NothingMatchesError(f"nothing in the map matches '{query}' (P(absent) {answer.absent_prob:.2f} >= "
                                     f"{self.model.config.pointer.absent_threshold:.2f})")
             model_box, model_label, logits = answer.box, answer.label, answer.object_logits
             # A single view has no dense map sample: 'auto' answers it with the location tokens.
@@ -637,7 +634,7 @@ class Reasoner:
         # satisfies it leads instead ("the chair next to the microwave" when its first pick is not).
         picked, why = self._relation_pick(query, objects, order[0], logits, fallback=order[:3])
         if why is not None:
-            raise ReasonerError(why)
+            raise NothingMatchesError(why)
         renamed = ""
         if picked == order[0] and (chosen := self._category_pick(query, objects, picked, logits)) not in (None, picked):
             picked, renamed = chosen, find_mentions(query, CATEGORY_NAMES)[0].name  # the category it passed as
@@ -665,7 +662,7 @@ class Reasoner:
         # (colors.py), or "the microwave" on a map whose monitor is the likeliest microwave.
         if results and (why := self._color_mismatch(query, snap.mapper, objects[order[0]])
                         or self._category_mismatch(query, objects[order[0]])) is not None:
-            raise ReasonerError(why)
+            raise NothingMatchesError(why)
         return results
 
     @property
@@ -697,7 +694,7 @@ class Reasoner:
         self._require_map().require_navigable()  # before the model runs: a view's answer could not be used
         targets = self.ground(instruction, 1)
         if not targets:
-            raise ReasonerError(f"nothing in the map matches '{instruction.strip()}'")
+            raise NothingMatchesError(f"nothing in the map matches '{instruction.strip()}'")
         target = targets[0]
         try:
             goal = self._require_map().navigation.choose_goal(target.box, robot_xy, max_distance)

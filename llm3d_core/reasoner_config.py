@@ -16,6 +16,11 @@ class ReasonerError(ValueError):
     """A request cannot be answered (bad input, no map, no match); the message is for the user."""
 
 
+class NothingMatchesError(ReasonerError):
+    """The map holds nothing the request names: the absence head or a map check refused its target
+    ("nothing in the map matches …"). `ask` says "there is no … here" for exactly these."""
+
+
 @dataclass
 class ReasonerConfig:
     """Behaviour of the reasoner core.

@@ -17,7 +17,8 @@ answer is correct by construction (and `tests/sim/test_datagen.py` re-checks it)
 - absent targets (`DatagenConfig.absent`): ground records whose target the scene does not hold (a
   category it lacks, a thing no scene holds, a made-up word, a present category in a colour none
   of its instances has, or a relation none satisfies), answered "not here" with no object; the
-  abstention head learns from them (model/absence.py).
+  abstention head learns from them (model/absence.py). `absent_lookalike` makes the absent
+  categories hard ones: a category the scene lacks whose look-alike it holds.
 Record schema: sim.datagen.schema.
 """
 
@@ -60,6 +61,9 @@ class DatagenConfig:
     goal_radius: float = 1.0  # metres: goal points lie within this horizontal distance of the object box
     absent: int = 0  # referring expressions per scene whose target is absent (own random stream: the
     # other records stay as they were without them)
+    # share of the absent categories chosen among those with a look-alike in the scene (a tv where a
+    # monitor stands), asked for with a colour the look-alike has; 0 keeps the absent records as before
+    absent_lookalike: float = 0.0
     # templates: the training grammar | heldout: the same records asked in a grammar training never
     # sees, with casing/politeness/typo noise (language.HELDOUT_TEMPLATES) | varied: the same records,
     # half asked in a wider training grammar, with training noise (language.VARIED_TEMPLATES)
@@ -70,6 +74,8 @@ class DatagenConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"DatagenConfig.{name} must be an integer >= 0, got {value!r}")
+        if not 0.0 <= self.absent_lookalike <= 1.0:
+            raise ValueError(f"DatagenConfig.absent_lookalike must be in [0, 1], got {self.absent_lookalike!r}")
         if self.phrasing not in PHRASINGS:
             raise ValueError(f"DatagenConfig.phrasing must be one of {PHRASINGS}, got {self.phrasing!r}")
         if not isinstance(self.seed, int) or self.seed < 0:

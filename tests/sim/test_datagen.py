@@ -492,3 +492,35 @@ def test_absent_targets_are_absent_and_leave_the_other_records_alone(generated):
                     assert min(gap_xy(i, a) for i in group for a in anchors) >= R.FAR_M, text
     assert kinds == {"category", "novel", "attribute", "relation", "gibberish"}
     assert not set(NOVEL_TRAIN) & set(NOVEL_HELDOUT)
+
+
+def test_lookalike_absent_categories_stand_beside_their_lookalike(generated):
+    """absent_lookalike=1: every absent category the scene has a look-alike of is asked for beside
+    it (a tv where a monitor stands), the look-alike asked the same way when it is unique; the
+    other records are the same as without it, and absent_lookalike=0 changes nothing."""
+    from llm3d_core.model.configuration_llm3d import is_absent
+    from sim.datagen.absent import LOOKALIKES
+
+    assert LOOKALIKES["tv"][0] == "monitor" and "shelf" in LOOKALIKES["fridge"]
+    assert all(len(v) == 4 and k not in v for k, v in LOOKALIKES.items())
+    hard = shown = 0
+    for scene, grid, records in generated:
+        base = generate_records(scene, DatagenConfig(seed=1, absent=20), grid=grid)
+        assert generate_records(scene, DatagenConfig(seed=1, absent=20, absent_lookalike=0.0), grid=grid) == base
+        like = generate_records(scene, DatagenConfig(seed=1, absent=20, absent_lookalike=1.0), grid=grid)
+        assert like[:len(records)] == records
+        tail = like[len(records):]
+        cats = {i.category for i in scene.instances}
+        for k, rec in enumerate(tail):
+            if rec["qtype"] != "absent/category":
+                continue
+            assert is_absent(rec)
+            (cat,) = mentioned_categories(rec["question"].lower())
+            assert cat not in cats
+            if set(LOOKALIKES[cat]) & cats:
+                hard += 1
+                companion = tail[k + 1]
+                assert not is_absent(companion) and companion["qtype"] == "category"
+                # the companion is the look-alike itself when the look-alike drawn is unique
+                shown += scene.instance(companion["object_ids"][0]).category in LOOKALIKES[cat]
+    assert hard >= 3 and shown >= hard / 2, (hard, shown)
