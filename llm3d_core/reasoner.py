@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llm3d_core.affordances import affordance_answer, affordance_verb
 from llm3d_core.comparisons import Comparison, box_measure, parse_comparison
 from llm3d_core.map_snapshot import MapSnapshot, NoMapObjects, saved_map_version
 from llm3d_core.mapping.goals import GoalError, GoalPose
@@ -182,7 +183,7 @@ class Reasoner:
         """True when the pointer's names can serve: a pointer, map objects, and a check or answer that reads them."""
         snap = self.map
         return (self.model.pointer is not None and snap is not None and bool(snap.mapper.objects)
-                and (self.config.category_check_gap > 0 or self.config.relation_answer))
+                and (self.config.category_check_gap > 0 or self.config.relation_answer or self.config.affordance_answer))
 
     def _naming_logits(self, query: str) -> np.ndarray | None:
         """One naming pass ("the <category>" -> pointer logits over the map's object slots), kept
@@ -298,6 +299,8 @@ class Reasoner:
             direct = self._map_compare(comparison)
         if direct is None and self.config.relation_answer and (relation := parse_relation_question(question)):
             direct = self._map_relation(relation)
+        if direct is None and self.config.affordance_answer and (verb := affordance_verb(question)):
+            direct = self._map_affordance(verb)
         if direct is not None:
             session.history.append((question, direct))
             self._keep(session_id, session, now)
@@ -448,6 +451,13 @@ class Reasoner:
             other = between(boxes[first], boxes[second], boxes, (first, second))
         names = self._pointer_names() if other is not None else None
         return names.name(objects[other].id) if names is not None else None
+
+    def _map_affordance(self, verb: str) -> str | None:
+        """The category here that serves `verb` (llm3d_core.affordances), by the pointer's names of
+        the map's objects; None (the model answers) without names."""
+        if not self._uses_names() or (names := self._pointer_names()) is None:
+            return None
+        return affordance_answer(verb, (names.name(o.id) for o in self._require_map().mapper.objects))
 
     def _category_pick(self, query: str, objects: list, first: int, logits: Any) -> int | None:
         """`first` when it is the category `query` names (or the check is off), else the pointer's

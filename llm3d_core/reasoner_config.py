@@ -83,6 +83,10 @@ class ReasonerConfig:
             named by the object pointer (llm3d_core.naming; the first such question on a map pays
             one ground pass per catalog category, about 7 s on 2 CPU cores). The model answers when
             an object is refused or the boxes hold no such relation.
+        affordance_answer: "where can I sit?", "what can I use to store food?"
+            (llm3d_core.affordances) are answered from the map: of the categories that serve the
+            verb, the one the object pointer names most map objects after (the naming passes as
+            for relation_answer); "nothing" when no named object serves it.
         category_check_gap: a request naming a catalog category ("the microwave") is refused when
             the object it would get is, by the object pointer's names of the map's objects
             (llm3d_core.naming), another category whose request points at it this many logits
@@ -130,6 +134,7 @@ class ReasonerConfig:
     size_limits_m: tuple[float, float] = (0.35, 1.0)
     compare_answer: bool = True
     relation_answer: bool = True
+    affordance_answer: bool = True
     category_check_gap: float = 5.0
     unknown_target: bool = True
     correct_typos: bool = True

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
+from llm3d_core.affordances import AFFORDANCES
 from llm3d_core.colors import COLOR_TERMS
 
 RGB = tuple[int, int, int]
@@ -215,28 +216,28 @@ def build_trash_can(w: float, d: float, h: float, c: RGB) -> Built:
 _FURNITURE = ("brown", "black", "white", "gray", "beige")
 _SMALL = tuple(PALETTE)
 CATALOG: dict[str, Category] = {c.name: c for c in (
-    Category("chair", (0.42, 0.42, 0.8), (0.55, 0.55, 1.0), "free", _FURNITURE + ("red", "blue", "green"), build_chair, ("sit",)),
-    Category("table", (0.8, 0.6, 0.7), (1.6, 1.0, 0.78), "free", _FURNITURE, build_table, ("put things on", "eat", "work")),
-    Category("sofa", (1.5, 0.8, 0.75), (2.2, 0.95, 0.9), "wall", _FURNITURE + ("red", "blue", "green", "teal", "navy"), build_sofa, ("sit", "lie down")),
-    Category("bed", (1.0, 1.9, 0.8), (1.7, 2.1, 1.1), "wall", _FURNITURE + ("blue", "navy"), build_bed, ("sleep", "lie down")),
-    Category("cabinet", (0.6, 0.4, 0.7), (1.2, 0.55, 1.1), "wall", _FURNITURE, build_cabinet, ("store things", "put things on")),
-    Category("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), "wall", _FURNITURE, build_nightstand, ("put things on", "store things")),
-    Category("counter", (1.0, 0.55, 0.88), (2.0, 0.65, 0.92), "wall", ("white", "gray", "beige", "brown"), build_counter, ("cook", "put things on")),
-    Category("shelf", (0.6, 0.3, 1.2), (1.1, 0.4, 1.9), "wall", _FURNITURE, build_shelf, ("store things", "put books on")),
-    Category("lamp", (0.3, 0.3, 1.3), (0.45, 0.45, 1.7), "free", ("white", "beige", "yellow", "black", "orange"), build_lamp, ("turn on the light",)),
-    Category("tv", (0.8, 0.2, 0.5), (1.3, 0.25, 0.8), "surface", ("black", "gray", "white"), build_tv, ("watch",)),
-    Category("monitor", (0.45, 0.18, 0.35), (0.65, 0.22, 0.5), "surface", ("black", "gray", "white"), build_monitor, ("watch", "work")),
-    Category("laptop", (0.3, 0.22, 0.2), (0.38, 0.26, 0.25), "surface", ("gray", "black", "white"), build_laptop, ("work",)),
-    Category("mug", (0.1, 0.08, 0.09), (0.13, 0.1, 0.12), "surface", _SMALL, build_mug, ("drink",)),
-    Category("bottle", (0.07, 0.07, 0.2), (0.1, 0.1, 0.32), "surface", ("green", "blue", "white", "brown", "teal", "red"), build_bottle, ("drink",)),
-    Category("book", (0.15, 0.2, 0.03), (0.22, 0.28, 0.06), "surface", _SMALL, build_book, ("read",)),
-    Category("plant", (0.3, 0.3, 0.6), (0.5, 0.5, 1.2), "free", ("brown", "white", "orange", "gray", "black"), build_plant, ("water",)),
-    Category("sink", (0.5, 0.45, 0.9), (0.8, 0.55, 1.0), "wall", ("white", "gray", "beige"), build_sink, ("wash hands", "wash dishes")),
-    Category("toilet", (0.38, 0.6, 0.75), (0.45, 0.7, 0.85), "wall", ("white", "beige"), build_toilet, ("sit",)),
-    Category("fridge", (0.6, 0.6, 1.6), (0.85, 0.7, 1.9), "wall", ("white", "gray", "black"), build_fridge, ("store food", "get a drink")),
-    Category("microwave", (0.45, 0.32, 0.26), (0.55, 0.4, 0.32), "surface", ("white", "black", "gray"), build_microwave, ("heat food",)),
-    Category("box", (0.2, 0.2, 0.15), (0.5, 0.45, 0.4), "any", ("brown", "beige", "white"), build_box, ("store things",)),
-    Category("trash_can", (0.25, 0.25, 0.35), (0.4, 0.4, 0.7), "free", ("gray", "black", "blue", "green", "white"), build_trash_can, ("throw away trash",)),
+    Category("chair", (0.42, 0.42, 0.8), (0.55, 0.55, 1.0), "free", _FURNITURE + ("red", "blue", "green"), build_chair, AFFORDANCES["chair"]),
+    Category("table", (0.8, 0.6, 0.7), (1.6, 1.0, 0.78), "free", _FURNITURE, build_table, AFFORDANCES["table"]),
+    Category("sofa", (1.5, 0.8, 0.75), (2.2, 0.95, 0.9), "wall", _FURNITURE + ("red", "blue", "green", "teal", "navy"), build_sofa, AFFORDANCES["sofa"]),
+    Category("bed", (1.0, 1.9, 0.8), (1.7, 2.1, 1.1), "wall", _FURNITURE + ("blue", "navy"), build_bed, AFFORDANCES["bed"]),
+    Category("cabinet", (0.6, 0.4, 0.7), (1.2, 0.55, 1.1), "wall", _FURNITURE, build_cabinet, AFFORDANCES["cabinet"]),
+    Category("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), "wall", _FURNITURE, build_nightstand, AFFORDANCES["nightstand"]),
+    Category("counter", (1.0, 0.55, 0.88), (2.0, 0.65, 0.92), "wall", ("white", "gray", "beige", "brown"), build_counter, AFFORDANCES["counter"]),
+    Category("shelf", (0.6, 0.3, 1.2), (1.1, 0.4, 1.9), "wall", _FURNITURE, build_shelf, AFFORDANCES["shelf"]),
+    Category("lamp", (0.3, 0.3, 1.3), (0.45, 0.45, 1.7), "free", ("white", "beige", "yellow", "black", "orange"), build_lamp, AFFORDANCES["lamp"]),
+    Category("tv", (0.8, 0.2, 0.5), (1.3, 0.25, 0.8), "surface", ("black", "gray", "white"), build_tv, AFFORDANCES["tv"]),
+    Category("monitor", (0.45, 0.18, 0.35), (0.65, 0.22, 0.5), "surface", ("black", "gray", "white"), build_monitor, AFFORDANCES["monitor"]),
+    Category("laptop", (0.3, 0.22, 0.2), (0.38, 0.26, 0.25), "surface", ("gray", "black", "white"), build_laptop, AFFORDANCES["laptop"]),
+    Category("mug", (0.1, 0.08, 0.09), (0.13, 0.1, 0.12), "surface", _SMALL, build_mug, AFFORDANCES["mug"]),
+    Category("bottle", (0.07, 0.07, 0.2), (0.1, 0.1, 0.32), "surface", ("green", "blue", "white", "brown", "teal", "red"), build_bottle, AFFORDANCES["bottle"]),
+    Category("book", (0.15, 0.2, 0.03), (0.22, 0.28, 0.06), "surface", _SMALL, build_book, AFFORDANCES["book"]),
+    Category("plant", (0.3, 0.3, 0.6), (0.5, 0.5, 1.2), "free", ("brown", "white", "orange", "gray", "black"), build_plant, AFFORDANCES["plant"]),
+    Category("sink", (0.5, 0.45, 0.9), (0.8, 0.55, 1.0), "wall", ("white", "gray", "beige"), build_sink, AFFORDANCES["sink"]),
+    Category("toilet", (0.38, 0.6, 0.75), (0.45, 0.7, 0.85), "wall", ("white", "beige"), build_toilet, AFFORDANCES["toilet"]),
+    Category("fridge", (0.6, 0.6, 1.6), (0.85, 0.7, 1.9), "wall", ("white", "gray", "black"), build_fridge, AFFORDANCES["fridge"]),
+    Category("microwave", (0.45, 0.32, 0.26), (0.55, 0.4, 0.32), "surface", ("white", "black", "gray"), build_microwave, AFFORDANCES["microwave"]),
+    Category("box", (0.2, 0.2, 0.15), (0.5, 0.45, 0.4), "any", ("brown", "beige", "white"), build_box, AFFORDANCES["box"]),
+    Category("trash_can", (0.25, 0.25, 0.35), (0.4, 0.4, 0.7), "free", ("gray", "black", "blue", "green", "white"), build_trash_can, AFFORDANCES["trash_can"]),
 )}
 SUPPORTS = tuple(name for name in CATALOG if CATALOG[name].build(*CATALOG[name].size_min, (0, 0, 0)).surfaces)
 

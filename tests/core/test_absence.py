@@ -448,6 +448,30 @@ def test_relation_questions_are_answered_from_the_map(shipped_reasoner):
     _assert_model_answers(reasoner, "relation_answer", "What is the microwave on?")
 
 
+def test_affordance_questions_are_answered_from_the_map(shipped_reasoner):
+    """#22: "where can I sit?" names a category here that serves the verb, however it is asked: the
+    one the pointer names most map objects after, which the scene holds; "nothing" for a verb no
+    named object serves; affordance_answer false gives them back to the model."""
+    from llm3d_core.affordances import AFFORDANCES, NOTHING
+
+    reasoner, scene = shipped_reasoner
+    held = {i.category for i in scene.instances}
+    names = [reasoner._pointer_names().name(o.id) for o in reasoner.map.mapper.objects]
+    right = 0
+    for verb in sorted({v for c in held for v in AFFORDANCES[c]}):
+        asked = [reasoner.ask(q)[0] for q in (f"Where can I {verb}?", f"hey, anything around here that lets me {verb}")]
+        assert asked[0] == asked[1] != NOTHING, (verb, asked)
+        assert names.count(asked[0]) >= 1  # a category the pointer named a map object after
+        serving = {c.replace("_", " ") for c in held if verb in AFFORDANCES[c]}
+        right += asked[0] in serving
+    assert right >= 0.7 * len({v for c in held for v in AFFORDANCES[c]}), right
+    absent_verbs = [v for c, verbs in AFFORDANCES.items() for v in verbs
+                    if not any(v in AFFORDANCES[n.replace(" ", "_")] for n in names if n)]
+    if absent_verbs:
+        assert reasoner.ask(f"What can I use to {absent_verbs[0]}?")[0] == NOTHING
+    _assert_model_answers(reasoner, "affordance_answer", "Where can I sit?")
+
+
 def test_a_category_the_pointer_names_otherwise_is_refused(shipped_reasoner):
     """#22: asked for a category the scene lacks, the pointer's likeliest object is one it names
     another category, many logits apart, and the request is refused saying so (by ground and
