@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from typing import Iterable
 
+from llm3d_core.map_evidence import build_vocabulary, find_mentions
 from llm3d_core.vocabulary import SYNONYMS
 
 # Verbs each catalog category serves (catalog keys, as vocabulary.SYNONYMS).
@@ -38,9 +39,7 @@ NOTHING = "nothing"  # the generator's answer when no category of the scene serv
 
 _ASKING = re.compile(r"\b(?:what|which|where|anything|something|tell me|show me)\b")
 _VERB = [(v, re.compile(rf"\b(?:to|i|me|we|us)\s+{re.escape(v)}\b")) for v in VERBS]
-
-
-_NAMES = tuple(n for names in SYNONYMS.values() for n in names)
+_CATEGORIES = build_vocabulary()  # the catalog's categories and their other names
 
 
 def affordance_verb(question: str) -> str | None:
@@ -54,10 +53,7 @@ def affordance_verb(question: str) -> str | None:
         m = pattern.search(text)
         if m is None:
             continue
-        rest = f"{text[:m.start()]} {text[m.end():]}"
-        if any(re.search(rf"\b{re.escape(n)}(?:e?s)?\b", rest) for n in _NAMES):
-            return None
-        return verb
+        return None if find_mentions(f"{text[:m.start()]} {text[m.end():]}", _CATEGORIES) else verb
     return None
 
 

@@ -359,7 +359,7 @@ class Reasoner:
         except NothingMatchesError:
             return True
         except ReasonerError:  # e.g. the mask head found no points: the model answers as usual
-            return False
+            pass
         return False
 
     def _unknown_target(self, query: str) -> str | None:
