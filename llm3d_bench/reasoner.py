@@ -70,6 +70,7 @@ def run_reasoner_bench(checkpoint: Path | None, model_config: "Llm3dConfig", see
             ground_times.append(session.ask(rec["question"], "ground", remember=False).seconds)
         except ValueError:  # a malformed box is an answer too; its time is not a latency sample
             continue
+    contention = thread_contention(session, [r["question"] for r in ground][:6]) if model.device.type == "cpu" else []
     return {"scene": scene.scene_id, "checkpoint": str(checkpoint or "untrained"), "device": str(model.device),
             "map_seconds": round(map_s, 2), "model_load_seconds": round(load_s, 2),
             "first_answer_seconds": round(first_s, 3), "qa_answers": len(qa_times),
@@ -77,7 +78,49 @@ def run_reasoner_bench(checkpoint: Path | None, model_config: "Llm3dConfig", see
             "qa_mean_tokens": float(np.mean(qa_tokens)) if qa_tokens else 0.0,
             "short_answers": len(short), "short_p50_s": _percentile(short, 50), "short_p95_s": _percentile(short, 95),
             "ground_answers": len(ground_times), "ground_p50_s": _percentile(ground_times, 50),
-            "ground_p95_s": _percentile(ground_times, 95), "target_short_p50_s": TARGET_P50_S}
+            "ground_p95_s": _percentile(ground_times, 95), "target_short_p50_s": TARGET_P50_S,
+            "thread_contention": contention}
+
+
+def thread_contention(session: Any, queries: list[str], busy: int | None = None) -> list[dict[str, Any]]:
+    """Grounding latency at torch threads 1 and one per core, on an idle CPU and beside `busy`
+    (default: one per core) processes that each keep a core busy, as a mapper and a robot's
+    other nodes do. Why the reasoner node runs 1 thread by default (README, "CPU threads"): a
+    torch op split over every core waits for its slowest thread, and beside busy neighbours one
+    of them has always lost its core."""
+    import os
+    import subprocess
+    import sys
+
+    from llm3d_core.device import limited_torch_threads
+
+    cores = os.cpu_count() or 1
+    busy = cores if busy is None else busy
+    rows = []
+    for neighbours in (0, busy):
+        procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(neighbours)]
+        try:
+            for threads in sorted({1, cores}):
+                with limited_torch_threads(threads):
+                    seconds = [session.ask(q, "ground", remember=False).seconds for q in queries]
+                rows.append({"threads": threads, "busy_processes": neighbours, "answers": len(seconds),
+                             "p50_s": _percentile(seconds, 50), "p95_s": _percentile(seconds, 95)})
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+    return rows
+
+
+CONTENTION_HEADER = ["torch threads", "busy neighbour processes", "groundings", "p50 s", "p95 s", "vs. 1 thread"]
+
+
+def contention_rows(r: dict[str, Any]) -> list[list[object]]:
+    rows = r.get("thread_contention") or []
+    one = {row["busy_processes"]: row["p50_s"] for row in rows if row["threads"] == 1}
+    return [[row["threads"], row["busy_processes"], row["answers"], f"{row['p50_s']:.3f}", f"{row['p95_s']:.3f}",
+             f"{row['p50_s'] / one[row['busy_processes']]:.1f}x" if one.get(row["busy_processes"]) else ""]
+            for row in rows]
 
 
 REASONER_HEADER = ["request", "answers", "p50 s", "p95 s", "target", "verdict"]

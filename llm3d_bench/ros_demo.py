@@ -204,6 +204,7 @@ class DemoDriver:
         from llm3d_ros.qos import latched_qos
 
         self.mapper_fused = 0
+        self.mapper_status: dict = {}  # the newest ~/status of the mapper
         latched = latched_qos(1)
         self.node.create_subscription(String, mapper_status_topic, self._on_mapper_status, latched)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -260,7 +261,9 @@ class DemoDriver:
 
     def _on_mapper_status(self, msg: Any) -> None:
         try:
-            self.mapper_fused = int(json.loads(msg.data).get("fused", 0))
+            status = json.loads(msg.data)
+            self.mapper_fused = int(status.get("fused", 0))
+            self.mapper_status = status
         except (ValueError, TypeError, AttributeError):
             pass  # not the mapper's JSON: keep the last count
 
@@ -370,7 +373,7 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
     cmd = [sys.executable, "-m", "llm3d_cli.main", "bringup", "--sim", "--params-file", str(params)]
     if device:
         cmd += ["--device", device]
-    stack = ChildProcess(cmd, name="bringup", max_lines=400, new_session=True)
+    stack = ChildProcess(cmd, name="bringup", max_lines=4000, new_session=True)
     result = DemoResult(scene.scene_id, cfg.split, checkpoint, 0, 0, explored.coverage, 0, 0.0, 0.0,
                         np.zeros((0, 2)), [], {}, [], [], [], None,
                         stack="ROS 2 (llm3d bringup --sim: sim bridge, mapper, reasoner processes; llm3d demo --ros)")
@@ -404,9 +407,35 @@ def ros_session(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path
             yield RosSession(scene, grid, client, driver, reasoner, stack, result, out / "map")
     except StackNotRunning as err:
         raise RuntimeError(f"{err}\n--- bringup output (last lines) ---\n{stack.output[-4000:]}") from err
+    except BaseException:
+        # A failed request or check: what the nodes were doing (every thread's stack) and said.
+        dump_node_stacks(stack)
+        log.error("bringup output (last lines):\n%s", stack.output[-30000:])
+        raise
     finally:
         rc = stack.stop(timeout_s=40.0)
         log.info("bringup stopped (exit code %s)", rc)
+
+
+def dump_node_stacks(stack: Any, wait_s: float = 2.0) -> list[int]:
+    """SIGUSR1 to each node `llm3d bringup` started (its output names their pids): each prints every
+    thread's Python stack into the bringup output (llm3d_ros.nodes.run registers the signal).
+    Returns the pids signalled."""
+    import os
+    import re
+    import signal
+
+    pids = [int(p) for p in re.findall(r"started \S+ \(pid (\d+)\)", stack.output)]
+    sent = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGUSR1)
+            sent.append(pid)
+        except OSError:  # already gone
+            pass
+    if sent:
+        time.sleep(wait_s)  # the dumps travel through bringup's pipe into stack.output
+    return sent
 
 
 def run_ros_demo(cfg: "DemoConfig", checkpoint: str, out: Path, config_path: Path | None = None,

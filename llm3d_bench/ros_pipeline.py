@@ -125,8 +125,10 @@ def write_bench_params(source: Path, target: Path, map_dir: Path, cfg: RosBenchC
     data = load_yaml(source) or {}
     mapper = data.setdefault(MAPPER_NODE, {}).setdefault("ros__parameters", {})
     # Status often (the latency sampling interval); no autosave or resume, whose disk writes and
-    # old maps would blur the timings.
-    mapper.update(map_path=str(map_dir), status_period_s=cfg.status_period_s, autosave_period_s=0.0, resume=False)
+    # old maps would blur the timings; every frame fused (the stream cycles a few frames, whose
+    # repeats a still-camera skip would take for a parked robot's).
+    mapper.update(map_path=str(map_dir), status_period_s=cfg.status_period_s, autosave_period_s=0.0, resume=False,
+                  still_fuse_period_s=0.0)
     if cfg.checkpoint is not None:
         reasoner = data.setdefault(REASONER_NODE, {}).setdefault("ros__parameters", {})
         reasoner.update(map_dir=str(map_dir), checkpoint=str(cfg.checkpoint))
@@ -161,9 +163,9 @@ def _frame_errors(status: dict[str, Any]) -> int:
 
 
 def _settled(status: dict[str, Any]) -> bool:
-    """Every paired frame has been fused, dropped as stale or rejected: the worker is idle."""
+    """Every paired frame has been fused, dropped as stale, skipped (still camera) or rejected: the worker is idle."""
     return bool(status) and status["queue"] == 0 and \
-        status["paired"] == status["fused"] + status["dropped"]["stale"] + _frame_errors(status)
+        status["paired"] == status["fused"] + status["dropped"]["stale"] + status["skipped"]["still"] + _frame_errors(status)
 
 
 def _stream(bench: BenchNode, msgs: list[Any], seconds: float, rate_hz: float) -> tuple[int, float]:

@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llm3d_core.assets import resolve_checkpoint
         from llm3d_core.training.train import load_train_config
-        from llm3d_bench.reasoner import REASONER_HEADER, reasoner_rows, run_reasoner_bench
+        from llm3d_bench.reasoner import (CONTENTION_HEADER, REASONER_HEADER, contention_rows, reasoner_rows,
+                                          run_reasoner_bench)
 
         ckpt = resolve_checkpoint(args.ckpt)
         result = run_reasoner_bench(ckpt, load_train_config(args.config, {}).model, seed=args.seed,
@@ -127,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nreasoner benchmark: scene {result['scene']}, checkpoint {result['checkpoint']}, device "
               f"{result['device']}, {machine}; model load {result['model_load_seconds']} s\n")
         print(markdown_table(REASONER_HEADER, reasoner_rows(result)))
+        if result["thread_contention"]:
+            print("\nthe same groundings at torch threads 1 and one per core, on an idle CPU and beside busy "
+                  "processes (why the reasoner node runs torch_threads: 1; README, \"CPU threads\")\n")
+            print(markdown_table(CONTENTION_HEADER, contention_rows(result)))
     else:
         from llm3d_core.mapping.mapper import load_mapper_config
         from llm3d_bench.mapper import MAPPER_HEADER, mapper_rows, run_mapper_bench

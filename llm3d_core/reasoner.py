@@ -202,7 +202,7 @@ class Reasoner:
 
     def _pointer_names(self) -> PointerNames | None:
         """The current map's objects named by the object pointer (llm3d_core.naming), computed on
-        first use per map: one ground pass per catalog category (22; about 7 s on 2 CPU cores),
+        first use per map: one ground pass per catalog category (22; 11 s on an idle 2-core CPU),
         fewer when `warm_names` ran some ahead. None without a pointer or map objects, or when a
         pass gives no object logits."""
         snap = self._require_map()
@@ -219,7 +219,7 @@ class Reasoner:
     def warm_names(self, passes: int = 1) -> bool:
         """Runs up to `passes` more of the current map's naming passes ahead of the request that
         needs them (the node runs one at a time while it is idle after loading a map, so a request
-        waits for one pass, 0.3 s, not 22). True when nothing is left to run."""
+        waits for one pass, 0.5 s, not 22). True when nothing is left to run."""
         if not self._uses_names() or self._names is not None:
             return True
         todo = [q for q in map(naming_request, CATEGORIES) if q not in self._name_logits]

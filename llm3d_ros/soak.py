@@ -252,6 +252,7 @@ def run_soak(cfg: SoakConfig, log=print) -> dict[str, Any]:
                      "max_reply_s": round(max(replies), 2) if replies else None,
                      "example_refusal": refused[0]["message"] if refused else ""},
         "frames": {"published": bridge_status.get("frames"), "fused_by_last_mapper": mapper_status.get("fused"),
+                   "still_by_last_mapper": (mapper_status.get("skipped") or {}).get("still"),
                    "dropped_by_last_mapper": (mapper_status.get("dropped") or {}),
                    "errors_by_last_mapper": mapper_status.get("errors"), "tf_by_last_mapper": mapper_status.get("tf")},
         "rss_gb": rss, "private_gb": private,
@@ -296,8 +297,9 @@ def soak_rows(result: dict[str, Any]) -> list[list[str]]:
                      f"{before} / {after} (back in {kill.get('restart_s')} s)", "map kept",
                      "yes" if after is not None and before is not None and after >= before else "no"])
     frames = result["frames"]
-    rows.append(["frames published (sim) / fused (last mapper process)",
-                 f"{frames['published']} / {frames['fused_by_last_mapper']}", "newest-wins: drops counted", "-"])
+    rows.append(["frames published (sim) / fused / skipped, camera still (last mapper process)",
+                 f"{frames['published']} / {frames['fused_by_last_mapper']} / {frames.get('still_by_last_mapper')}",
+                 "newest-wins: drops counted", "-"])
     for name in ("llm3d_mapper", "llm3d_reasoner", "llm3d_sim_bridge"):
         peak, final = result["peak_rss_gb"].get(name), result["final_rss_gb"].get(name)
         target = RSS_TARGET_GB if name != "llm3d_sim_bridge" else None

@@ -33,6 +33,7 @@ Status (`~/status`, JSON, every `status_period_s`):
     {"node": "llm3d_mapper", "stamp": <s>,
      "received": {"color": n, "depth": n, "camera_info": n},
      "paired": n, "fused": n, "queue": n,
+     "skipped": {"still": n},      # frames of a still camera past still_max_frames (still_fuse_period_s)
      "dropped": {"stale": n, "unpaired": n},
      "errors": {"bad_image": n, "bad_camera_info": n, "no_camera_info": n, "no_frame_id": n,
                 "no_transform": n, "bad_frame": n, "no_valid_depth": n, "fusion_failed": n,
@@ -133,6 +134,11 @@ class MapperNode(Node):
         self._bad_inputs = BadInputs(ERROR_KINDS, self.cfg.warn_period_s, self.get_logger().warning)
         self._fused = 0
         self._paired = 0
+        self._still = 0  # frames skipped: the camera had not moved since the last fused one
+        # Where and when (monotonic s) the last frame was fused, and how many fused frames in a row
+        # were taken there (worker thread; cleared by a reset).
+        self._last_fused: tuple[np.ndarray, float] | None = None
+        self._fused_here = 0
         self._fuse_seconds_total = 0.0
         self._timing = {"last_fuse_s": 0.0, "mean_fuse_s": 0.0, "last_latency_s": 0.0}
         self._map_summary = {"voxels": len(self.mapper.voxels), "objects": len(self.mapper.objects),
@@ -272,6 +278,7 @@ class MapperNode(Node):
         with self._map_lock:
             self.mapper.reset()
             self._unsaved = False  # nothing to save until a frame is fused again
+            self._last_fused, self._fused_here = None, 0  # the next frame is fused wherever the camera is
             self._update_summary()
         self._queue.clear()
         self._pairer.clear()
@@ -297,6 +304,7 @@ class MapperNode(Node):
             status = {
                 "node": self.get_name(), "stamp": self.get_clock().now().nanoseconds * 1e-9,
                 "received": dict(self._received), "paired": self._paired, "fused": self._fused,
+                "skipped": {"still": self._still},
                 "queue": len(self._queue),
                 "dropped": {"stale": self._queue.dropped, "unpaired": self._pairer.unpaired},
                 "errors": self._bad_inputs.counts(), "tf": self.tf.counters(), "map": dict(self._map_summary),
@@ -339,6 +347,13 @@ class MapperNode(Node):
         except ConversionError as err:
             self._bad("bad_image", f"frame at {stamp_ns * 1e-9:.3f} s skipped: {err}")
             return
+        last = self._last_fused  # read once: ~/reset_map (services thread) may clear it meanwhile
+        here = self._same_place(pose, last)
+        if here and self._fused_here >= self.cfg.still_max_frames and \
+                time.monotonic() - last[1] < self.cfg.still_fuse_period_s:
+            with self._stats_lock:  # after the checks: bad input is reported whether or not the camera moved
+                self._still += 1
+            return
         with self._map_lock:
             try:
                 stats = self.mapper.integrate(frame)
@@ -350,6 +365,9 @@ class MapperNode(Node):
                 return
             # Under the map lock, with the summary: a status never shows these frames as saved early.
             self._map_changed = self._unsaved = self._occupancy_changed = True
+            here = here and self._last_fused is last  # not after a reset
+            self._fused_here = self._fused_here + 1 if here else 1
+            self._last_fused = (last[0] if here else pose, time.monotonic())
             self._update_summary()
         latency_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         with self._stats_lock:
@@ -360,6 +378,23 @@ class MapperNode(Node):
         if stats.points == 0:
             self._bad("no_valid_depth", f"frame at {stamp_ns * 1e-9:.3f} s had no depth within "
                                         f"[{self.mapper.config.depth_min}, {self.mapper.config.depth_max}] m")
+
+    def _same_place(self, pose: np.ndarray, last: tuple[np.ndarray, float] | None) -> bool:
+        """True when the camera is within still_motion_m and still_turn_deg of `last`, where the
+        frames fused in a row at one place were taken (the first of them: slow creeping adds up).
+
+        A parked robot streams the same view: still_max_frames of them are fused (the TSDF keeps a
+        surface once several frames saw it, so a view seen from a pause must be fused a few times),
+        then one per still_fuse_period_s. Fusing every one again kept a CPU core busy and changed
+        the map's save with each autosave, which made the reasoner reload the map."""
+        cfg = self.cfg
+        if cfg.still_fuse_period_s <= 0 or last is None or not np.isfinite(pose).all():
+            return False
+        anchor = last[0]
+        moved = float(np.linalg.norm(pose[:3, 3] - anchor[:3, 3]))
+        cos = (np.trace(anchor[:3, :3].T @ pose[:3, :3]) - 1.0) / 2.0  # rotation between the two
+        turned = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+        return moved < cfg.still_motion_m and turned < cfg.still_turn_deg
 
     def _publish_map(self) -> None:
         """Publishes map_cloud and the object markers, at most every cloud_period_s."""

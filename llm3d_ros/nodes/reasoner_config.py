@@ -122,7 +122,12 @@ class ReasonerNodeConfig:
             logged), or a checkpoint folder (model.safetensors + config.json; its config wins
             over `model:` except device and a non-empty llm_path / llm_cache).
         device: '' = model.device; auto | cpu | cuda | cuda:N (`llm3d bringup --device` sets it).
-        torch_threads: CPU threads for torch inference (0: torch's default).
+        torch_threads: CPU threads for torch inference (0: torch's default, one per core). 1 by
+            default: the reasoner shares the CPU with the mapper and the rest of the robot, and a
+            torch op split over every core waits for its slowest thread, so a thread that loses
+            its core to another process stalls every op: beside two busy processes on 2 cores, a
+            pointer pass took 9 s at 2 threads and 0.8 s at 1 (0.5 s either way on an idle CPU;
+            README, "CPU threads"). Raise it on a CPU the reasoner has to itself.
         llm_dtype: how this machine holds the frozen LLM's weights: auto (bfloat16 where the CPU/GPU
             computes it natively: half the memory, faster; else float32) | float32 | bfloat16 | float16.
             Overrides the checkpoint's (a runtime choice; training always uses float32).
@@ -160,7 +165,7 @@ class ReasonerNodeConfig:
     goal_status_topic: str = "goal_status"
     checkpoint: str = "auto"
     device: str = ""
-    torch_threads: int = 0
+    torch_threads: int = 1
     llm_dtype: str = "auto"
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
     frame_input: FrameInputConfig = field(default_factory=FrameInputConfig)

@@ -247,3 +247,24 @@ def test_a_colour_the_object_does_not_show_is_refused(sim_reasoner):
         with pytest.raises(ValueError, match="size_limits_m"):
             ReasonerConfig(size_limits_m=bad)
     assert ReasonerConfig(size_limits_m=[0.3, 1]).size_limits_m == (0.3, 1.0)  # a YAML list
+
+
+def test_thread_contention_times_each_thread_count_idle_and_beside_busy_processes(sim_reasoner):
+    import os
+    import subprocess
+
+    from llm3d_bench.reasoner import contention_rows, thread_contention
+
+    import torch
+
+    before = torch.get_num_threads()
+    rows = thread_contention(sim_reasoner._oneshot_session(), ["the table", "the chair"], busy=1)
+    cores = os.cpu_count() or 1
+    assert [(r["threads"], r["busy_processes"]) for r in rows] == [(t, b) for b in (0, 1) for t in sorted({1, cores})]
+    assert all(r["answers"] == 2 and 0 < r["p50_s"] <= r["p95_s"] for r in rows)
+    assert torch.get_num_threads() == before  # the process's own setting is restored
+    table = contention_rows({"thread_contention": rows})
+    assert [row[-1] for row in table if row[0] == 1] == ["1.0x", "1.0x"]  # each setting against 1 thread
+    # the busy neighbours are gone
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "while True: pass" not in ps

@@ -29,6 +29,7 @@ llm3d_mapper:
     tf_timeout_s: 0.3
     warn_period_s: 0.0
     autosave_period_s: 0.5
+    still_fuse_period_s: 0.0   # every frame fused: these tests cycle a few real frames (the still-camera test sets it)
     mapper:
       device: cpu
       sample_stride: 16
@@ -203,6 +204,53 @@ def test_mapper_fuses_compressed_streams(seven_scenes, tmp_path):
         assert int(health["fused"]) >= 3 and health["drop_ratio"]
         assert harness.status["errors"]["bad_image"] == 0
         assert "image_raw/compressed + camera/depth/image_raw/compressedDepth" in bringup.output
+    finally:
+        harness.close()
+        rc = bringup.stop()
+    assert rc == 0, bringup.output
+
+
+def test_a_still_camera_is_fused_a_few_times_then_once_per_period(seven_scenes, tmp_path):
+    """A parked robot streams the same view: still_max_frames of its frames are fused, the others
+    skipped and counted (skipped.still) until the camera moves or still_fuse_period_s has passed."""
+    from llm3d_core.data.frames import SevenScenesFrames
+
+    frames = SevenScenesFrames(seven_scenes)
+    first = frames[0]
+
+    def moved(f) -> bool:  # well past still_motion_m (2 cm) or still_turn_deg (2 degrees) from the first frame
+        rotation = first.T_world_camera[:3, :3].T @ f.T_world_camera[:3, :3]
+        turn = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+        return np.linalg.norm(f.T_world_camera[:3, 3] - first.T_world_camera[:3, 3]) > 0.05 or turn > 5
+
+    other = next(frames[i] for i in range(1, len(frames)) if moved(frames[i]))
+    params = tmp_path / "params.yaml"
+    params.write_text(SMALL_MAPPER.format(map_path=tmp_path / "map")
+                      .replace("still_fuse_period_s: 0.0", "still_fuse_period_s: 4.0\n    still_max_frames: 2"))
+    bringup = Bringup("--params-file", str(params), "--device", "cpu")
+    harness = Harness()
+
+    def publish_until(frame, condition, what: str) -> None:
+        deadline = time.monotonic() + 30.0
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; status {harness.status}\n{bringup.output}")
+            harness.publish_frame(frame, harness.now_ns())
+            harness.spin_for(0.3)
+
+    try:
+        harness.spin_until(lambda: harness.feed.subscribed() and harness.status, 120.0,
+                           "the mapper's subscriptions and first status", bringup)
+        publish_until(first, lambda: harness.status["skipped"]["still"] >= 2, "still frames skipped")
+        status = harness.status
+        assert status["fused"] == 2 and status["errors"]["bad_image"] == 0, status  # still_max_frames
+        publish_until(other, lambda: harness.status["fused"] >= 3, "the moved camera's frame fused")
+        publish_until(other, lambda: harness.status["skipped"]["still"] >= status["skipped"]["still"] + 2,
+                      "the moved camera's still frames skipped")
+        assert harness.status["fused"] == 4, harness.status  # two at the new place
+        t0 = time.monotonic()
+        publish_until(other, lambda: harness.status["fused"] >= 5, "a still frame fused after the period")
+        assert time.monotonic() - t0 > 2.0  # not before still_fuse_period_s (4 s after the last fusion)
     finally:
         harness.close()
         rc = bringup.stop()
