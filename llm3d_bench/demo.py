@@ -73,6 +73,7 @@ class NavigationResult:
     shortest_m: float
     driven_m: float
     success_distance: float
+    target_iou: float | None = None  # 3D IoU of the object navigation drove to with the true target (None: not known)
 
 
 @dataclass

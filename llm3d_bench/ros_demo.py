@@ -523,6 +523,9 @@ def navigate_ros(client: "Llm3dClient", driver: DemoDriver, rec: dict, scene: An
     target = reply.target
     goal = list(reply.final_pose) if reply.final_pose else list(end)  # where the action ended
     state = {"succeeded": "reached", "aborted": "failed"}.get(reply.status, reply.status)
+    from llm3d_core.geometry import box_iou_3d
+
+    target_iou = box_iou_3d(np.asarray(target.box, dtype=np.float64), truth_box) if target else None
     return NavigationResult(rec["question"], target.label if target else "", inst.category, goal, path_xy,
                             state if reply.target or reply.success else "no_goal", reply.message, dist, success, spl,
-                            shortest, driven, cfg.success_distance)
+                            shortest, driven, cfg.success_distance, target_iou)
