@@ -204,7 +204,6 @@ class DemoDriver:
         from llm3d_ros.qos import latched_qos
 
         self.mapper_fused = 0
-        self.mapper_status: dict = {}  # the newest ~/status of the mapper
         latched = latched_qos(1)
         self.node.create_subscription(String, mapper_status_topic, self._on_mapper_status, latched)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -261,9 +260,7 @@ class DemoDriver:
 
     def _on_mapper_status(self, msg: Any) -> None:
         try:
-            status = json.loads(msg.data)
-            self.mapper_fused = int(status.get("fused", 0))
-            self.mapper_status = status
+            self.mapper_fused = int(json.loads(msg.data).get("fused", 0))
         except (ValueError, TypeError, AttributeError):
             pass  # not the mapper's JSON: keep the last count
 
